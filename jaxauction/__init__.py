@@ -1,0 +1,88 @@
+"""jaxauction: auctions designed by neural networks, tested against markets of learning bidders, in JAX."""
+
+from jaxauction.bidders import (
+    LEARNERS,
+    EpsilonGreedyConfig,
+    EpsilonGreedyState,
+    Learner,
+    effective_counts,
+    epsilon,
+    epsilon_greedy,
+    truthful,
+)
+from jaxauction.dmo import DMO, DMOConfig, RoundLog, TrainState, deep_shares, make_dmo, make_market, make_train
+from jaxauction.market import (
+    Dataset,
+    Market,
+    RoundMetrics,
+    auction,
+    collect,
+    efficiency,
+    play,
+    revenue,
+    run_round,
+    utility,
+)
+from jaxauction.mechanisms import (
+    MECHANISMS,
+    Mechanism,
+    PaymentNet,
+    RuleParams,
+    all_pay,
+    deep_payment,
+    first_price,
+    highest_bid_allocation,
+    make_mechanism,
+    payment_shares,
+    second_price,
+    third_price,
+)
+from jaxauction.priors import UniformIntPrior, UniformPrior
+from jaxauction.types import Outcome, Transition
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DMO",
+    "LEARNERS",
+    "MECHANISMS",
+    "DMOConfig",
+    "Dataset",
+    "EpsilonGreedyConfig",
+    "EpsilonGreedyState",
+    "Learner",
+    "Market",
+    "Mechanism",
+    "Outcome",
+    "PaymentNet",
+    "RoundLog",
+    "RoundMetrics",
+    "RuleParams",
+    "TrainState",
+    "Transition",
+    "UniformIntPrior",
+    "UniformPrior",
+    "all_pay",
+    "auction",
+    "collect",
+    "deep_payment",
+    "deep_shares",
+    "effective_counts",
+    "efficiency",
+    "epsilon",
+    "epsilon_greedy",
+    "first_price",
+    "highest_bid_allocation",
+    "make_dmo",
+    "make_market",
+    "make_mechanism",
+    "make_train",
+    "payment_shares",
+    "play",
+    "revenue",
+    "run_round",
+    "second_price",
+    "third_price",
+    "truthful",
+    "utility",
+]

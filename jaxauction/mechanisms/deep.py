@@ -1,0 +1,110 @@
+"""The seed's deep payment rule: a flax MLP over the bids, softmax over bidders.
+
+``payment_i = s_i(b) * b_i`` with ``s(b) = softmax(MLP(b))`` over the bidder
+axis, charged to every bidder (the seed) or only to the winner
+(``winner_only=True``). Allocation is the highest bid with uniform tie-breaking.
+The network sees raw bids (the seed) or bids divided by ``bid_scale``
+(``normalise=True``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxauction._checks import check_bids
+from jaxauction.mechanisms.rules import Mechanism, _require_two, highest_bid_allocation
+from jaxauction.types import Array, Outcome, PRNGKey
+
+
+def torch_linear_init(fan_in: int):
+    """PyTorch's default ``nn.Linear`` initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    Used for both kernels and biases so a fresh network matches the original
+    platform's in distribution.
+    """
+    bound = 1.0 / math.sqrt(fan_in)
+
+    def init(key: PRNGKey, shape: Sequence[int], dtype: Any = jnp.float32) -> Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+class PaymentNet(nn.Module):
+    """MLP ``n -> hidden... -> n`` with ReLU; returns the logits of the payment shares.
+
+    ``dtype`` is the computation dtype (``jnp.bfloat16`` runs the matmuls in
+    bfloat16 with float32 parameters); the logits are returned in float32.
+    """
+
+    n_bidders: int
+    hidden: tuple[int, ...] = (128, 64, 128)
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        widths = (*self.hidden, self.n_bidders)
+        fan_ins = (self.n_bidders, *self.hidden)
+        for layer, (width, fan_in) in enumerate(zip(widths, fan_ins, strict=True)):
+            x = nn.Dense(
+                width,
+                dtype=self.dtype,
+                param_dtype=jnp.float32,
+                kernel_init=torch_linear_init(fan_in),
+                bias_init=torch_linear_init(fan_in),
+            )(x)
+            if layer < len(self.hidden):
+                x = nn.relu(x)
+        return x.astype(jnp.float32)
+
+
+def payment_shares(net: PaymentNet, params: Any, bids: Array, bid_scale: float = 1.0) -> Array:
+    """``s(b)``: the softmax over bidders of the network's logits, ``[..., n]``."""
+    return jax.nn.softmax(net.apply(params, bids / bid_scale), axis=-1)
+
+
+def deep_payment(
+    n_bidders: int,
+    hidden: Sequence[int] = (128, 64, 128),
+    winner_only: bool = False,
+    normalise: bool = False,
+    bid_scale: float = 9.0,
+    dtype: Any = jnp.float32,
+) -> Mechanism:
+    """The seed's deep mechanism: highest-bid allocation, payments ``s_i(b) * b_i``.
+
+    Args:
+      n_bidders: size of the bidder axis (>= 2).
+      hidden: hidden layer widths (the seed's are 128, 64, 128).
+      winner_only: charge only the winner (the seed charges every bidder).
+      normalise: feed ``bids / bid_scale`` to the network (the seed feeds raw bids).
+      bid_scale: the bid range used by ``normalise`` (the seed's top bid is 9).
+      dtype: computation dtype of the network (float32, or bfloat16).
+    """
+    _require_two(n_bidders, "deep_payment")
+    hidden = tuple(int(h) for h in hidden)
+    if not hidden or any(h < 1 for h in hidden):
+        raise ValueError(f"hidden widths must be positive integers, got {hidden}")
+    if normalise and not bid_scale > 0:
+        raise ValueError(f"bid_scale must be positive to normalise bids, got {bid_scale!r}")
+    net = PaymentNet(n_bidders=n_bidders, hidden=hidden, dtype=dtype)
+    scale = float(bid_scale) if normalise else 1.0
+
+    def init(key: PRNGKey) -> Any:
+        return net.init(key, jnp.zeros((n_bidders,), jnp.float32))
+
+    def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
+        check_bids(bids, n_bidders)
+        allocation = highest_bid_allocation(bids, key)
+        payments = payment_shares(net, params, bids, scale) * bids
+        if winner_only:
+            payments = allocation * payments
+        return Outcome(allocation=allocation, payments=payments)
+
+    return Mechanism(name="deep", n_bidders=n_bidders, init=init, apply=apply, trainable=True)

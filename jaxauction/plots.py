@@ -1,0 +1,73 @@
+"""Matplotlib figures for the experiments (imported by drivers only; never inside jitted code)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    os.replace(tmp, path)
+
+
+def platform_reward(path: str | os.PathLike, per_seed: np.ndarray, title: str = "") -> None:
+    """Platform reward per round: mean over seeds with a +-1 std band and the individual seeds."""
+    plt = _pyplot()
+    per_seed = np.asarray(per_seed)  # [rounds, seeds]
+    rounds = np.arange(1, per_seed.shape[0] + 1)
+    mean, std = per_seed.mean(1), per_seed.std(1)
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if per_seed.shape[1] > 1:
+        ax.plot(rounds, per_seed, color="0.8", lw=0.6, zorder=1)
+        ax.fill_between(rounds, mean - std, mean + std, alpha=0.3, label="mean +- std")
+    ax.plot(rounds, mean, marker="o", label="mean over seeds")
+    ax.set(xlabel="round", ylabel="platform reward (mean revenue, last window)", title=title)
+    ax.legend()
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def bid_value(path: str | os.PathLike, greedy_bids: np.ndarray, title: str = "") -> None:
+    """Learned greedy bid per value level for each bidder, against truthful bidding."""
+    plt = _pyplot()
+    greedy_bids = np.asarray(greedy_bids)  # [n, V]
+    levels = np.arange(greedy_bids.shape[-1])
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(levels, levels, "k--", lw=1, label="truthful")
+    for i, bids in enumerate(greedy_bids):
+        ax.plot(levels, bids, marker="o", label=f"bidder {i}")
+    ax.set(xlabel="value", ylabel="learned bid", title=title)
+    ax.legend()
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def payment_shares(path: str | os.PathLike, profiles: np.ndarray, shares: np.ndarray, title: str = "") -> None:
+    """Stacked bars of the payment network's shares s(b) for a few bid profiles."""
+    plt = _pyplot()
+    profiles, shares = np.asarray(profiles), np.asarray(shares)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    x = np.arange(len(profiles))
+    bottom = np.zeros(len(profiles))
+    for i in range(shares.shape[1]):
+        ax.bar(x, shares[:, i], bottom=bottom, label=f"s_{i}")
+        bottom += shares[:, i]
+    ax.set_xticks(x, [str(tuple(int(b) if float(b).is_integer() else round(float(b), 2) for b in p)) for p in profiles])
+    ax.tick_params(axis="x", rotation=30)
+    ax.set(xlabel="bid profile", ylabel="payment share s_i(b)", ylim=(0, 1), title=title)
+    ax.legend(fontsize="small")
+    _save(fig, Path(path))
+    plt.close(fig)

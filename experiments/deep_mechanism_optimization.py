@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxauction import io
+from jaxauction import checkpoint, io
 from jaxauction.cpu_rng import use_unrolled_threefry_on_cpu
-from jaxauction.dmo import DMOConfig, RoundLog, deep_shares, make_train
+from jaxauction.dmo import DMOConfig, RoundLog, deep_shares, make_dmo
+from jaxauction.driver import run_chunked
+from jaxauction.parallel import initialize_distributed, maybe_shard
 
 ALIASES = {"n_bidders": ["--bidders"]}
 HELP = {
@@ -74,6 +75,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="base PRNG seed")
     parser.add_argument("--out", type=Path, default=Path("results/deep_mechanism_optimization"))
     parser.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True, help="write PNG plots")
+    parser.add_argument("--chunk-rounds", type=int, default=1, help="rounds per compiled chunk")
+    parser.add_argument("--checkpoint-every", type=int, default=1, help="chunks between checkpoints in OUT")
+    parser.add_argument("--resume", type=Path, help="continue the run checkpointed in this directory")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bar")
+    parser.add_argument(
+        "--shard",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="split the seeds over all visible devices (when several are visible)",
+    )
+    parser.add_argument("--coordinator-address", help="jax.distributed coordinator host:port ('auto' on clusters)")
+    parser.add_argument("--num-processes", type=int, help="jax.distributed process count")
+    parser.add_argument("--process-id", type=int, help="jax.distributed process id")
     parser.add_argument(
         "--fast-cpu-rng",
         action=argparse.BooleanOptionalAction,
@@ -88,6 +102,10 @@ def parse(argv: Sequence[str] | None = None) -> tuple[DMOConfig, argparse.Namesp
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.chunk_rounds < 1 or args.checkpoint_every < 1:
+        parser.error("--chunk-rounds and --checkpoint-every must be >= 1")
+    if args.resume is not None and not checkpoint.exists(args.resume):
+        parser.error(f"--resume {args.resume}: no checkpoint there")
     try:
         config = DMOConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(DMOConfig)})
     except ValueError as err:
@@ -119,25 +137,87 @@ def print_table(logs: RoundLog) -> None:
         print(f"{r + 1:>5}  {pr:>30}  {loss[:, r].mean():>9.4f}  {eff[:, r].mean():>10.4f}")
 
 
+def _resume_meta(config: DMOConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """What must match between a checkpoint and the run that resumes it (everything but the length)."""
+    fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "rounds"}
+    return io.to_jsonable({"config": fields, "seed": args.seed, "seeds": args.seeds})
+
+
+def _round_rows(logs: RoundLog, first: int) -> list[dict[str, Any]]:
+    """One JSON row per round from logs ``[rounds, seeds, ...]``."""
+    rows = []
+    for r in range(np.asarray(logs.platform_reward).shape[0]):
+        reward = np.asarray(logs.platform_reward)[r]
+        rows.append(
+            {
+                "round": first + r + 1,
+                "platform_reward_mean": float(reward.mean()),
+                "platform_reward_std": float(reward.std()),
+                "loss_mean": float(np.asarray(logs.loss)[r].mean()),
+                "efficiency_mean": float(np.asarray(logs.efficiency)[r, :, -1].mean()),
+            }
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     config, args = parse(argv)
+    initialize_distributed(args.coordinator_address, args.num_processes, args.process_id)
     if args.fast_cpu_rng and jax.default_backend() == "cpu":
         use_unrolled_threefry_on_cpu()
-    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
-    train = jax.jit(jax.vmap(make_train(config)))
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
 
-    start = time.perf_counter()
-    compiled = train.lower(keys).compile()
-    compile_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    state, logs = jax.block_until_ready(compiled(keys))
-    run_seconds = time.perf_counter() - start
+    dmo = make_dmo(config)
+    step = jax.vmap(dmo.step)
+    state = jax.vmap(dmo.init)(jax.random.split(jax.random.key(args.seed), args.seeds))
+    meta = _resume_meta(config, args)
+    done, logs = 0, None
+    if args.resume is not None:
+        saved = checkpoint.read_meta(args.resume)
+        if {k: saved.get(k) for k in meta} != meta:
+            raise SystemExit(f"--resume {args.resume}: the checkpoint was made with another configuration or seeds")
+        template_logs = jax.eval_shape(step, state)[1]
+        state, logs, saved = checkpoint.load(args.resume, state, template_logs)
+        done = int(saved["steps_done"])
+        if done > config.rounds:
+            raise SystemExit(
+                f"--resume {args.resume}: {done} rounds are done already, more than --rounds {config.rounds}"
+            )
+    state = maybe_shard(state, args.shard)
+
+    jsonl = out / "rounds.jsonl"
+    io.write_jsonl(jsonl, _round_rows(logs, 0) if logs is not None else [])
+
+    def on_chunk(steps_done: int, new_logs: RoundLog) -> None:
+        first = steps_done - np.asarray(new_logs.platform_reward).shape[0]
+        io.append_jsonl(jsonl, _round_rows(new_logs, first))
+
+    result = run_chunked(
+        step,
+        state,
+        config.rounds,
+        chunk=args.chunk_rounds,
+        done=done,
+        logs=logs,
+        checkpoint_dir=out,
+        checkpoint_every=args.checkpoint_every,
+        meta=meta,
+        on_chunk=on_chunk,
+        describe=lambda lg: {"reward": float(np.mean(lg.platform_reward[-1])), "loss": float(np.mean(lg.loss[-1]))},
+        progress=args.progress,
+        unit="round",
+    )
+    state = result.state
+    logs = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), result.logs)  # [seeds, rounds, ...]
+    compile_seconds, run_seconds = result.compile_seconds, result.run_seconds
 
     print_table(logs)
-    auctions = config.rounds * config.auctions_per_round * config.markets * args.seeds
+    auctions = result.steps_run * config.auctions_per_round * config.markets * args.seeds
+    rate = auctions / run_seconds if run_seconds else float("nan")
     print(
         f"compile {compile_seconds:.2f}s, run {run_seconds:.2f}s, "
-        f"{auctions / run_seconds:,.0f} auctions/s on {jax.devices()[0].device_kind}"
+        f"{rate:,.0f} auctions/s on {jax.device_count()} x {jax.devices()[0].device_kind}"
     )
 
     reward = np.asarray(logs.platform_reward)  # [seeds, rounds]
@@ -156,26 +236,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "efficiency": np.asarray(logs.efficiency)[..., -1].mean(0),
         "utility": np.asarray(logs.utility)[..., -1, :].mean(0),  # rounds x bidders, last window
         "greedy_bids": np.asarray(logs.greedy_bids)[:, -1].mean(0),  # bidders x value levels, last round
+        "resumed_from_round": done,
         "compile_seconds": compile_seconds,
         "run_seconds": run_seconds,
-        "auctions_per_second": auctions / run_seconds,
+        "auctions_per_second": rate,
     }
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     io.write_json(out / "metrics.json", metrics)
     io.write_csv(
         out / "rounds.csv",
         ["round", "platform_reward_mean", "platform_reward_std", "loss_mean", "efficiency_mean"],
-        [
-            (
-                r + 1,
-                float(reward[:, r].mean()),
-                float(reward[:, r].std()),
-                float(loss[:, r].mean()),
-                float(metrics["efficiency"][r]),
-            )
-            for r in range(config.rounds)
-        ],
+        [tuple(row.values()) for row in _round_rows(jax.tree.map(lambda x: np.swapaxes(x, 0, 1), logs), 0)],
     )
     if args.plots:
         _plots(config, state, metrics, out)
@@ -195,7 +265,7 @@ def _plots(config: DMOConfig, state: Any, metrics: dict[str, Any], out: Path) ->
         plots.bid_value(out / "bid_value.png", metrics["greedy_bids"], f"{title}, last round")
     if config.mechanism == "deep":
         profiles = share_profiles(config)
-        params_seed0 = jax.tree.map(lambda x: x[0], state.params)
+        params_seed0 = jax.tree.map(lambda x: np.asarray(x)[0], state.params)
         shares = np.asarray(deep_shares(config, params_seed0, profiles))
         plots.payment_shares(out / "payment_shares.png", profiles, shares, f"{title}, seed 0 after training")
 

@@ -57,3 +57,18 @@ def write_csv(path: str | os.PathLike, header: Sequence[str], rows: Iterable[Seq
     for row in rows:
         writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
     _atomic_write_bytes(Path(path), buf.getvalue().encode())
+
+
+def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Write (replace) a JSON-lines file atomically."""
+    text = "".join(json.dumps(to_jsonable(row)) + "\n" for row in rows)
+    _atomic_write_bytes(Path(path), text.encode())
+
+
+def append_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> None:
+    """Append rows to a JSON-lines file and flush them to disk."""
+    with open(path, "a") as f:
+        for row in rows:
+            f.write(json.dumps(to_jsonable(row)) + "\n")
+        f.flush()
+        os.fsync(f.fileno())

@@ -60,3 +60,19 @@ def test_bad_flags_fail_with_a_message(tmp_path):
     proc = run(["--window", "3000", "--out", str(tmp_path)])
     assert proc.returncode == 2 and "multiple of window" in proc.stderr
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_resume_gives_the_same_rewards_as_one_run(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    common = [*TINY[2:], "--seeds", "2", "--no-plots", "--no-progress"]
+    assert run(["--rounds", "2", "--out", str(a), *common]).returncode == 0
+    proc = run(["--rounds", "4", "--resume", str(a), "--out", str(a), *common])
+    assert proc.returncode == 0, proc.stderr
+    assert run(["--rounds", "4", "--out", str(b), *common]).returncode == 0
+    resumed, single = (json.loads((d / "metrics.json").read_text()) for d in (a, b))
+    assert resumed["resumed_from_round"] == 2
+    assert resumed["platform_reward_per_seed"] == single["platform_reward_per_seed"]
+    assert resumed["loss"] == single["loss"]
+    assert len((a / "rounds.jsonl").read_text().splitlines()) == 4
+    other = run(["--rounds", "4", "--resume", str(a), "--out", str(tmp_path / "c"), *common, "--bidders", "4"])
+    assert other.returncode != 0 and "another configuration" in other.stderr

@@ -52,7 +52,27 @@ def _as_tuple(b: Bound) -> Bound:
 
 
 @dataclasses.dataclass(frozen=True)
-class UniformIntPrior:
+class _RangePrior:
+    """Shared validation and per-bidder bounds of the uniform priors."""
+
+    low: Bound
+    high: Bound
+    integer = False  # class attribute, not a field
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "low", _as_tuple(self.low))
+        object.__setattr__(self, "high", _as_tuple(self.high))
+        _check_bounds(self.low, self.high, integer=self.integer)
+
+    def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return _per_bidder(self.low, n, "low"), _per_bidder(self.high, n, "high")
+
+    def max_value(self) -> float:
+        return float(np.max(self.high))
+
+
+@dataclasses.dataclass(frozen=True)
+class UniformIntPrior(_RangePrior):
     """Integer values uniform on ``{low, ..., high}`` (both inclusive), per bidder.
 
     The original platform's prior is ``UniformIntPrior(0, 9)``.
@@ -60,17 +80,7 @@ class UniformIntPrior:
 
     low: Bound = 0
     high: Bound = 9
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "low", _as_tuple(self.low))
-        object.__setattr__(self, "high", _as_tuple(self.high))
-        _check_bounds(self.low, self.high, integer=True)
-
-    def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return _per_bidder(self.low, n, "low"), _per_bidder(self.high, n, "high")
-
-    def max_value(self) -> int:
-        return int(np.max(self.high))
+    integer = True
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         lo, hi = self.bounds(n)
@@ -81,22 +91,11 @@ class UniformIntPrior:
 
 
 @dataclasses.dataclass(frozen=True)
-class UniformPrior:
+class UniformPrior(_RangePrior):
     """Continuous values uniform on ``[low, high)``, per bidder."""
 
     low: Bound = 0.0
     high: Bound = 1.0
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "low", _as_tuple(self.low))
-        object.__setattr__(self, "high", _as_tuple(self.high))
-        _check_bounds(self.low, self.high, integer=False)
-
-    def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return _per_bidder(self.low, n, "low"), _per_bidder(self.high, n, "high")
-
-    def max_value(self) -> float:
-        return float(np.max(self.high))
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         lo, hi = self.bounds(n)

@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     io.write_csv(
         out / "rounds.csv",
         ["round", "platform_reward_mean", "platform_reward_std", "loss_mean", "efficiency_mean"],
-        [tuple(row.values()) for row in _round_rows(jax.tree.map(lambda x: np.swapaxes(x, 0, 1), logs), 0)],
+        [tuple(row.values()) for row in _round_rows(result.logs, 0)],
     )
     if args.plots:
         _plots(config, state, metrics, out)

@@ -67,9 +67,6 @@ class _RangePrior:
     def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         return _per_bidder(self.low, n, "low"), _per_bidder(self.high, n, "high")
 
-    def max_value(self) -> float:
-        return float(np.max(self.high))
-
 
 @dataclasses.dataclass(frozen=True)
 class UniformIntPrior(_RangePrior):

@@ -127,14 +127,12 @@ def share_profiles(config: DMOConfig) -> np.ndarray:
     return np.asarray(profiles, np.float32)
 
 
-def print_table(logs: RoundLog) -> None:
-    reward = np.asarray(logs.platform_reward)  # [seeds, rounds]
-    loss = np.asarray(logs.loss)
-    eff = np.asarray(logs.efficiency)[..., -1]
+def print_table(rows: list[dict[str, Any]]) -> None:
+    """The per-round table from ``_round_rows``."""
     print(f"{'round':>5}  {'platform reward (mean +- std)':>30}  {'loss':>9}  {'efficiency':>10}")
-    for r in range(reward.shape[1]):
-        pr = f"{reward[:, r].mean():.4f} +- {reward[:, r].std():.4f}"
-        print(f"{r + 1:>5}  {pr:>30}  {loss[:, r].mean():>9.4f}  {eff[:, r].mean():>10.4f}")
+    for row in rows:
+        pr = f"{row['platform_reward_mean']:.4f} +- {row['platform_reward_std']:.4f}"
+        print(f"{row['round']:>5}  {pr:>30}  {row['loss_mean']:>9.4f}  {row['efficiency_mean']:>10.4f}")
 
 
 def _resume_meta(config: DMOConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -212,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logs = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), result.logs)  # [seeds, rounds, ...]
     compile_seconds, run_seconds = result.compile_seconds, result.run_seconds
 
-    print_table(logs)
+    rows = _round_rows(result.logs, 0)
+    print_table(rows)
     auctions = result.steps_run * config.auctions_per_round * config.markets * args.seeds
     rate = auctions / run_seconds if run_seconds else float("nan")
     print(
@@ -245,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     io.write_csv(
         out / "rounds.csv",
         ["round", "platform_reward_mean", "platform_reward_std", "loss_mean", "efficiency_mean"],
-        [tuple(row.values()) for row in _round_rows(result.logs, 0)],
+        [tuple(row.values()) for row in rows],
     )
     if args.plots:
         _plots(config, state, metrics, out)

@@ -55,23 +55,29 @@ def exists(directory: str | os.PathLike) -> bool:
     return (Path(directory) / FILENAME).is_file()
 
 
-def read_meta(directory: str | os.PathLike) -> dict:
-    """The JSON metadata of a checkpoint (``steps_done`` and what the run stored), without loading arrays."""
+def _existing(directory: str | os.PathLike) -> Path:
     path = Path(directory) / FILENAME
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    with np.load(path) as data:
-        return json.loads(bytes(data["header"]).decode())["meta"]
+    return path
+
+
+def _header(data: Any) -> dict:
+    return json.loads(bytes(data["header"]).decode())
+
+
+def read_meta(directory: str | os.PathLike) -> dict:
+    """The JSON metadata of a checkpoint (``steps_done`` and what the run stored), without loading arrays."""
+    with np.load(_existing(directory)) as data:
+        return _header(data)["meta"]
 
 
 def load(directory: str | os.PathLike, template_state: Any, template_logs: Any = None) -> tuple[Any, Any, dict]:
     """Read a checkpoint into the structure of ``template_state`` (and ``template_logs``, per-step logs stacked
     on a leading axis of any length). Returns ``(state, logs or None, meta)``."""
-    path = Path(directory) / FILENAME
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+    path = _existing(directory)
     with np.load(path) as data:
-        header = json.loads(bytes(data["header"]).decode())
+        header = _header(data)
         leaves, treedef = jax.tree.flatten(template_state)
         n_state = sum(1 for k in data.files if k.startswith("state_"))
         if n_state != len(leaves):
@@ -87,8 +93,11 @@ def load(directory: str | os.PathLike, template_state: Any, template_logs: Any =
                     f"checkpoint {path}: state leaf {i} is {arr.dtype}{list(arr.shape)}, the configuration expects "
                     f"{expected.dtype}{list(expected.shape)}"
                 )
-            restored.append(jax.random.wrap_key_data(arr, impl=jax.random.key_impl(template)) if is_key else arr)
-        state = jax.tree.unflatten(treedef, [jnp.asarray(x) if not _is_key(x) else x for x in restored])
+            if is_key:
+                restored.append(jax.random.wrap_key_data(arr, impl=jax.random.key_impl(template)))
+            else:
+                restored.append(jnp.asarray(arr))
+        state = jax.tree.unflatten(treedef, restored)
         logs = None
         if template_logs is not None and header["n_logs"]:
             log_leaves, log_def = jax.tree.flatten(template_logs)

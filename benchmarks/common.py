@@ -1,7 +1,8 @@
-"""Shared helpers for the benchmarks: median timing and the machine's matmul roofline."""
+"""Shared helpers for the benchmarks: median timing, the device's matmul roofline, and list flags."""
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable
 from typing import Any
@@ -22,9 +23,14 @@ def median_seconds(fn: Callable[[], Any], repeats: int = 5) -> float:
     return float(np.median(times))
 
 
-def matmul_gflops(size: int = 2048, repeats: int = 7) -> float:
-    """This device's float32 matmul throughput (GFLOP/s), the roofline the benchmarks are measured against."""
-    a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
+def matmul_gflops(dtype: str = "float32", size: int | None = None, repeats: int = 7) -> float:
+    """This device's matmul throughput (GFLOP/s) in ``dtype``, the roofline the benchmarks are measured against.
+
+    A square ``size`` matmul at JAX's default precision: 2048 on CPU, 8192 on
+    accelerators (where float32 may run on TF32 tensor cores).
+    """
+    size = size or (2048 if jax.default_backend() == "cpu" else 8192)
+    a = jax.random.normal(jax.random.key(0), (size, size), jnp.dtype(dtype))
     mm = jax.jit(lambda x: x @ x)
     return 2 * size**3 / median_seconds(lambda: mm(a), repeats) / 1e9
 
@@ -37,4 +43,24 @@ def mlp_flops(n_bidders: int, hidden: tuple[int, ...]) -> int:
 
 def device_info() -> dict[str, Any]:
     device = jax.devices()[0]
-    return {"platform": device.platform, "device_kind": device.device_kind, "device_count": jax.device_count()}
+    return {
+        "platform": device.platform,
+        "device_kind": device.device_kind,
+        "device_count": jax.device_count(),
+        "jax_version": jax.__version__,
+    }
+
+
+def int_list(text: str) -> list[int]:
+    """``"1,64,4096"`` -> ``[1, 64, 4096]`` for argparse."""
+    try:
+        values = [int(float(x)) for x in text.split(",")]
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from err
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def str_list(text: str) -> list[str]:
+    return [x for x in text.split(",") if x]

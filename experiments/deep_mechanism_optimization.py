@@ -11,6 +11,7 @@ payment shares).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import sys
 from collections.abc import Sequence
@@ -24,7 +25,7 @@ from jaxauction import checkpoint, io
 from jaxauction.cpu_rng import use_unrolled_threefry_on_cpu
 from jaxauction.dmo import DMOConfig, RoundLog, deep_shares, make_dmo
 from jaxauction.driver import run_chunked
-from jaxauction.parallel import initialize_distributed, maybe_shard
+from jaxauction.parallel import SEED_LOOPS, initialize_distributed, over_seeds, plan_mesh, shard_state, to_host
 
 ALIASES = {"n_bidders": ["--bidders"]}
 HELP = {
@@ -83,7 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--shard",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="split the seeds over all visible devices (when several are visible)",
+        help="split seeds, then markets (data-parallel), over all visible devices (when several are visible)",
+    )
+    parser.add_argument(
+        "--seed-loop",
+        choices=SEED_LOOPS,
+        default="vmap",
+        help="seeds vectorised (vmap), or one after another per device (map: sharded == single device, bit for bit)",
     )
     parser.add_argument("--coordinator-address", help="jax.distributed coordinator host:port ('auto' on clusters)")
     parser.add_argument("--num-processes", type=int, help="jax.distributed process count")
@@ -138,7 +145,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 def _resume_meta(config: DMOConfig, args: argparse.Namespace) -> dict[str, Any]:
     """What must match between a checkpoint and the run that resumes it (everything but the length)."""
     fields = {k: v for k, v in dataclasses.asdict(config).items() if k != "rounds"}
-    return io.to_jsonable({"config": fields, "seed": args.seed, "seeds": args.seeds})
+    return io.to_jsonable({"config": fields, "seed": args.seed, "seeds": args.seeds, "seed_loop": args.seed_loop})
 
 
 def _round_rows(logs: RoundLog, first: int) -> list[dict[str, Any]]:
@@ -166,8 +173,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
 
+    leader = jax.process_index() == 0  # only process 0 writes and prints in multi-process runs
     dmo = make_dmo(config)
-    step = jax.vmap(dmo.step)
+    mesh = plan_mesh(args.seeds, config.markets, args.seed_loop) if args.shard and jax.device_count() > 1 else None
+    step = over_seeds(dmo.step, args.seed_loop, mesh)
     state = jax.vmap(dmo.init)(jax.random.split(jax.random.key(args.seed), args.seeds))
     meta = _resume_meta(config, args)
     done, logs = 0, None
@@ -175,49 +184,52 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         saved = checkpoint.read_meta(args.resume)
         if {k: saved.get(k) for k in meta} != meta:
             raise SystemExit(f"--resume {args.resume}: the checkpoint was made with another configuration or seeds")
-        template_logs = jax.eval_shape(step, state)[1]
+        template_logs = jax.eval_shape(jax.vmap(dmo.step), state)[1]
         state, logs, saved = checkpoint.load(args.resume, state, template_logs)
         done = int(saved["steps_done"])
         if done > config.rounds:
             raise SystemExit(
                 f"--resume {args.resume}: {done} rounds are done already, more than --rounds {config.rounds}"
             )
-    state = maybe_shard(state, args.shard)
+    if mesh is not None:
+        state = shard_state(state, mesh, lambda s: s.learner_state)
 
     jsonl = out / "rounds.jsonl"
-    io.write_jsonl(jsonl, _round_rows(logs, 0) if logs is not None else [])
+    if leader:
+        io.write_jsonl(jsonl, _round_rows(logs, 0) if logs is not None else [])
 
     def on_chunk(steps_done: int, new_logs: RoundLog) -> None:
-        first = steps_done - np.asarray(new_logs.platform_reward).shape[0]
-        io.append_jsonl(jsonl, _round_rows(new_logs, first))
+        if leader:
+            first = steps_done - np.asarray(new_logs.platform_reward).shape[0]
+            io.append_jsonl(jsonl, _round_rows(new_logs, first))
 
-    result = run_chunked(
-        step,
-        state,
-        config.rounds,
-        chunk=args.chunk_rounds,
-        done=done,
-        logs=logs,
-        checkpoint_dir=out,
-        checkpoint_every=args.checkpoint_every,
-        meta=meta,
-        on_chunk=on_chunk,
-        describe=lambda lg: {"reward": float(np.mean(lg.platform_reward[-1])), "loss": float(np.mean(lg.loss[-1]))},
-        progress=args.progress,
-        unit="round",
-    )
-    state = result.state
+    with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
+        result = run_chunked(
+            step,
+            state,
+            config.rounds,
+            chunk=args.chunk_rounds,
+            done=done,
+            logs=logs,
+            checkpoint_dir=out,
+            checkpoint_every=args.checkpoint_every,
+            meta=meta,
+            on_chunk=on_chunk,
+            describe=lambda lg: {
+                "reward": float(np.mean(lg.platform_reward[-1])),
+                "loss": float(np.mean(lg.loss[-1])),
+            },
+            progress=args.progress and leader,
+            unit="round",
+        )
+    params = to_host(result.state.params)  # a collective: every process gathers
     logs = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), result.logs)  # [seeds, rounds, ...]
     compile_seconds, run_seconds = result.compile_seconds, result.run_seconds
 
     rows = _round_rows(result.logs, 0)
-    print_table(rows)
+    mesh_text = "" if mesh is None else f", mesh {dict(mesh.shape)} over {jax.process_count()} process(es)"
     auctions = result.steps_run * config.auctions_per_round * config.markets * args.seeds
     rate = auctions / run_seconds if run_seconds else float("nan")
-    print(
-        f"compile {compile_seconds:.2f}s, run {run_seconds:.2f}s, "
-        f"{rate:,.0f} auctions/s on {jax.device_count()} x {jax.devices()[0].device_kind}"
-    )
 
     reward = np.asarray(logs.platform_reward)  # [seeds, rounds]
     loss = np.asarray(logs.loss)
@@ -227,6 +239,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "seed": args.seed,
         "jax_version": jax.__version__,
         "devices": [str(d) for d in jax.devices()],
+        "mesh": None if mesh is None else dict(mesh.shape),
+        "seed_loop": args.seed_loop,
         "platform_reward": reward.mean(0),
         "platform_reward_std": reward.std(0),
         "platform_reward_per_seed": reward.T,  # rounds x seeds
@@ -240,6 +254,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "run_seconds": run_seconds,
         "auctions_per_second": rate,
     }
+    if not leader:
+        return metrics
+    print_table(rows)
+    print(
+        f"compile {compile_seconds:.2f}s, run {run_seconds:.2f}s, "
+        f"{rate:,.0f} auctions/s on {jax.device_count()} x {jax.devices()[0].device_kind}{mesh_text}"
+    )
     io.write_json(out / "metrics.json", metrics)
     io.write_csv(
         out / "rounds.csv",
@@ -247,12 +268,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         [tuple(row.values()) for row in rows],
     )
     if args.plots:
-        _plots(config, state, metrics, out)
+        _plots(config, params, metrics, out)
     print(f"results in {out}/")
     return metrics
 
 
-def _plots(config: DMOConfig, state: Any, metrics: dict[str, Any], out: Path) -> None:
+def _plots(config: DMOConfig, params: Any, metrics: dict[str, Any], out: Path) -> None:
     try:
         from jaxauction import plots
     except ImportError:  # pragma: no cover
@@ -264,7 +285,7 @@ def _plots(config: DMOConfig, state: Any, metrics: dict[str, Any], out: Path) ->
         plots.bid_value(out / "bid_value.png", metrics["greedy_bids"], f"{title}, last round")
     if config.mechanism == "deep":
         profiles = share_profiles(config)
-        params_seed0 = jax.tree.map(lambda x: np.asarray(x)[0], state.params)
+        params_seed0 = jax.tree.map(lambda x: x[0], params)
         shares = np.asarray(deep_shares(config, params_seed0, profiles))
         plots.payment_shares(out / "payment_shares.png", profiles, shares, f"{title}, seed 0 after training")
 

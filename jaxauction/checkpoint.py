@@ -21,23 +21,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxauction.io import _atomic_write_bytes, to_jsonable
+from jaxauction.parallel import _is_key, to_host
 
 FILENAME = "checkpoint.npz"
 
 
-def _is_key(x: Any) -> bool:
-    return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
 def _to_numpy(tree: Any) -> tuple[list[np.ndarray], list[bool]]:
-    leaves = jax.tree.leaves(tree)
-    is_key = [_is_key(x) for x in leaves]
-    arrays = [np.asarray(jax.random.key_data(x) if k else x) for x, k in zip(leaves, is_key, strict=True)]
-    return arrays, is_key
+    return jax.tree.leaves(to_host(tree)), [_is_key(x) for x in jax.tree.leaves(tree)]
 
 
 def save(directory: str | os.PathLike, state: Any, logs: Any = None, meta: dict | None = None) -> Path:
-    """Write ``directory/checkpoint.npz`` atomically; returns its path."""
+    """Write ``directory/checkpoint.npz`` atomically; returns its path.
+
+    Arrays spread over several processes are gathered first (every process must
+    call ``save``); only process 0 writes.
+    """
     state_arrays, state_keys = _to_numpy(state)
     log_arrays, _ = _to_numpy(logs) if logs is not None else ([], [])
     payload = {f"state_{i}": a for i, a in enumerate(state_arrays)}
@@ -47,7 +45,8 @@ def save(directory: str | os.PathLike, state: Any, logs: Any = None, meta: dict 
     buf = io.BytesIO()
     np.savez(buf, **payload)
     path = Path(directory) / FILENAME
-    _atomic_write_bytes(path, buf.getvalue())
+    if jax.process_index() == 0:
+        _atomic_write_bytes(path, buf.getvalue())
     return path
 
 

@@ -30,10 +30,13 @@ from jaxauction._checks import check_choice, check_positive_int
 from jaxauction.bidders import LEARNERS, EpsilonGreedyConfig, Learner, epsilon_greedy, truthful
 from jaxauction.market import Market, check_market, collect, revenue, run_round
 from jaxauction.mechanisms import MECHANISMS, Mechanism, PaymentNet, make_mechanism, payment_shares
+from jaxauction.mechanisms.deep import PRECISIONS
+from jaxauction.parallel import constrain_markets
 from jaxauction.priors import UniformIntPrior, UniformPrior
 from jaxauction.types import Array, Params, PRNGKey
 
 PRIORS = ("uniform_int", "uniform")
+COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +65,10 @@ class DMOConfig:
     normalise: bool = False  # deep rule: feed bids / max bid to the network
     warm_start: bool = False  # keep the bidders' tables across rounds instead of fresh bidders
     reserve: float = 0.0  # reserve price of the classical rules
+    compute_dtype: str = "float32"  # deep rule: "bfloat16" runs its matmuls in bfloat16, accumulating in float32
+    matmul_precision: str = "default"  # deep rule: "highest" avoids TF32 for float32 matmuls on NVIDIA GPUs
+    market_chunk: int = 0  # markets rolled out at a time (lax.map); 0: all markets at once
+    revenue_chunk: int = 0  # dataset profiles per chunk of the revenue and its gradient; 0: all at once
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(self.hidden))
@@ -75,6 +82,14 @@ class DMOConfig:
         for name in ("n_bids", "rounds", "auctions_per_round", "window", "markets", "dataset_size"):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.updates_per_round, "updates_per_round", minimum=0)
+        check_positive_int(self.market_chunk, "market_chunk", minimum=0)
+        check_positive_int(self.revenue_chunk, "revenue_chunk", minimum=0)
+        check_choice(self.compute_dtype, COMPUTE_DTYPES, "compute_dtype")
+        check_choice(self.matmul_precision, PRECISIONS, "matmul_precision")
+        if (self.compute_dtype, self.matmul_precision) != ("float32", "default") and self.mechanism != "deep":
+            raise ValueError(
+                f"compute_dtype and matmul_precision apply to mechanism 'deep' only, not {self.mechanism!r}"
+            )
         check_positive_int(self.explore_steps, "explore_steps", minimum=0)
         if self.auctions_per_round % self.window:
             raise ValueError(
@@ -126,6 +141,8 @@ def _deep_options(config: DMOConfig) -> dict[str, Any]:
         winner_only=config.winner_only,
         normalise=config.normalise,
         bid_scale=max(config.max_bid, 1.0),
+        dtype=COMPUTE_DTYPES[config.compute_dtype],
+        precision=config.matmul_precision,
     )
 
 
@@ -134,7 +151,7 @@ def deep_shares(config: DMOConfig, params: Params, bids: Array) -> Array:
     if config.mechanism != "deep":
         raise ValueError(f"payment shares exist for mechanism 'deep' only, not {config.mechanism!r}")
     options = _deep_options(config)
-    net = PaymentNet(n_bidders=config.n_bidders, hidden=options["hidden"])
+    net = PaymentNet(config.n_bidders, options["hidden"], options["dtype"], options["precision"])
     return payment_shares(net, params, bids, options["bid_scale"] if config.normalise else 1.0)
 
 
@@ -199,17 +216,25 @@ def make_dmo(config: DMOConfig) -> DMO:
         params = mechanism.init(k_params)
         return TrainState(params, optimizer.init(params), fresh_learners(k_learners), k_run, jnp.zeros((), jnp.int32))
 
-    def loss_fn(params: Params, bids: Array, keys: Array) -> Array:
-        return -revenue(mechanism, params, bids, keys)
+    update = make_update(mechanism, optimizer, config.revenue_chunk or None)
+
+    def over_markets(fn: Callable, *xs: Any) -> Any:
+        """``vmap`` over the markets axis, or ``lax.map`` in batches of ``market_chunk`` to bound memory."""
+        if config.market_chunk:
+            return jax.lax.map(lambda args: fn(*args), xs, batch_size=config.market_chunk)
+        return jax.vmap(fn)(*xs)
 
     def step(state: TrainState) -> tuple[TrainState, RoundLog]:
         key, k_learners, k_round, k_data = jax.random.split(state.key, 4)
         learners = state.learner_state if config.warm_start else fresh_learners(k_learners)
-        learners, metrics = jax.vmap(
-            lambda s, k: run_round(market, config.auctions_per_round, config.window, state.params, s, k)
-        )(learners, jax.random.split(k_round, M))
-        data = jax.vmap(lambda s, k: collect(market, config.dataset_size, state.params, s, k))(
-            learners, jax.random.split(k_data, M)
+        learners = constrain_markets(learners)  # data-parallel over markets under a mesh with a "batch" axis
+        learners, metrics = over_markets(
+            lambda s, k: run_round(market, config.auctions_per_round, config.window, state.params, s, k),
+            learners,
+            jax.random.split(k_round, M),
+        )
+        data = over_markets(
+            lambda s, k: collect(market, config.dataset_size, state.params, s, k), learners, jax.random.split(k_data, M)
         )
         bids = data.bids.reshape(M * config.dataset_size, n)
         keys = data.keys.reshape(M * config.dataset_size)
@@ -217,18 +242,16 @@ def make_dmo(config: DMOConfig) -> DMO:
         params, opt_state = state.params, state.opt_state
         if mechanism.trainable and config.updates_per_round > 0:
 
-            def update(carry, _):
-                params, opt_state = carry
-                loss, grads = jax.value_and_grad(loss_fn)(params, bids, keys)
-                updates, opt_state = optimizer.update(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), loss
+            def one_update(carry: tuple[Params, Any], _: None) -> tuple[tuple[Params, Any], Array]:
+                new_params, new_opt_state, loss = update(*carry, bids, keys)
+                return (new_params, new_opt_state), loss
 
             (params, opt_state), losses = jax.lax.scan(
-                update, (params, opt_state), None, length=config.updates_per_round
+                one_update, (params, opt_state), None, length=config.updates_per_round
             )
             loss = losses[0]
         else:
-            loss = loss_fn(params, bids, keys)
+            loss = -revenue(mechanism, params, bids, keys, config.revenue_chunk or None)
 
         if learner.greedy_bids is not None:
             greedy = jnp.mean(jax.vmap(learner.greedy_bids)(learners), axis=0)
@@ -245,6 +268,27 @@ def make_dmo(config: DMOConfig) -> DMO:
         return TrainState(params, opt_state, learners, key, state.round + 1), log
 
     return DMO(config, market, optimizer, init, step)
+
+
+def make_update(
+    mechanism: Mechanism, optimizer: optax.GradientTransformation, revenue_chunk: int | None = None
+) -> Callable[[Params, Any, Array, Array], tuple[Params, Any, Array]]:
+    """One optimizer step of gradient ascent on mean revenue over a dataset, bids held constant.
+
+    ``update(params, opt_state, bids [D, n], keys [D]) -> (params, opt_state, loss)``
+    with ``loss = -revenue`` before the step; ``revenue_chunk`` bounds memory
+    (see ``market.revenue``).
+    """
+
+    def loss_fn(params: Params, bids: Array, keys: Array) -> Array:
+        return -revenue(mechanism, params, bids, keys, revenue_chunk)
+
+    def update(params: Params, opt_state: Any, bids: Array, keys: Array) -> tuple[Params, Any, Array]:
+        loss, grads = jax.value_and_grad(loss_fn)(params, bids, keys)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss
+
+    return update
 
 
 def make_train(config: DMOConfig) -> Callable[[PRNGKey], tuple[TrainState, RoundLog]]:

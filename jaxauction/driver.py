@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from jaxauction import checkpoint
+from jaxauction.parallel import to_host
 
 
 class RunResult(NamedTuple):
@@ -103,7 +104,7 @@ def run_chunked(
             start = time.perf_counter()
             new_state, new_logs = jax.block_until_ready(fn(state))
             run_seconds += time.perf_counter() - start
-            new_logs = jax.tree.map(np.asarray, new_logs)
+            new_logs = to_host(new_logs)
             state, logs, done, chunks = new_state, _concat(logs, new_logs), done + length, chunks + 1
             if on_chunk is not None:
                 on_chunk(done, new_logs)

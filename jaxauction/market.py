@@ -89,11 +89,13 @@ def run_round(
     params: Params,
     learner_state: LearnerState,
     key: PRNGKey,
+    unroll: int = 1,
 ) -> tuple[LearnerState, RoundMetrics]:
     """``n_auctions`` learning auctions against the frozen mechanism ``params``.
 
     A ``lax.scan`` over ``n_auctions // window`` windows of a ``lax.scan`` over
-    ``window`` auctions. Auction ``t`` uses ``fold_in(key, t)``.
+    ``window`` auctions (``unroll`` auctions per loop iteration). Auction ``t``
+    uses ``fold_in(key, t)``.
     """
     check_positive_int(n_auctions, "n_auctions")
     check_positive_int(window, "window")
@@ -113,7 +115,7 @@ def run_round(
 
     def one_window(state, first):
         zeros = _Sums(jnp.zeros((), jnp.float32), jnp.zeros((n,), jnp.float32), jnp.zeros((), jnp.float32))
-        (state, sums), _ = jax.lax.scan(one_auction, (state, zeros), first + jnp.arange(window))
+        (state, sums), _ = jax.lax.scan(one_auction, (state, zeros), first + jnp.arange(window), unroll=unroll)
         return state, jax.tree.map(lambda s: s / window, sums)
 
     starts = jnp.arange(0, n_auctions, window)
@@ -136,7 +138,31 @@ def collect(market: Market, size: int, params: Params, learner_state: LearnerSta
     return Dataset(transitions.values, transitions.bids, keys)
 
 
-def revenue(mechanism: Mechanism, params: Params, bids: Array, keys: Array) -> Array:
-    """Mean revenue (sum of payments) over a batch of bid profiles ``[D, n]`` with keys ``[D]``."""
-    outcomes = jax.vmap(mechanism.apply, in_axes=(None, 0, 0))(params, bids, keys)
-    return jnp.mean(jnp.sum(outcomes.payments, axis=-1))
+def revenue(mechanism: Mechanism, params: Params, bids: Array, keys: Array, chunk: int | None = None) -> Array:
+    """Mean revenue (sum of payments) over a batch of bid profiles ``[D, n]`` with keys ``[D]``.
+
+    ``chunk`` bounds memory for large ``D``: profiles are evaluated ``chunk`` at
+    a time in a ``lax.scan`` whose body is rematerialised (``jax.checkpoint``),
+    so neither the value nor its gradient holds more than one chunk's
+    activations. The remainder ``D % chunk`` is one more, smaller batch.
+    Chunking changes the float summation order, not the result beyond rounding.
+    """
+
+    def payments(b: Array, k: Array) -> Array:
+        return jnp.sum(jax.vmap(mechanism.apply, in_axes=(None, 0, 0))(params, b, k).payments, axis=-1)
+
+    size = bids.shape[0]
+    if chunk is None or chunk >= size:
+        return jnp.mean(payments(bids, keys))
+    check_positive_int(chunk, "chunk")
+    full = size - size % chunk
+    chunk_total = jax.checkpoint(lambda b, k: jnp.sum(payments(b, k)))
+
+    def add(total: Array, xs: tuple[Array, Array]) -> tuple[Array, None]:
+        return total + chunk_total(*xs), None
+
+    batches = (bids[:full].reshape(-1, chunk, bids.shape[-1]), keys[:full].reshape(-1, chunk))
+    total, _ = jax.lax.scan(add, jnp.zeros((), jnp.float32), batches)
+    if full < size:
+        total = total + jnp.sum(payments(bids[full:], keys[full:]))
+    return total / size

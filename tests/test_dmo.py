@@ -1,9 +1,12 @@
+import dataclasses
+
 import chex
 import jax
 import numpy as np
 import pytest
 
 from jaxauction import DMOConfig, make_dmo, make_train
+from jaxauction.dmo import deep_shares
 
 TINY = dict(rounds=3, auctions_per_round=1_000, window=500, explore_steps=300, half_life=200.0, dataset_size=32)
 
@@ -106,6 +109,29 @@ def test_markets_pool_the_dataset():
     chex.assert_shape(logs.platform_reward, (3,))
 
 
+def test_memory_bounded_chunks_give_the_same_run():
+    config = DMOConfig(markets=4, **TINY)
+    _, whole = jax.jit(make_train(config))(jax.random.key(0))
+    chunked = DMOConfig(markets=4, market_chunk=3, revenue_chunk=40, **TINY)  # 3 does not divide 4, nor 40 128
+    _, logs = jax.jit(make_train(chunked))(jax.random.key(0))
+    np.testing.assert_array_equal(logs.greedy_bids, whole.greedy_bids)  # the bidders' play is unchanged
+    chex.assert_trees_all_close(logs, whole, rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_network_stays_close_to_float32():
+    config = DMOConfig(**TINY)
+    state, f32 = jax.jit(make_train(config))(jax.random.key(0))
+    bf16 = dataclasses.replace(config, compute_dtype="bfloat16")
+    state16, logs = jax.jit(make_train(bf16))(jax.random.key(0))
+    assert state16.params["params"]["Dense_0"]["kernel"].dtype == np.float32  # parameters stay float32
+    bids = np.asarray([[9.0, 5.0, 2.0], [4.0, 4.0, 4.0], [0.0, 7.0, 3.0]], np.float32)
+    np.testing.assert_allclose(
+        deep_shares(bf16, state.params, bids), deep_shares(config, state.params, bids), atol=2e-2
+    )
+    assert np.all(np.isfinite(logs.loss)) and np.all(np.isfinite(logs.platform_reward))
+    np.testing.assert_allclose(logs.platform_reward, f32.platform_reward, atol=0.5)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -122,6 +148,11 @@ def test_markets_pool_the_dataset():
         (dict(reserve=1.0), "classical rules only"),
         (dict(learning_rate=-1.0), "learning_rate"),
         (dict(prior="gaussian"), "unknown prior"),
+        (dict(compute_dtype="float16"), "unknown compute_dtype"),
+        (dict(matmul_precision="low"), "unknown matmul_precision"),
+        (dict(mechanism="second_price", compute_dtype="bfloat16"), "'deep' only"),
+        (dict(market_chunk=-1), "market_chunk"),
+        (dict(revenue_chunk=-2), "revenue_chunk"),
     ],
 )
 def test_inconsistent_config_raises(kwargs, match):

@@ -92,3 +92,21 @@ def test_window_must_divide_round():
     params = market.mechanism.init(jax.random.key(0))
     with pytest.raises(ValueError, match="multiple of the revenue window"):
         run_round(market, 1_000, 300, params, market.learner.init(jax.random.key(0)), jax.random.key(0))
+
+
+@pytest.mark.parametrize("chunk", [7, 100, 1_000])
+def test_chunked_revenue_matches_value_and_gradient(chunk):
+    market = seed_market()
+    params = market.mechanism.init(jax.random.key(0))
+    data = collect(market, 1_000, params, market.learner.init(jax.random.key(0)), jax.random.key(1))
+    whole = jax.value_and_grad(lambda p: revenue(market.mechanism, p, data.bids, data.keys))(params)
+    chunked = jax.value_and_grad(lambda p: revenue(market.mechanism, p, data.bids, data.keys, chunk))(params)
+    chex.assert_trees_all_close(chunked, whole, rtol=1e-5, atol=1e-7)
+
+
+def test_chunked_revenue_rejects_bad_chunk():
+    market = seed_market()
+    params = market.mechanism.init(jax.random.key(0))
+    data = collect(market, 16, params, market.learner.init(jax.random.key(0)), jax.random.key(1))
+    with pytest.raises(ValueError, match="chunk"):
+        revenue(market.mechanism, params, data.bids, data.keys, 0)

@@ -9,6 +9,7 @@ The network sees raw bids (the seed) or bids divided by ``bid_scale``
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -17,7 +18,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxauction._checks import check_bids
+from jaxauction._checks import check_bids, check_choice
 from jaxauction.mechanisms.rules import Mechanism, _require_two, highest_bid_allocation
 from jaxauction.types import Array, Outcome, PRNGKey
 
@@ -36,16 +37,30 @@ def torch_linear_init(fan_in: int):
     return init
 
 
+PRECISIONS = ("default", "high", "highest")
+_accumulate_f32 = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
+
+
 class PaymentNet(nn.Module):
     """MLP ``n -> hidden... -> n`` with ReLU; returns the logits of the payment shares.
 
-    ``dtype`` is the computation dtype (``jnp.bfloat16`` runs the matmuls in
-    bfloat16 with float32 parameters); the logits are returned in float32.
+    ``dtype`` is the computation dtype. With ``jnp.bfloat16`` each layer
+    rounds its input, weights and bias to bfloat16 and multiplies with float32
+    accumulation (``preferred_element_type``); the sums, ReLUs and returned
+    logits are float32 and the parameters (and so their gradients and the
+    optimizer state) stay float32.
+
+    ``precision`` is the matmul precision (``jax.lax.Precision`` or its name).
+    The backend default (None) is exact float32 on CPU but TF32 tensor cores
+    (10-bit mantissa operands) for float32 on recent NVIDIA GPUs, where
+    payments then differ from CPU ones by about 1e-4 relative, and from one
+    batch shape to another; ``"highest"`` gives float32 products there.
     """
 
     n_bidders: int
     hidden: tuple[int, ...] = (128, 64, 128)
     dtype: Any = jnp.float32
+    precision: Any = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -56,6 +71,8 @@ class PaymentNet(nn.Module):
                 width,
                 dtype=self.dtype,
                 param_dtype=jnp.float32,
+                precision=self.precision,
+                dot_general=_accumulate_f32,
                 kernel_init=torch_linear_init(fan_in),
                 bias_init=torch_linear_init(fan_in),
             )(x)
@@ -76,6 +93,7 @@ def deep_payment(
     normalise: bool = False,
     bid_scale: float = 9.0,
     dtype: Any = jnp.float32,
+    precision: str | None = None,
 ) -> Mechanism:
     """The seed's deep mechanism: highest-bid allocation, payments ``s_i(b) * b_i``.
 
@@ -86,6 +104,7 @@ def deep_payment(
       normalise: feed ``bids / bid_scale`` to the network (the seed feeds raw bids).
       bid_scale: the bid range used by ``normalise`` (the seed's top bid is 9).
       dtype: computation dtype of the network (float32, or bfloat16).
+      precision: matmul precision, None (the backend's default), "default", "high" or "highest".
     """
     _require_two(n_bidders, "deep_payment")
     hidden = tuple(int(h) for h in hidden)
@@ -93,7 +112,9 @@ def deep_payment(
         raise ValueError(f"hidden widths must be positive integers, got {hidden}")
     if normalise and not bid_scale > 0:
         raise ValueError(f"bid_scale must be positive to normalise bids, got {bid_scale!r}")
-    net = PaymentNet(n_bidders=n_bidders, hidden=hidden, dtype=dtype)
+    if precision is not None:
+        check_choice(precision, PRECISIONS, "precision")
+    net = PaymentNet(n_bidders=n_bidders, hidden=hidden, dtype=dtype, precision=precision)
     scale = float(bid_scale) if normalise else 1.0
 
     def init(key: PRNGKey) -> Any:

@@ -1,0 +1,47 @@
+"""The benchmark scripts run (tiny sizes) and write their JSON; ``benchmarks/gpu.sh`` parses and dry-runs on CPU."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from benchmarks import breakdown, throughput, update
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_throughput_and_update_write_json(tmp_path):
+    out = tmp_path / "throughput.json"
+    result = throughput.main(["--markets", "1,8", "--auctions", "100", "--repeats", "1", "--forward", "64",
+                              "--dtypes", "float32,bfloat16", "--out", str(out)])  # fmt: skip
+    saved = json.loads(out.read_text())
+    assert saved["auctions_per_second"] == result["auctions_per_second"] > 0
+    assert [(r["dtype"], r["markets"]) for r in saved["sweep"]] == [
+        (d, m) for d in ("float32", "bfloat16") for m in (1, 8)
+    ]
+    assert 0 < saved["roofline_fraction"] and len(saved["forward"]) == 2
+    result = update.main(["--sizes", "64,96", "--steps", "1", "--repeats", "1", "--chunk", "32"])
+    assert [r["dataset_size"] for r in result["sweep"]] == [64, 96] and result["samples_per_second"] > 0
+    result = breakdown.main(["--markets", "4", "--auctions", "100", "--repeats", "1"])
+    assert all(result[k] > 0 for k in ("seed", "frozen_bidders", "second_price", "precision_highest"))
+
+
+def test_auctions_per_call_budget():
+    assert throughput.auctions_per_call(1, None, 2_000) == 20_000
+    assert throughput.auctions_per_call(4096, 200_000_000, 2_000) == 20_000
+    assert throughput.auctions_per_call(2_097_152, 200_000_000, 2_000) == 100
+
+
+def test_gpu_script_parses():
+    subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu.sh")], check=True)
+
+
+@pytest.mark.slow
+def test_gpu_script_dry_run_on_cpu(tmp_path):
+    env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path)}
+    env.pop("XLA_FLAGS", None)
+    subprocess.run(["bash", "benchmarks/gpu.sh"], cwd=ROOT, env=env, check=True, timeout=900, capture_output=True)
+    summary = (tmp_path / "summary.log").read_text() if (tmp_path / "summary.log").exists() else ""
+    assert (tmp_path / "gpu_results.tar.gz").is_file(), summary

@@ -15,12 +15,14 @@ devices after ``initialize_distributed``):
 
 Seeds run either vectorised (``over_seeds(step, "vmap")``, the fastest on
 accelerators) or one after another on each device (``"map"``, through
-``shard_map``). With ``"map"`` a sharded run is bit-identical to the
-single-device run. With ``"vmap"`` the bandit tables, bids, outcomes and logs
-are identical, but XLA:CPU picks other kernels for the batched weight-gradient
-matmuls of different local batch sizes, so parameters differ in the last bits
-(about 1e-8 after a round; tested). A data-parallel ``batch`` axis changes the
-order of the cross-device sums, which is exact only up to float rounding.
+``shard_map``). With ``"map"`` a sharded run (8 fake CPU devices, or two
+processes) is bit-identical to the single-device run in its whole state and
+rewards; only the logged loss may round differently in its last bit (tested).
+With ``"vmap"`` pulls, keys and first-round outcomes are identical, but XLA:CPU picks
+other kernels for the batched weight-gradient matmuls at another local batch
+size, so parameters differ by about 1e-8 per round (tested). A data-parallel
+``batch`` axis changes the order of the cross-device sums: equal up to float
+rounding.
 """
 
 from __future__ import annotations

@@ -148,6 +148,10 @@ def _resume_meta(config: DMOConfig, args: argparse.Namespace) -> dict[str, Any]:
     return io.to_jsonable({"config": fields, "seed": args.seed, "seeds": args.seeds, "seed_loop": args.seed_loop})
 
 
+def _write_rounds_csv(out: Path, rows: list[dict[str, Any]]) -> None:
+    io.write_csv(out / "rounds.csv", list(rows[0]) if rows else [], [tuple(row.values()) for row in rows])
+
+
 def _round_rows(logs: RoundLog, first: int) -> list[dict[str, Any]]:
     """One JSON row per round from logs ``[rounds, seeds, ...]``."""
     rows = []
@@ -195,13 +199,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         state = shard_state(state, mesh, lambda s: s.learner_state)
 
     jsonl = out / "rounds.jsonl"
+    reported = _round_rows(logs, 0) if logs is not None else []
     if leader:
-        io.write_jsonl(jsonl, _round_rows(logs, 0) if logs is not None else [])
+        io.write_jsonl(jsonl, reported)
 
     def on_chunk(steps_done: int, new_logs: RoundLog) -> None:
+        """After every chunk: append its rounds to rounds.jsonl and rewrite rounds.csv (both atomic)."""
         if leader:
-            first = steps_done - np.asarray(new_logs.platform_reward).shape[0]
-            io.append_jsonl(jsonl, _round_rows(new_logs, first))
+            new_rows = _round_rows(new_logs, steps_done - np.asarray(new_logs.platform_reward).shape[0])
+            reported.extend(new_rows)
+            io.append_jsonl(jsonl, new_rows)
+            _write_rounds_csv(out, reported)
 
     with jax.set_mesh(mesh) if mesh is not None else contextlib.nullcontext():
         result = run_chunked(
@@ -262,11 +270,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         f"{rate:,.0f} auctions/s on {jax.device_count()} x {jax.devices()[0].device_kind}{mesh_text}"
     )
     io.write_json(out / "metrics.json", metrics)
-    io.write_csv(
-        out / "rounds.csv",
-        ["round", "platform_reward_mean", "platform_reward_std", "loss_mean", "efficiency_mean"],
-        [tuple(row.values()) for row in rows],
-    )
     if args.plots:
         _plots(config, params, metrics, out)
     print(f"results in {out}/")

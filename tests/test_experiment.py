@@ -74,5 +74,6 @@ def test_resume_gives_the_same_rewards_as_one_run(tmp_path):
     assert resumed["platform_reward_per_seed"] == single["platform_reward_per_seed"]
     assert resumed["loss"] == single["loss"]
     assert len((a / "rounds.jsonl").read_text().splitlines()) == 4
+    assert (a / "rounds.csv").read_text() == (b / "rounds.csv").read_text()  # header + 4 rounds, resumed or not
     other = run(["--rounds", "4", "--resume", str(a), "--out", str(tmp_path / "c"), *common, "--bidders", "4"])
     assert other.returncode != 0 and "another configuration" in other.stderr

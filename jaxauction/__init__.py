@@ -10,7 +10,17 @@ from jaxauction.bidders import (
     epsilon_greedy,
     truthful,
 )
-from jaxauction.dmo import DMO, DMOConfig, RoundLog, TrainState, deep_shares, make_dmo, make_market, make_train
+from jaxauction.dmo import (
+    DMO,
+    DMOConfig,
+    RoundLog,
+    TrainState,
+    deep_shares,
+    make_dmo,
+    make_market,
+    make_train,
+    make_update,
+)
 from jaxauction.market import (
     Dataset,
     Market,
@@ -74,6 +84,7 @@ __all__ = [
     "first_price",
     "highest_bid_allocation",
     "make_dmo",
+    "make_update",
     "make_market",
     "make_mechanism",
     "make_train",

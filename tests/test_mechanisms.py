@@ -189,6 +189,8 @@ def test_bad_input_raises_clear_errors():
         first_price(3, reserve=-1.0)
     with pytest.raises(ValueError, match="hidden"):
         deep_payment(3, hidden=(128, 0))
+    with pytest.raises(ValueError, match="unknown precision 'float64'"):
+        deep_payment(3, precision="float64")
     # under jit the shape check still fires at trace time
     with pytest.raises(ValueError, match="built for 3 bidders"):
         jax.jit(mech.apply)(params, jnp.ones(5), key)

@@ -234,7 +234,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logs = jax.tree.map(lambda x: np.swapaxes(x, 0, 1), result.logs)  # [seeds, rounds, ...]
     compile_seconds, run_seconds = result.compile_seconds, result.run_seconds
 
-    rows = _round_rows(result.logs, 0)
     mesh_text = "" if mesh is None else f", mesh {dict(mesh.shape)} over {jax.process_count()} process(es)"
     auctions = result.steps_run * config.auctions_per_round * config.markets * args.seeds
     rate = auctions / run_seconds if run_seconds else float("nan")
@@ -264,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     }
     if not leader:
         return metrics
-    print_table(rows)
+    print_table(reported)  # every round, resumed ones included
     print(
         f"compile {compile_seconds:.2f}s, run {run_seconds:.2f}s, "
         f"{rate:,.0f} auctions/s on {jax.device_count()} x {jax.devices()[0].device_kind}{mesh_text}"

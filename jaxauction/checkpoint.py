@@ -21,13 +21,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxauction.io import _atomic_write_bytes, to_jsonable
-from jaxauction.parallel import _is_key, to_host
+from jaxauction.parallel import is_prng_key, to_host
 
 FILENAME = "checkpoint.npz"
 
 
 def _to_numpy(tree: Any) -> tuple[list[np.ndarray], list[bool]]:
-    return jax.tree.leaves(to_host(tree)), [_is_key(x) for x in jax.tree.leaves(tree)]
+    return jax.tree.leaves(to_host(tree)), [is_prng_key(x) for x in jax.tree.leaves(tree)]
 
 
 def save(directory: str | os.PathLike, state: Any, logs: Any = None, meta: dict | None = None) -> Path:
@@ -84,9 +84,9 @@ def load(directory: str | os.PathLike, template_state: Any, template_logs: Any =
         restored = []
         for i, (template, is_key) in enumerate(zip(leaves, header["state_is_key"], strict=True)):
             arr = data[f"state_{i}"]
-            if is_key != _is_key(template):
+            if is_key != is_prng_key(template):
                 raise ValueError(f"checkpoint {path}: state leaf {i} key-ness differs from the configuration")
-            expected = np.asarray(jax.random.key_data(template) if is_key else template)
+            expected = jax.random.key_data(template) if is_key else template  # shape and dtype only
             if arr.shape != expected.shape or arr.dtype != expected.dtype:
                 raise ValueError(
                     f"checkpoint {path}: state leaf {i} is {arr.dtype}{list(arr.shape)}, the configuration expects "

@@ -216,7 +216,8 @@ def make_dmo(config: DMOConfig) -> DMO:
         params = mechanism.init(k_params)
         return TrainState(params, optimizer.init(params), fresh_learners(k_learners), k_run, jnp.zeros((), jnp.int32))
 
-    update = make_update(mechanism, optimizer, config.revenue_chunk or None)
+    revenue_chunk = config.revenue_chunk or None
+    update = make_update(mechanism, optimizer, revenue_chunk)
 
     def over_markets(fn: Callable, *xs: Any) -> Any:
         """``vmap`` over the markets axis, or ``lax.map`` in batches of ``market_chunk`` to bound memory."""
@@ -251,7 +252,7 @@ def make_dmo(config: DMOConfig) -> DMO:
             )
             loss = losses[0]
         else:
-            loss = -revenue(mechanism, params, bids, keys, config.revenue_chunk or None)
+            loss = -revenue(mechanism, params, bids, keys, revenue_chunk)
 
         if learner.greedy_bids is not None:
             greedy = jnp.mean(jax.vmap(learner.greedy_bids)(learners), axis=0)

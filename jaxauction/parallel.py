@@ -87,19 +87,16 @@ def shard_state(state: Any, mesh: jax.sharding.Mesh, batch_leaves: Callable[[Any
                     f"axis {axis} of a {list(leaf.shape)} leaf does not divide over the {mesh.shape[name]} "
                     f"devices of mesh axis {name!r}"
                 )
-        sharding = NamedSharding(mesh, spec)
         # From a host copy, so that every process supplies its own shards of a global array.
-        if _is_key(leaf):
-            data = np.asarray(jax.random.key_data(leaf))
-            placed = jax.make_array_from_callback(data.shape, sharding, lambda index: data[index])
-            return jax.random.wrap_key_data(placed, impl=jax.random.key_impl(leaf))
-        host = np.asarray(leaf)
-        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+        key = is_prng_key(leaf)
+        host = np.asarray(jax.random.key_data(leaf) if key else leaf)
+        placed = jax.make_array_from_callback(host.shape, NamedSharding(mesh, spec), lambda index: host[index])
+        return jax.random.wrap_key_data(placed, impl=jax.random.key_impl(leaf)) if key else placed
 
     return jax.tree.map(place, state)
 
 
-def _is_key(x: Any) -> bool:
+def is_prng_key(x: Any) -> bool:
     return hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
@@ -110,7 +107,7 @@ def to_host(tree: Any) -> Any:
     """
 
     def gather(x: Any) -> np.ndarray:
-        if _is_key(x):
+        if is_prng_key(x):
             x = jax.random.key_data(x)
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
             return np.asarray(multihost_utils.process_allgather(x, tiled=True))

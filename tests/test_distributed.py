@@ -33,23 +33,22 @@ def _finish(proc: subprocess.Popen) -> str:
     return out
 
 
-def _two_processes(args: list[str], out: Path) -> str:
-    """Two processes with 2 CPU devices each: a 4-device mesh over 2 processes."""
+def _two_processes_and_one(args: list[str], tmp_path: Path) -> tuple[str, dict, dict]:
+    """The same run as two processes with 2 CPU devices each (a 4-device mesh) in ``tmp_path/two`` and as one
+    single-device process in ``tmp_path/one``. Returns process 0's printout and both metrics."""
     address = f"127.0.0.1:{_free_port()}"
-    common = [*args, "--out", str(out), "--coordinator-address", address, "--num-processes", "2"]
+    common = [*args, "--out", str(tmp_path / "two"), "--coordinator-address", address, "--num-processes", "2"]
     procs = [_launch([*common, "--process-id", str(i)], devices=2) for i in range(2)]
     outputs = [_finish(p) for p in procs]
     assert "platform reward" in outputs[0] and "platform reward" not in outputs[1], "only process 0 reports"
-    return outputs[0]
+    _finish(_launch([*args, "--out", str(tmp_path / "one")], devices=1))
+    two, one = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("two", "one"))
+    return outputs[0], two, one
 
 
 def test_two_processes_equal_one_process(tmp_path):
-    args = ["--seeds", "4", "--seed-loop", "map"]
-    printed = _two_processes(args, tmp_path / "two")
+    printed, two, one = _two_processes_and_one(["--seeds", "4", "--seed-loop", "map"], tmp_path)
     assert "mesh {'seeds': 4, 'batch': 1} over 2 process(es)" in printed
-    _finish(_launch([*args, "--out", str(tmp_path / "one")], devices=1))
-    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
-    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     assert two["mesh"] == {"seeds": 4, "batch": 1} and one["mesh"] is None
     assert two["platform_reward_per_seed"] == one["platform_reward_per_seed"]
     np.testing.assert_allclose(two["loss_per_seed"], one["loss_per_seed"], rtol=1e-6)  # last-bit rounding
@@ -60,12 +59,8 @@ def test_two_processes_equal_one_process(tmp_path):
 
 
 def test_two_processes_data_parallel_markets(tmp_path):
-    args = ["--seeds", "2", "--markets", "2"]
-    printed = _two_processes(args, tmp_path / "two")
+    printed, two, one = _two_processes_and_one(["--seeds", "2", "--markets", "2"], tmp_path)
     assert "mesh {'seeds': 2, 'batch': 2} over 2 process(es)" in printed
-    _finish(_launch([*args, "--out", str(tmp_path / "one")], devices=1))
-    two = json.loads((tmp_path / "two" / "metrics.json").read_text())
-    one = json.loads((tmp_path / "one" / "metrics.json").read_text())
     # Cross-device sums of the dataset revenue: equal up to float32 rounding.
     np.testing.assert_allclose(two["platform_reward_per_seed"], one["platform_reward_per_seed"], rtol=1e-5)
     np.testing.assert_allclose(two["loss_per_seed"], one["loss_per_seed"], rtol=1e-5)

@@ -16,18 +16,18 @@ from pathlib import Path
 
 from benchmarks.common import device_info
 from benchmarks.throughput import rollout_rate
-from jaxauction import io
-from jaxauction.dmo import DMOConfig, make_market
+from jaxauction import DMOConfig, io
 
 
 def variants() -> dict:
-    seed = make_market(DMOConfig())
-    frozen = seed.learner._replace(update=lambda state, transition: state._replace(t=state.t + 1))
+    seed = DMOConfig().market()
+    bandit = seed.population.groups[0]
+    frozen = bandit._replace(update=lambda key, state, feedback, params: state._replace(t=state.t + 1))
     return {
         "seed": seed,
-        "frozen_bidders": seed._replace(learner=frozen),
-        "second_price": make_market(DMOConfig(mechanism="second_price")),
-        "precision_highest": make_market(DMOConfig(matmul_precision="highest")),
+        "frozen_bidders": seed._replace(population=seed.population._replace(groups=(frozen,))),
+        "second_price": DMOConfig.of(mechanism="second_price").market(),
+        "precision_highest": DMOConfig.of(matmul_precision="highest").market(),
     }
 
 

@@ -21,14 +21,12 @@ The largest term is the update's activations; ``revenue_chunk`` bounds it and
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 
 import jax
 
 from benchmarks.common import device_info
-from jaxauction import io
-from jaxauction.dmo import DMOConfig, make_dmo
+from jaxauction import DMOConfig, io, make_dmo
 
 GRID = [
     dict(seeds=1, markets=1, dataset_size=64),
@@ -42,11 +40,11 @@ GRID = [
 
 
 def measure(seeds: int, **fields) -> dict:
-    config = dataclasses.replace(DMOConfig(auctions_per_round=1_000, window=1_000), **fields)
+    config = DMOConfig.of(auctions_per_round=1_000, window=1_000, **fields)
     dmo = make_dmo(config)
     state = jax.eval_shape(jax.vmap(dmo.init), jax.random.split(jax.random.key(0), seeds))
     stats = jax.jit(jax.vmap(dmo.step)).lower(state).compile().memory_analysis()
-    samples = config.markets * config.dataset_size
+    samples = config.rollout.markets * config.rollout.dataset_size
     return {
         "seeds": seeds,
         **fields,

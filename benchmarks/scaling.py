@@ -30,23 +30,23 @@ from jaxauction import io
 WORKER = r"""
 import json, sys, time
 import jax, numpy as np
-from jaxauction import DMOConfig, make_dmo
+from jaxauction import DMOConfig, key, make_dmo
 from jaxauction.driver import run_chunked
 from jaxauction.parallel import over_seeds, plan_mesh, shard_state, to_host
 seeds, seed_loop, repeats = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-config = DMOConfig(rounds=2, auctions_per_round=4_000, window=1_000, explore_steps=1_000, half_life=500.0)
+config = DMOConfig.of(rounds=2, auctions_per_round=4_000, window=1_000, explore_steps=1_000, half_life=500.0)
 dmo = make_dmo(config)
-state = jax.vmap(dmo.init)(jax.random.split(jax.random.key(0), seeds))
-mesh = plan_mesh(seeds, config.markets, seed_loop) if jax.device_count() > 1 else None
+state = jax.vmap(dmo.init)(jax.random.split(key(0), seeds))
+mesh = plan_mesh(seeds, config.rollout.markets, seed_loop) if jax.device_count() > 1 else None
 if mesh is not None:
     state = shard_state(state, mesh, lambda s: s.learner_state)
 times = []
 with jax.set_mesh(mesh) if mesh is not None else __import__("contextlib").nullcontext():
     step = over_seeds(dmo.step, seed_loop, mesh)
     for _ in range(repeats + 1):
-        result = run_chunked(step, state, config.rounds, chunk=config.rounds, progress=False)
+        result = run_chunked(step, state, config.rollout.rounds, chunk=config.rollout.rounds, progress=False)
         times.append(result.run_seconds)
-params = np.concatenate([np.ravel(x) for x in jax.tree.leaves(to_host(result.state.params))])
+params = np.concatenate([np.ravel(x) for x in jax.tree.leaves(to_host(result.state.params.mechanism))])
 print(json.dumps({"devices": jax.device_count(), "run_seconds": float(np.median(times[1:])),
                   "params": params.tolist(), "platform_reward": np.ravel(result.logs.platform_reward).tolist()}))
 """

@@ -22,10 +22,8 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.common import device_info, int_list, matmul_gflops, median_seconds, mlp_flops, str_list
-from jaxauction import io
-from jaxauction.cpu_rng import use_unrolled_threefry_on_cpu
-from jaxauction.dmo import DMOConfig, deep_shares, make_market
-from jaxauction.market import Market, run_round
+from jaxauction import DMOConfig, deep_shares, init_params, io, key, run_round
+from jaxauction.market import Market
 
 
 def auctions_per_call(markets: int, budget: int | None, default: int) -> int:
@@ -35,10 +33,15 @@ def auctions_per_call(markets: int, budget: int | None, default: int) -> int:
     return int(min(20_000, max(100, budget // markets // 100 * 100)))
 
 
-def rollout_rate(market: Market, markets: int, auctions: int, repeats: int, unroll: int = 1) -> float:
-    params = market.mechanism.init(jax.random.key(0))
-    keys = jax.random.split(jax.random.key(1), markets)
-    states = jax.vmap(market.learner.init)(keys)
+PRNGS = {"fused": key, "jax": jax.random.key}  # same bits; jaxauction.prng's fused threefry, or JAX's default
+
+
+def rollout_rate(
+    market: Market, markets: int, auctions: int, repeats: int, unroll: int = 1, prng: str = "fused"
+) -> float:
+    params = init_params(market, jax.random.key(0))
+    keys = jax.random.split(PRNGS[prng](1), markets)
+    states = jax.vmap(market.population.init, in_axes=(0, None))(keys, params.learners)
     window = auctions if auctions <= 1_000 or auctions % 1_000 else 1_000
     go = jax.jit(jax.vmap(lambda s, k: run_round(market, auctions, window, params, s, k, unroll)))
     return markets * auctions / median_seconds(lambda: go(states, keys), repeats)
@@ -46,8 +49,8 @@ def rollout_rate(market: Market, markets: int, auctions: int, repeats: int, unro
 
 def forward_rate(config: DMOConfig, batch: int, repeats: int, passes: int = 10) -> float:
     """Bid profiles per second through the payment network alone (``passes`` forward passes per timed call)."""
-    params = make_market(config).mechanism.init(jax.random.key(0))
-    bids = jnp.floor(jax.random.uniform(jax.random.key(1), (batch, config.n_bidders)) * config.n_bids)
+    params = config.market().mechanism.init(jax.random.key(0))
+    bids = jnp.floor(jax.random.uniform(jax.random.key(1), (batch, config.bidders.n_bidders)) * config.bidders.n_bids)
 
     @jax.jit
     def go(params, bids):
@@ -71,14 +74,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--forward", type=int_list, default=[], help="also time the forward pass at these batches")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--mechanism", default="deep")
-    parser.add_argument("--fast-cpu-rng", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--prng", choices=sorted(PRNGS), default="fused", help="key implementation (same bits)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    if args.fast_cpu_rng and jax.default_backend() == "cpu":
-        use_unrolled_threefry_on_cpu()
-
-    base = DMOConfig(mechanism=args.mechanism, matmul_precision=args.precision)
-    flops = mlp_flops(base.n_bidders, base.hidden)
+    base = DMOConfig.of(mechanism=args.mechanism, matmul_precision=args.precision)
+    flops = mlp_flops(base.bidders.n_bidders, base.mechanism.hidden)
     peaks = {dtype: matmul_gflops(dtype) for dtype in dict.fromkeys(["float32", *args.dtypes])}
     info = device_info()
     peak_text = ", ".join(f"{d} {g:,.0f}" for d, g in peaks.items())
@@ -87,7 +87,7 @@ def main(argv=None) -> dict:
         "benchmark": "throughput",
         **info,
         "mechanism": args.mechanism,
-        "fast_cpu_rng": bool(args.fast_cpu_rng),
+        "prng": args.prng,
         "matmul_precision": args.precision,
         "forward_flops_per_auction": flops,
         "matmul_gflops": peaks,
@@ -111,11 +111,11 @@ def main(argv=None) -> dict:
             io.write_json(args.out, result)
 
     for dtype in args.dtypes:
-        config = DMOConfig(mechanism=args.mechanism, compute_dtype=dtype, matmul_precision=args.precision)
+        config = DMOConfig.of(mechanism=args.mechanism, compute_dtype=dtype, matmul_precision=args.precision)
         for unroll in args.unroll:
             for m in args.markets:
                 auctions = auctions_per_call(m, args.auction_budget, args.auctions)
-                rate = rollout_rate(make_market(config), m, auctions, args.repeats, unroll)
+                rate = rollout_rate(config.market(), m, auctions, args.repeats, unroll, args.prng)
                 row = {"dtype": dtype, "unroll": unroll, "markets": m, "auctions": auctions}
                 record("sweep", {**row, "auctions_per_second": rate})
                 print(

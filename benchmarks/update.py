@@ -17,26 +17,25 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from benchmarks.common import device_info, int_list, matmul_gflops, median_seconds, mlp_flops, str_list
-from jaxauction import io
-from jaxauction.dmo import DMOConfig, make_market, make_update
+from jaxauction import DMOConfig, io, make_update, revenue_loss
 
 
 def update_rate(config: DMOConfig, size: int, steps: int, repeats: int, chunk: int | None) -> float:
-    mechanism = make_market(config).mechanism
-    optimizer = optax.adam(config.learning_rate)
-    update = make_update(mechanism, optimizer, chunk)
+    mechanism = config.market().mechanism
+    optimizer = config.optimiser.build()
+    update = make_update(revenue_loss(mechanism, chunk), optimizer)
     params = mechanism.init(jax.random.key(0))
-    bids = jnp.floor(jax.random.uniform(jax.random.key(1), (size, config.n_bidders)) * config.n_bids)
+    n, top = config.bidders.n_bidders, config.bidders.n_bids
+    bids = jnp.floor(jax.random.uniform(jax.random.key(1), (size, n, 1)) * top)
     keys = jax.random.split(jax.random.key(2), size)
 
     @jax.jit
     def go(params, opt_state):
         def one(carry, _):
-            params, opt_state, loss = update(*carry, bids, keys)
-            return (params, opt_state), loss
+            result = update(*carry, bids, keys)
+            return (result.params, result.opt_state), result.loss
 
         return jax.lax.scan(one, (params, opt_state), None, length=steps)
 
@@ -55,7 +54,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     base = DMOConfig()
-    flops = 3 * mlp_flops(base.n_bidders, base.hidden)
+    flops = 3 * mlp_flops(base.bidders.n_bidders, base.mechanism.hidden)
     peaks = {dtype: matmul_gflops(dtype) for dtype in dict.fromkeys(["float32", *args.dtypes])}
     result = {
         "benchmark": "update",
@@ -68,7 +67,7 @@ def main(argv=None) -> dict:
     }
     print(f"{result['device_kind']}: matmul GFLOP/s {peaks}; {flops} FLOPs per sample and step")
     for dtype in args.dtypes:
-        config = DMOConfig(compute_dtype=dtype)
+        config = DMOConfig.of(compute_dtype=dtype)
         for size in args.sizes:
             rate = update_rate(config, size, args.steps, args.repeats, args.chunk)
             fraction = rate * flops / (peaks[dtype] * 1e9)

@@ -1,8 +1,18 @@
-"""The repeated auction: one auction step, a round as ``lax.scan``, and dataset collection.
+"""The repeated auction: a market, one auction, a round as ``lax.scan``, and dataset collection.
 
-All functions are pure and act on a single market; independent markets run
-under ``jax.vmap`` (see ``dmo.py``). Per-auction histories are never stacked:
-metrics are reduced inside the scan to one row per revenue window.
+A ``Market`` is static structure (a mechanism, a population of learners, a
+prior and a utility); every number it uses is in ``MarketParams`` (the
+mechanism's params, the prior's bounds, each group's learner params, the
+utility's params). All functions are pure and act on one market; independent
+markets, seeds and sweeps over params run under ``jax.vmap``. Per-auction
+histories are never stacked: metrics are reduced inside the scan to one row
+per window.
+
+One auction (``play``): the prior draws types; every group of bidders bids on
+its observations; the mechanism allocates and charges; utilities follow. A
+learning auction then gives each group its ``Feedback`` and updates it.
+Auction keys split three ways (types, bids, outcome), and the update key is
+derived from the auction key with ``fold_in``.
 """
 
 from __future__ import annotations
@@ -11,64 +21,193 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.experimental import checkify
 
-from jaxauction._checks import check_positive_int
-from jaxauction.bidders.base import Learner, LearnerState
-from jaxauction.mechanisms.rules import Mechanism
+from jaxauction._checks import check_positive_int, is_concrete
+from jaxauction.bidders.population import Population
+from jaxauction.mechanisms.base import Mechanism, checked
+from jaxauction.metrics import KahanSum, efficiency_ratio, optimal_welfare, revenue, welfare
 from jaxauction.priors import Prior
-from jaxauction.types import Array, Outcome, Params, PRNGKey, Transition
+from jaxauction.types import FULL_INFORMATION, Array, Feedback, Outcome, Params, PRNGKey, State, Types
+from jaxauction.utilities import Utility, quasi_linear
 
-
-def utility(values: Array, outcome: Outcome) -> Array:
-    """Quasi-linear utility ``value * allocation - payment``, per bidder."""
-    return values * outcome.allocation - outcome.payments
-
-
-def efficiency(values: Array, allocation: Array) -> Array:
-    """1.0 when the item goes to a bidder with the highest value, else 0.0 (also when unsold)."""
-    return jnp.sum(allocation * (values == jnp.max(values)))
+_UPDATE_KEY = 0x75706474  # fold_in data that derives an auction's update key
 
 
 class Market(NamedTuple):
-    """A market: a mechanism, ``n`` bidders (one learner over the stacked axis) and a value prior."""
+    """A mechanism, a population of bidders, a prior over their types and their utility (static structure).
+
+    ``checked=True`` adds ``checkify`` checks (finite, non-negative bids;
+    finite outcomes) to every auction; run the program under
+    ``checkify.checkify`` (the driver does, with ``checked=True``).
+    """
 
     mechanism: Mechanism
-    learner: Learner
+    population: Population
     prior: Prior
+    utility: Utility = quasi_linear()
+    checked: bool = False
+
+    @property
+    def n_bidders(self) -> int:
+        return self.mechanism.n_bidders
+
+    @property
+    def n_items(self) -> int:
+        return self.mechanism.n_items
 
 
-def check_market(market: Market) -> None:
-    n = market.mechanism.n_bidders
-    if market.learner.n_bidders != n:
-        raise ValueError(f"the mechanism is built for {n} bidders but the learner for {market.learner.n_bidders}")
-    market.prior.bounds(n)  # raises if per-bidder ranges do not match n
+class MarketParams(NamedTuple):
+    """Every number of a market, as arrays: a sweep over any of them is a ``vmap`` over this pytree."""
+
+    mechanism: Params
+    prior: Params
+    learners: tuple[Params, ...]
+    utility: Params
 
 
-def play(market: Market, params: Params, learner_state: LearnerState, key: PRNGKey) -> tuple[Transition, PRNGKey]:
-    """One auction with frozen bidders: values -> bids -> outcome. Also returns the outcome's key."""
-    n = market.mechanism.n_bidders
-    k_values, k_bids, k_outcome = jax.random.split(key, 3)
-    values = market.prior.sample(k_values, n)
-    bids = market.learner.act(k_bids, learner_state, values)
-    outcome = market.mechanism.apply(params, bids, k_outcome)
-    transition = Transition(values, bids, outcome.allocation, outcome.payments, utility(values, outcome))
-    return transition, k_outcome
+def init_params(market: Market, key: PRNGKey) -> MarketParams:
+    """The default params: the mechanism's ``init(key)`` and every other component's defaults."""
+    return MarketParams(
+        mechanism=market.mechanism.init(key),
+        prior=market.prior.init_params(market.n_bidders, market.n_items),
+        learners=market.population.init_params(),
+        utility=market.utility.init_params(),
+    )
+
+
+def tile_params(params: Params, size: int) -> Params:
+    """Every leaf repeated on a new leading axis of ``size``: the start of a sweep, whose swept leaves are then
+    replaced (``params._replace(...)``) and which runs under ``vmap``."""
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (size, *jnp.shape(x))), params)
+
+
+def _bidder_range(sl: slice) -> str:
+    return f"bidder {sl.start}" if sl.stop - sl.start == 1 else f"bidders {sl.start}-{sl.stop - 1}"
+
+
+def check_market(market: Market, params: MarketParams | None = None) -> None:
+    """Refuse a market whose parts do not fit together, naming the problem.
+
+    Structure: bidder and item counts agree; a group with a tabular learner
+    gets integer observations. With concrete ``params`` (any leading sweep
+    axes): the prior's bounds are valid and every tabular learner's table
+    covers every value its bidders can draw; learner params are valid.
+    """
+    n, m = market.n_bidders, market.n_items
+    if market.population.n_bidders != n:
+        raise ValueError(f"the mechanism is built for {n} bidders but the population has {market.population.n_bidders}")
+    for group, sl in zip(market.population.groups, market.population.slices, strict=True):
+        if group.feedback == FULL_INFORMATION and m != 1:
+            raise ValueError(f"{group.name} learns from full-information feedback, defined for one item (m = {m})")
+        if group.observation_levels is not None and not market.prior.integer:
+            raise ValueError(
+                f"{_bidder_range(sl)} ({group.name}) learn a table over integer value levels, but prior "
+                f"{market.prior.name!r} draws continuous values: use an integer prior (uniform_int)"
+            )
+    if params is None:  # the defaults; the mechanism's params are not needed to check the market
+        params = MarketParams(None, market.prior.init_params(n, m), market.population.init_params(), ())
+    market.prior.check_params(params.prior)
+    for group, sl, p in zip(market.population.groups, market.population.slices, params.learners, strict=True):
+        group.check_params(p)
+        low, high = market.prior.support(params.prior)
+        if group.observation_levels is None or not (is_concrete(low) and is_concrete(high)):
+            continue
+        top = float(np.max(np.asarray(high)[..., sl, :]))
+        if top > group.observation_levels - 1 or float(np.min(np.asarray(low)[..., sl, :])) < 0:
+            raise ValueError(
+                f"{_bidder_range(sl)} ({group.name}) keep tables over value levels 0..{group.observation_levels - 1}, "
+                f"but the prior draws values up to {top:g}: build the learner with n_values >= {int(top) + 1}"
+            )
+
+
+class Auction(NamedTuple):
+    """One auction's record (all ``[n, ...]``): types, bids, outcome and utilities, and the outcome's key."""
+
+    types: Types
+    bids: Array
+    outcome: Outcome
+    utility: Array
+    outcome_key: PRNGKey
+
+
+def _mechanism(market: Market) -> Mechanism:
+    return checked(market.mechanism) if market.checked else market.mechanism
+
+
+def play(market: Market, params: MarketParams, states: tuple[State, ...], key: PRNGKey) -> Auction:
+    """One auction with frozen bidders: types -> bids -> outcome -> utilities."""
+    k_types, k_bids, k_outcome = jax.random.split(key, 3)
+    types = market.prior.sample(k_types, params.prior)
+    if market.checked:
+        checkify.check(jnp.all(jnp.isfinite(types.values)), "the prior drew NaN or infinite values")
+    bids = market.population.act(k_bids, states, types.observation(), params.learners)
+    outcome = _mechanism(market).apply(params.mechanism, bids, k_outcome)
+    utility = market.utility.apply(types, outcome, params.utility)
+    if market.checked:
+        checkify.check(jnp.all(jnp.isfinite(utility)), "utilities hold NaN or infinite entries")
+    return Auction(types, bids, outcome, utility, k_outcome)
+
+
+def counterfactual_utilities(
+    market: Market, params: MarketParams, record: Auction, bidders: slice, grid: Array
+) -> Array:
+    """``[k, G]``: each of ``bidders``' utility had it bid ``grid[g]`` (one item), all else held fixed.
+
+    The mechanism's randomness (tie-breaking) is held fixed too: it reuses the auction's outcome key.
+    """
+    grid = jnp.asarray(grid, record.bids.dtype)
+
+    def one(i: Array, bid: Array) -> Array:
+        outcome = market.mechanism.apply(params.mechanism, record.bids.at[i, 0].set(bid), record.outcome_key)
+        return market.utility.apply(record.types, outcome, params.utility)[i]
+
+    rows = jnp.arange(bidders.start, bidders.stop)
+    return jax.vmap(lambda i: jax.vmap(lambda b: one(i, b))(grid))(rows)
+
+
+def learn(
+    market: Market, params: MarketParams, states: tuple[State, ...], record: Auction, key: PRNGKey
+) -> tuple[State, ...]:
+    """Every group's update after the auction ``record`` played with ``key``."""
+    observations = record.types.observation()
+    population = market.population
+    new_states = []
+    update_keys = population.keys(jax.random.fold_in(key, _UPDATE_KEY))
+    for group, sl, state, p, k in zip(
+        population.groups, population.slices, states, params.learners, update_keys, strict=True
+    ):
+        counterfactual = None
+        if group.feedback == FULL_INFORMATION:
+            counterfactual = counterfactual_utilities(market, params, record, sl, group.bid_grid)
+        feedback = Feedback(
+            observations[sl], record.bids[sl], record.outcome.allocation[sl], record.outcome.payments[sl],
+            record.utility[sl], counterfactual,
+        )  # fmt: skip
+        new_states.append(group.update(k, state, feedback, p))
+    return tuple(new_states)
 
 
 def auction(
-    market: Market, params: Params, learner_state: LearnerState, key: PRNGKey
-) -> tuple[LearnerState, Transition]:
-    """One learning auction: values -> bids -> outcome -> bidder updates, for all bidders at once."""
-    transition, _ = play(market, params, learner_state, key)
-    return market.learner.update(learner_state, transition), transition
+    market: Market, params: MarketParams, states: tuple[State, ...], key: PRNGKey
+) -> tuple[tuple[State, ...], Auction]:
+    """One learning auction: play, then every bidder learns from its feedback."""
+    record = play(market, params, states, key)
+    return learn(market, params, states, record, key), record
 
 
 class RoundMetrics(NamedTuple):
-    """Per-window means over one round of one market (``W`` windows)."""
+    """Per-window results of one round of one market (``W`` windows).
 
-    revenue: Array  # [W] mean revenue (sum of payments) per auction
-    utility: Array  # [W, n] mean utility per bidder
-    efficiency: Array  # [W] share of auctions won by a highest-value bidder
+    revenue: ``[W]`` mean revenue (sum of payments) per auction.
+    utility: ``[W, n]`` mean utility per bidder.
+    efficiency: ``[W]`` realised over optimal welfare, summed over the window (see ``metrics``).
+    """
+
+    revenue: Array
+    utility: Array
+    efficiency: Array
 
     @property
     def platform_reward(self) -> Array:
@@ -76,93 +215,72 @@ class RoundMetrics(NamedTuple):
         return self.revenue[..., -1]
 
 
-class _Sums(NamedTuple):
-    revenue: Array
-    utility: Array
-    efficiency: Array
-
-
 def run_round(
     market: Market,
     n_auctions: int,
     window: int,
-    params: Params,
-    learner_state: LearnerState,
+    params: MarketParams,
+    states: tuple[State, ...],
     key: PRNGKey,
     unroll: int = 1,
-) -> tuple[LearnerState, RoundMetrics]:
-    """``n_auctions`` learning auctions against the frozen mechanism ``params``.
+) -> tuple[tuple[State, ...], RoundMetrics]:
+    """``n_auctions`` learning auctions against fixed ``params``.
 
-    A ``lax.scan`` over ``n_auctions // window`` windows of a ``lax.scan`` over
-    ``window`` auctions (``unroll`` auctions per loop iteration). Auction ``t``
-    uses ``fold_in(key, t)``.
+    A ``lax.scan`` over ``n_auctions // window`` windows of a ``lax.scan``
+    over ``window`` auctions (``unroll`` auctions per loop iteration).
+    Auction ``t`` uses ``fold_in(key, t)``. Window sums are compensated, so
+    they stay exact for windows of any length.
     """
     check_positive_int(n_auctions, "n_auctions")
     check_positive_int(window, "window")
     if n_auctions % window:
         raise ValueError(f"n_auctions ({n_auctions}) must be a multiple of the revenue window ({window})")
-    n = market.mechanism.n_bidders
+    n = market.n_bidders
 
     def one_auction(carry, t):
-        state, sums = carry
-        state, tr = auction(market, params, state, jax.random.fold_in(key, t))
-        sums = _Sums(
-            sums.revenue + jnp.sum(tr.payments),
-            sums.utility + tr.utilities,
-            sums.efficiency + efficiency(tr.values, tr.allocation),
-        )
-        return (state, sums), None
+        states, sums = carry
+        states, record = auction(market, params, states, jax.random.fold_in(key, t))
+        outcome = (revenue(record.outcome), welfare(record.types, record.outcome), optimal_welfare(record.types))
+        return (states, (sums[0].add(jnp.stack(outcome)), sums[1].add(record.utility))), None
 
-    def one_window(state, first):
-        zeros = _Sums(jnp.zeros((), jnp.float32), jnp.zeros((n,), jnp.float32), jnp.zeros((), jnp.float32))
-        (state, sums), _ = jax.lax.scan(one_auction, (state, zeros), first + jnp.arange(window), unroll=unroll)
-        return state, jax.tree.map(lambda s: s / window, sums)
+    def one_window(states, first):
+        zeros = (KahanSum.zeros((3,)), KahanSum.zeros((n,)))  # revenue, welfare, optimal welfare; utilities
+        (states, sums), _ = jax.lax.scan(one_auction, (states, zeros), first + jnp.arange(window), unroll=unroll)
+        (revenue_sum, welfare_sum, optimal_sum), utility_sum = sums[0].total, sums[1].total
+        efficiency = efficiency_ratio(welfare_sum, optimal_sum)
+        return states, RoundMetrics(revenue_sum / window, utility_sum / window, efficiency)
 
     starts = jnp.arange(0, n_auctions, window)
-    learner_state, means = jax.lax.scan(one_window, learner_state, starts)
-    return learner_state, RoundMetrics(means.revenue, means.utility, means.efficiency)
+    return jax.lax.scan(one_window, states, starts)
 
 
 class Dataset(NamedTuple):
-    """Auctions played by frozen bidders: ``values``/``bids`` ``[D, n]``, the outcome keys ``[D]``."""
+    """Auctions played by frozen bidders: ``types`` and ``bids`` ``[D, n, ...]``, the outcome keys ``[D]``."""
 
-    values: Array
+    types: Types
     bids: Array
     keys: Array
 
 
-def collect(market: Market, size: int, params: Params, learner_state: LearnerState, key: PRNGKey) -> Dataset:
+def collect(market: Market, size: int, params: MarketParams, states: tuple[State, ...], key: PRNGKey) -> Dataset:
     """``size`` independent auctions with frozen bidders (they act, exploration included, but do not learn)."""
     check_positive_int(size, "size")
-    transitions, keys = jax.vmap(lambda k: play(market, params, learner_state, k))(jax.random.split(key, size))
-    return Dataset(transitions.values, transitions.bids, keys)
+
+    records = jax.vmap(lambda k: play(market, params, states, k))(jax.random.split(key, size))
+    return Dataset(records.types, records.bids, records.outcome_key)
 
 
-def revenue(mechanism: Mechanism, params: Params, bids: Array, keys: Array, chunk: int | None = None) -> Array:
-    """Mean revenue (sum of payments) over a batch of bid profiles ``[D, n]`` with keys ``[D]``.
+def policy_grid(market: Market, points: int = 11) -> np.ndarray:
+    """Observations ``[G, d]`` to summarise learned bid functions on, from the prior's default bounds.
 
-    ``chunk`` bounds memory for large ``D``: profiles are evaluated ``chunk`` at
-    a time in a ``lax.scan`` whose body is rematerialised (``jax.checkpoint``),
-    so neither the value nor its gradient holds more than one chunk's
-    activations. The remainder ``D % chunk`` is one more, smaller batch.
-    Chunking changes the float summation order, not the result beyond rounding.
+    Integer priors: every value level from the lowest to the highest bound (at
+    most 101); continuous priors: ``points`` values spread over the range.
+    Every item gets the same value.
     """
-
-    def payments(b: Array, k: Array) -> Array:
-        return jnp.sum(jax.vmap(mechanism.apply, in_axes=(None, 0, 0))(params, b, k).payments, axis=-1)
-
-    size = bids.shape[0]
-    if chunk is None or chunk >= size:
-        return jnp.mean(payments(bids, keys))
-    check_positive_int(chunk, "chunk")
-    full = size - size % chunk
-    chunk_total = jax.checkpoint(lambda b, k: jnp.sum(payments(b, k)))
-
-    def add(total: Array, xs: tuple[Array, Array]) -> tuple[Array, None]:
-        return total + chunk_total(*xs), None
-
-    batches = (bids[:full].reshape(-1, chunk, bids.shape[-1]), keys[:full].reshape(-1, chunk))
-    total, _ = jax.lax.scan(add, jnp.zeros((), jnp.float32), batches)
-    if full < size:
-        total = total + jnp.sum(payments(bids[full:], keys[full:]))
-    return total / size
+    params = market.prior.init_params(market.n_bidders, market.n_items)
+    low, high = (float(np.min(params.low)), float(np.max(params.high)))
+    if market.prior.integer and high - low < 101:
+        levels = np.arange(low, high + 1)
+    else:
+        levels = np.linspace(low, high, points)
+    return np.repeat(levels[:, None], market.n_items, axis=1).astype(np.float32)

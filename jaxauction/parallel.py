@@ -27,6 +27,7 @@ rounding.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -124,11 +125,13 @@ def constrain_markets(tree: Any) -> Any:
     return jax.lax.with_sharding_constraint(tree, P(BATCH))
 
 
+@functools.lru_cache(maxsize=64)
 def over_seeds(step: Callable, seed_loop: str = "vmap", mesh: jax.sharding.Mesh | None = None) -> Callable:
     """``step`` over a leading seeds axis: vectorised (``"vmap"``) or one seed after another (``"map"``).
 
     With a mesh, ``"vmap"`` names the ``seeds`` axis for the sharding constraints
-    inside ``step`` and ``"map"`` runs each device's seeds in a ``shard_map``.
+    inside ``step`` and ``"map"`` runs each device's seeds in a ``shard_map``. Memoised, so that the
+    programs compiled from the result are reused for the same step.
     """
     if seed_loop not in SEED_LOOPS:
         raise ValueError(f"unknown seed_loop {seed_loop!r}; choose one of {list(SEED_LOOPS)}")
@@ -147,14 +150,14 @@ def over_seeds(step: Callable, seed_loop: str = "vmap", mesh: jax.sharding.Mesh 
 
 
 def initialize_distributed(coordinator_address: str | None, num_processes: int | None, process_id: int | None) -> bool:
-    """Call ``jax.distributed.initialize`` when a coordinator is given. Returns whether it did.
+    """Call ``jax.distributed.initialize`` when a coordinator is given (once). Returns whether it is initialised.
 
     On GPU/TPU clusters the arguments can also come from the environment (SLURM,
     TPU pods) by passing ``coordinator_address="auto"``. Cross-process
     collectives on CPU use gloo (GPUs and TPUs use their own).
     """
-    if coordinator_address is None:
-        return False
+    if coordinator_address is None or jax.distributed.is_initialized():
+        return coordinator_address is not None
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     if coordinator_address == "auto":
         jax.distributed.initialize()

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import matplotlib
 import numpy as np
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
 
 
 def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     return plt
 
 
@@ -40,15 +39,14 @@ def platform_reward(path: str | os.PathLike, per_seed: np.ndarray, title: str = 
     plt.close(fig)
 
 
-def bid_value(path: str | os.PathLike, greedy_bids: np.ndarray, title: str = "") -> None:
-    """Learned greedy bid per value level for each bidder, against truthful bidding."""
+def bid_value(path: str | os.PathLike, values: np.ndarray, bids: np.ndarray, title: str = "") -> None:
+    """Each bidder's learned exploitation bid against its value (``bids [n, G]`` at ``values [G]``), and truthful."""
     plt = _pyplot()
-    greedy_bids = np.asarray(greedy_bids)  # [n, V]
-    levels = np.arange(greedy_bids.shape[-1])
+    values, bids = np.asarray(values), np.asarray(bids)
     fig, ax = plt.subplots(figsize=(5, 4))
-    ax.plot(levels, levels, "k--", lw=1, label="truthful")
-    for i, bids in enumerate(greedy_bids):
-        ax.plot(levels, bids, marker="o", label=f"bidder {i}")
+    ax.plot(values, values, "k--", lw=1, label="truthful")
+    for i, row in enumerate(bids):
+        ax.plot(values, row, marker="o", label=f"bidder {i}")
     ax.set(xlabel="value", ylabel="learned bid", title=title)
     ax.legend()
     _save(fig, Path(path))
@@ -65,7 +63,7 @@ def payment_shares(path: str | os.PathLike, profiles: np.ndarray, shares: np.nda
     for i in range(shares.shape[1]):
         ax.bar(x, shares[:, i], bottom=bottom, label=f"s_{i}")
         bottom += shares[:, i]
-    ax.set_xticks(x, [str(tuple(int(b) if float(b).is_integer() else round(float(b), 2) for b in p)) for p in profiles])
+    ax.set_xticks(x, [str(tuple(int(b) if float(b).is_integer() else float(f"{b:.3g}") for b in p)) for p in profiles])
     ax.tick_params(axis="x", rotation=30)
     ax.set(xlabel="bid profile", ylabel="payment share s_i(b)", ylim=(0, 1), title=title)
     ax.legend(fontsize="small")

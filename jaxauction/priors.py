@@ -1,104 +1,148 @@
-"""Value distributions (priors) over a stacked bidder axis.
+"""Type distributions (priors): ``sample(key, params) -> Types``.
 
-A prior is a frozen, hashable dataclass (static configuration). ``low`` and
-``high`` are either one number shared by every bidder or a tuple with one entry
-per bidder (asymmetric bidders). ``prior.sample(key, n)`` returns ``values[n]``
-as float32.
+A prior is a frozen dataclass holding the *default* numbers of its family
+(static, hashable); the numbers a program uses live in its params pytree,
+``init_params(n_bidders, n_items)``, so sweeping a prior's bounds is a
+``vmap`` over params with no recompilation. Bounds are one number for every
+bidder and item, a tuple with one entry per bidder, or nested ``[n][m]`` /
+``[1][m]`` tuples (per item); params hold them broadcast to ``[n, m]``.
+
+``UniformIntPrior(0, 9)`` is the original platform's prior: integer values
+uniform on ``{0..9}`` for every bidder.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-Bound = int | float | tuple
+from jaxauction._checks import check_positive_int, is_concrete
+from jaxauction.types import Array, PRNGKey, Types
+
+Bound = float | int | tuple
 
 
-def _per_bidder(bound: Bound, n: int, name: str) -> np.ndarray:
+class RangeParams(NamedTuple):
+    """Per bidder and item bounds, ``[n, m]`` float32 (``high`` inclusive for integer priors)."""
+
+    low: Array
+    high: Array
+
+
+def broadcast_bound(bound: Bound, n: int, m: int, name: str) -> np.ndarray:
+    """A bound as a ``[n, m]`` float64 array: a number, ``[n]`` (per bidder), ``[n, m]`` or ``[1, m]`` (per item)."""
     arr = np.asarray(bound, dtype=np.float64)
-    if arr.ndim == 0:
-        return np.full((n,), float(arr))
-    if arr.shape != (n,):
-        raise ValueError(f"prior {name} has {arr.shape[0]} per-bidder entries but the market has {n} bidders")
-    return arr
-
-
-def _check_bounds(low: Bound, high: Bound, integer: bool) -> None:
-    for name, b in (("low", low), ("high", high)):
-        arr = np.asarray(b, dtype=np.float64)
-        if arr.ndim > 1 or arr.size == 0:
-            raise ValueError(f"prior {name} must be a number or a flat tuple of per-bidder numbers, got {b!r}")
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"prior {name} must be finite, got {b!r}")
-        if np.any(arr < 0):
-            raise ValueError(f"prior {name} must be non-negative (values are non-negative), got {b!r}")
-        if integer and not np.all(arr == np.round(arr)):
-            raise ValueError(f"integer prior {name} must hold integers, got {b!r}")
-    lo, hi = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
-    if lo.ndim == 1 and hi.ndim == 1 and lo.shape != hi.shape:
-        raise ValueError(f"prior low {low!r} and high {high!r} have different lengths")
-    if integer and np.any(hi < lo):
-        raise ValueError(f"empty integer prior: high {high!r} < low {low!r}")
-    if not integer and np.any(hi <= lo):
-        raise ValueError(f"empty uniform prior: high {high!r} must exceed low {low!r}")
+    if arr.ndim == 1:
+        if arr.shape[0] != n:
+            raise ValueError(
+                f"prior {name} has {arr.shape[0]} per-bidder entries but the market has {n} bidders "
+                "(per-item bounds are nested: ((a, b),))"
+            )
+        arr = arr[:, None]
+    if arr.ndim > 2:
+        raise ValueError(f"prior {name} must be a number, a per-bidder tuple or [bidders][items] tuples, got {bound!r}")
+    try:
+        return np.broadcast_to(arr, (n, m)).copy()
+    except ValueError:
+        raise ValueError(f"prior {name} of shape {list(arr.shape)} does not fit {n} bidders x {m} items") from None
 
 
 def _as_tuple(b: Bound) -> Bound:
-    # Lists are unhashable; keep configs hashable so they can be static jit arguments.
-    return tuple(b) if isinstance(b, (list, np.ndarray)) else b
+    """Lists and arrays to nested tuples, so that a prior stays hashable (a static jit argument)."""
+    if isinstance(b, (list, tuple, np.ndarray)):
+        return tuple(_as_tuple(x) for x in b)
+    return float(b) if isinstance(b, (np.floating, float)) else b
+
+
+def check_range(low: np.ndarray, high: np.ndarray, integer: bool, where: str = "prior") -> None:
+    """Raise ``ValueError`` for a range that is not finite, negative, empty, or (integer priors) not integer."""
+    for name, arr in (("low", low), ("high", high)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{where} {name} must be finite, got {arr.tolist()}")
+        if np.any(arr < 0):
+            raise ValueError(f"{where} {name} must be non-negative (values are non-negative), got {arr.tolist()}")
+        if integer and not np.all(arr == np.round(arr)):
+            raise ValueError(f"{where} {name} of an integer prior must hold integers, got {arr.tolist()}")
+    if integer and np.any(high < low):
+        raise ValueError(f"empty integer {where}: high {high.tolist()} < low {low.tolist()}")
+    if not integer and np.any(high <= low):
+        raise ValueError(f"empty uniform {where}: high {high.tolist()} must exceed low {low.tolist()}")
 
 
 @dataclasses.dataclass(frozen=True)
 class _RangePrior:
-    """Shared validation and per-bidder bounds of the uniform priors."""
+    """Shared bounds, params and validation of the uniform priors."""
 
     low: Bound
     high: Bound
-    integer = False  # class attribute, not a field
+    name = "range"  # class attributes, not fields
+    integer = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "low", _as_tuple(self.low))
         object.__setattr__(self, "high", _as_tuple(self.high))
-        _check_bounds(self.low, self.high, integer=self.integer)
+        for bound, label in ((self.low, "low"), (self.high, "high")):
+            arr = np.asarray(bound, dtype=np.float64)
+            if arr.size == 0 or arr.ndim > 2:
+                raise ValueError(f"prior {label} must be a number or (nested) tuples of numbers, got {bound!r}")
+        lo, hi = np.asarray(self.low, dtype=np.float64), np.asarray(self.high, dtype=np.float64)
+        if lo.ndim == hi.ndim == 1 and lo.shape != hi.shape:
+            raise ValueError(f"prior low {self.low!r} and high {self.high!r} have different lengths")
+        try:
+            lo, hi = np.broadcast_arrays(lo, hi)
+        except ValueError:
+            raise ValueError(f"prior low {self.low!r} and high {self.high!r} have different shapes") from None
+        check_range(lo, hi, self.integer)
 
-    def bounds(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return _per_bidder(self.low, n, "low"), _per_bidder(self.high, n, "high")
+    def init_params(self, n_bidders: int, n_items: int = 1) -> RangeParams:
+        """The default bounds as ``[n, m]`` float32 arrays."""
+        check_positive_int(n_bidders, "n_bidders")
+        check_positive_int(n_items, "n_items")
+        low = broadcast_bound(self.low, n_bidders, n_items, "low")
+        high = broadcast_bound(self.high, n_bidders, n_items, "high")
+        return RangeParams(jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32))
+
+    def check_params(self, params: RangeParams) -> None:
+        """Validate concrete params (any leading sweep axes); tracers are skipped."""
+        if is_concrete(params.low) and is_concrete(params.high):
+            check_range(np.asarray(params.low, np.float64), np.asarray(params.high, np.float64), self.integer)
+
+    def support(self, params: RangeParams) -> tuple[Array, Array]:
+        """The smallest and largest value each bidder can draw for each item, ``[n, m]`` (both inclusive)."""
+        return params.low, params.high
 
 
 @dataclasses.dataclass(frozen=True)
 class UniformIntPrior(_RangePrior):
-    """Integer values uniform on ``{low, ..., high}`` (both inclusive), per bidder.
-
-    The original platform's prior is ``UniformIntPrior(0, 9)``.
-    """
+    """Integer values uniform on ``{low, ..., high}`` (both inclusive), per bidder and item."""
 
     low: Bound = 0
     high: Bound = 9
+    name = "uniform_int"
     integer = True
 
-    def sample(self, key: jax.Array, n: int) -> jax.Array:
-        lo, hi = self.bounds(n)
-        u = jax.random.uniform(key, (n,), dtype=jnp.float32)
-        width = jnp.asarray(hi - lo + 1, jnp.float32)
-        # floor(u * width) is in {0..width-1}; the min guards the u -> 1 rounding edge.
-        return jnp.minimum(jnp.floor(u * width), width - 1) + jnp.asarray(lo, jnp.float32)
+    def sample(self, key: PRNGKey, params: RangeParams) -> Types:
+        u = jax.random.uniform(key, params.low.shape, dtype=jnp.float32)
+        width = params.high - params.low + 1
+        # floor(u * width) is in {0..width-1}; the minimum guards the u -> 1 rounding edge.
+        return Types(values=jnp.minimum(jnp.floor(u * width), width - 1) + params.low)
 
 
 @dataclasses.dataclass(frozen=True)
 class UniformPrior(_RangePrior):
-    """Continuous values uniform on ``[low, high)``, per bidder."""
+    """Continuous values uniform on ``[low, high)``, per bidder and item."""
 
     low: Bound = 0.0
     high: Bound = 1.0
+    name = "uniform"
 
-    def sample(self, key: jax.Array, n: int) -> jax.Array:
-        lo, hi = self.bounds(n)
-        return jax.random.uniform(
-            key, (n,), dtype=jnp.float32, minval=jnp.asarray(lo, jnp.float32), maxval=jnp.asarray(hi, jnp.float32)
-        )
+    def sample(self, key: PRNGKey, params: RangeParams) -> Types:
+        shape = params.low.shape
+        return Types(values=jax.random.uniform(key, shape, jnp.float32, minval=params.low, maxval=params.high))
 
 
 Prior = UniformIntPrior | UniformPrior

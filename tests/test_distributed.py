@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import deep_mechanism_optimization as dmo_experiment
+
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--rounds", "2", "--auctions-per-round", "1000", "--window", "500", "--explore-steps", "200"]
 ARGS += ["--no-plots", "--no-progress"]
@@ -22,7 +24,9 @@ def _free_port() -> int:
 
 def _launch(args: list[str], devices: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    # This process's other XLA flags (the same compiled code as the single-device run here), with its own devices.
+    others = [f for f in os.environ.get("XLA_FLAGS", "").split() if "device_count" not in f]
+    env["XLA_FLAGS"] = " ".join([f"--xla_force_host_platform_device_count={devices}", *others])
     command = [sys.executable, "-m", "experiments.deep_mechanism_optimization", *ARGS, *args]
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -34,14 +38,15 @@ def _finish(proc: subprocess.Popen) -> str:
 
 
 def _two_processes_and_one(args: list[str], tmp_path: Path) -> tuple[str, dict, dict]:
-    """The same run as two processes with 2 CPU devices each (a 4-device mesh) in ``tmp_path/two`` and as one
-    single-device process in ``tmp_path/one``. Returns process 0's printout and both metrics."""
+    """The same run as two processes with 2 CPU devices each (a 4-device mesh) in ``tmp_path/two`` and, while
+    they run, on one device in this process (``--no-shard``) in ``tmp_path/one``. Returns process 0's printout
+    and both metrics."""
     address = f"127.0.0.1:{_free_port()}"
     common = [*args, "--out", str(tmp_path / "two"), "--coordinator-address", address, "--num-processes", "2"]
     procs = [_launch([*common, "--process-id", str(i)], devices=2) for i in range(2)]
+    dmo_experiment.main([*ARGS, *args, "--out", str(tmp_path / "one"), "--no-shard"])
     outputs = [_finish(p) for p in procs]
     assert "platform reward" in outputs[0] and "platform reward" not in outputs[1], "only process 0 reports"
-    _finish(_launch([*args, "--out", str(tmp_path / "one")], devices=1))
     two, one = (json.loads((tmp_path / name / "metrics.json").read_text()) for name in ("two", "one"))
     return outputs[0], two, one
 

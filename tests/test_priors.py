@@ -6,37 +6,54 @@ import pytest
 from jaxauction import UniformIntPrior, UniformPrior
 
 
-def draws(prior, n, count=20_000, seed=0):
+def draws(prior, n, m=1, count=20_000, seed=0, params=None):
+    params = prior.init_params(n, m) if params is None else params
     keys = jax.random.split(jax.random.key(seed), count)
-    return np.asarray(jax.vmap(lambda k: prior.sample(k, n))(keys))
+    return np.asarray(jax.vmap(lambda k: prior.sample(k, params).values)(keys))
 
 
 def test_uniform_int_support_and_mean():
     v = draws(UniformIntPrior(0, 9), 3)
-    chex.assert_shape(v, (20_000, 3))
+    chex.assert_shape(v, (20_000, 3, 1))
     assert set(np.unique(v)) == set(range(10))
     np.testing.assert_allclose(v.mean(), 4.5, atol=0.05)
-    # every level close to 1/10
     freqs = np.bincount(v.astype(int).ravel(), minlength=10) / v.size
     np.testing.assert_allclose(freqs, 0.1, atol=0.006)
 
 
-def test_per_bidder_ranges():
-    v = draws(UniformIntPrior((0, 5, 2), (3, 5, 9)), 3)
+def test_per_bidder_and_per_item_ranges():
+    v = draws(UniformIntPrior((0, 5, 2), (3, 5, 9)), 3)[..., 0]
     assert v[:, 0].min() == 0 and v[:, 0].max() == 3
     assert np.all(v[:, 1] == 5)
     assert v[:, 2].min() == 2 and v[:, 2].max() == 9
-    u = draws(UniformPrior((0.0, 1.0), (1.0, 3.0)), 2)
+    u = draws(UniformPrior((0.0, 1.0), (1.0, 3.0)), 2)[..., 0]
     assert u[:, 0].min() >= 0 and u[:, 0].max() < 1
     assert u[:, 1].min() >= 1 and u[:, 1].max() < 3
     np.testing.assert_allclose(u.mean(0), [0.5, 2.0], atol=0.02)
+    # per item (nested [1][m]): U[4,16] x U[4,7] for one bidder, two items
+    items = draws(UniformPrior(((4.0, 4.0),), ((16.0, 7.0),)), 1, 2)
+    chex.assert_shape(items, (20_000, 1, 2))
+    np.testing.assert_allclose(items[:, 0].mean(0), [10.0, 5.5], atol=0.06)
+
+
+def test_bounds_are_params():
+    """Other bounds through params, not a new prior: the same program samples a different range."""
+    prior = UniformPrior(0.0, 1.0)
+    params = prior.init_params(2)
+    wide = params._replace(high=params.high * 10)
+    assert draws(prior, 2, params=wide).max() > 5
+    sample = jax.jit(prior.sample)
+    sample(jax.random.key(0), params)
+    sample(jax.random.key(0), wide)
+    assert sample._cache_size() == 1
 
 
 def test_same_key_same_values_different_keys_differ():
     prior = UniformPrior(0.0, 1.0)
-    a = prior.sample(jax.random.key(1), 5)
-    b = prior.sample(jax.random.key(1), 5)
-    c = prior.sample(jax.random.key(2), 5)
+    params = prior.init_params(5)
+    a = prior.sample(jax.random.key(1), params).values
+    b = prior.sample(jax.random.key(1), params).values
+    c = prior.sample(jax.random.key(2), params).values
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -57,6 +74,12 @@ def test_bad_ranges_raise(make, match):
         make()
 
 
-def test_per_bidder_length_must_match_market():
+def test_bad_params_and_shapes_raise():
     with pytest.raises(ValueError, match="3 bidders"):
-        UniformIntPrior((0, 0), (9, 9)).sample(jax.random.key(0), 3)
+        UniformIntPrior((0, 0), (9, 9)).init_params(3)
+    prior = UniformPrior(0.0, 1.0)
+    params = prior.init_params(2)
+    with pytest.raises(ValueError, match="empty"):
+        prior.check_params(params._replace(high=params.low))
+    with pytest.raises(ValueError, match="finite"):
+        prior.check_params(params._replace(high=params.high * np.nan))

@@ -1,24 +1,26 @@
-"""Bidders as pure ``(init, act, update)`` functions over a stacked bidder axis."""
+"""Bidders: learners over stacked groups, and populations that mix them."""
 
-from jaxauction.bidders.base import Learner
+from jaxauction.bidders.base import FEEDBACKS, Learner, per_bidder
 from jaxauction.bidders.epsilon_greedy import (
-    EpsilonGreedyConfig,
+    EpsilonGreedyParams,
     EpsilonGreedyState,
     effective_counts,
     epsilon,
     epsilon_greedy,
 )
+from jaxauction.bidders.population import Population, population
 from jaxauction.bidders.truthful import truthful
 
-LEARNERS = ("epsilon_greedy", "truthful")
-
 __all__ = [
-    "LEARNERS",
-    "EpsilonGreedyConfig",
+    "FEEDBACKS",
+    "EpsilonGreedyParams",
     "EpsilonGreedyState",
     "Learner",
+    "Population",
     "effective_counts",
     "epsilon",
     "epsilon_greedy",
+    "per_bidder",
+    "population",
     "truthful",
 ]

@@ -1,4 +1,4 @@
-"""Truthful bidders: bid = value, no learning."""
+"""Truthful bidders: bid your value, never learn."""
 
 from __future__ import annotations
 
@@ -8,19 +8,15 @@ from jaxauction._checks import check_positive_int
 from jaxauction.bidders.base import Learner
 
 
-def truthful(n_bidders: int, n_values: int | None = None) -> Learner:
-    """Bid your value. With ``n_values`` (integer value levels), ``greedy_bids`` reports the identity policy."""
+def truthful(n_bidders: int) -> Learner:
+    """``n_bidders`` bidders who bid their observation (their values, in private-value settings)."""
     check_positive_int(n_bidders, "n_bidders")
-    greedy = None
-    if n_values is not None:
-        check_positive_int(n_values, "n_values")
-        levels = jnp.arange(n_values, dtype=jnp.float32)
-        greedy = lambda state: jnp.broadcast_to(levels, (n_bidders, n_values))  # noqa: E731
     return Learner(
         name="truthful",
         n_bidders=n_bidders,
-        init=lambda key: jnp.zeros((n_bidders,), jnp.int32),  # no state; a stacked placeholder
-        act=lambda key, state, values: values,
-        update=lambda state, transition: state,
-        greedy_bids=greedy,
+        init=lambda key, params: jnp.zeros((n_bidders,), jnp.int32),  # no state; a stacked placeholder
+        act=lambda key, state, observations, params: observations,
+        update=lambda key, state, feedback, params: state,
+        init_params=lambda: (),
+        policy=lambda state, observations, params: observations,
     )

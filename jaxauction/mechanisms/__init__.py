@@ -1,49 +1,55 @@
-"""Allocation and payment rules behind one signature: ``apply(params, bids, key) -> Outcome``."""
+"""Mechanisms behind one signature: ``init(key) -> params``, ``apply(params, bids [n, m], key) -> Outcome``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from jaxauction._checks import check_choice
-from jaxauction.mechanisms.deep import PaymentNet, deep_payment, payment_shares, torch_linear_init
+from jaxauction.mechanisms.allocation import entry_probability, highest_bid_allocation
+from jaxauction.mechanisms.base import Mechanism, checked
+from jaxauction.mechanisms.deep import RAW_BID_LIMIT, PaymentNet, deep_payment, payment_shares, torch_linear_init
 from jaxauction.mechanisms.rules import (
     RULES,
-    Mechanism,
     RuleParams,
     all_pay,
     first_price,
-    highest_bid_allocation,
     second_price,
+    simultaneous,
     third_price,
 )
 
 MECHANISMS = (*RULES, "deep")
 
 
-def make_mechanism(name: str, n_bidders: int, **options: Any) -> Mechanism:
-    """Build a mechanism by name: one of ``MECHANISMS``.
+def make_mechanism(name: str, n_bidders: int, n_items: int = 1, **options: Any) -> Mechanism:
+    """A mechanism by name (one of ``MECHANISMS``); with ``n_items > 1``, that rule sells each item simultaneously.
 
-    ``options`` go to the rule's constructor (``reserve`` for the analytical
-    rules; ``hidden``, ``winner_only``, ``normalise``, ``bid_scale``, ``dtype`` for ``deep``).
+    ``options`` go to the rule's constructor (``reserve``, ``temperature`` for
+    the classical rules; ``hidden``, ``winner_only``, ``normalise``,
+    ``bid_scale``, ``dtype``, ``precision`` for ``deep``).
     """
     check_choice(name, MECHANISMS, "mechanism")
-    if name == "deep":
-        return deep_payment(n_bidders, **options)
-    return RULES[name](n_bidders, **options)
+    build = deep_payment if name == "deep" else RULES[name]
+    rule = build(n_bidders, **options)
+    return rule if n_items == 1 else simultaneous([rule] * n_items)
 
 
 __all__ = [
     "MECHANISMS",
+    "RAW_BID_LIMIT",
     "Mechanism",
     "PaymentNet",
     "RuleParams",
     "all_pay",
+    "checked",
     "deep_payment",
+    "entry_probability",
     "first_price",
     "highest_bid_allocation",
     "make_mechanism",
     "payment_shares",
     "second_price",
+    "simultaneous",
     "third_price",
     "torch_linear_init",
 ]

@@ -2,9 +2,16 @@
 
 ``payment_i = s_i(b) * b_i`` with ``s(b) = softmax(MLP(b))`` over the bidder
 axis, charged to every bidder (the seed) or only to the winner
-(``winner_only=True``). Allocation is the highest bid with uniform tie-breaking.
-The network sees raw bids (the seed) or bids divided by ``bid_scale``
-(``normalise=True``).
+(``winner_only=True``). Allocation is the highest bid with uniform
+tie-breaking. One item: bids are ``[n, 1]``.
+
+Input range. The seed's network sees raw bids. Its logits grow with the bids,
+so on large bids the softmax saturates and the gradient vanishes (bids of 1e6
+give exactly 0). ``normalise=True`` feeds ``bids / bid_scale`` instead, and
+the market builders set ``bid_scale`` to the market's highest possible bid,
+so the network's inputs lie in ``[0, 1]`` whatever the value range.
+Raw bids are valid up to ``RAW_BID_LIMIT`` (the builders refuse markets whose
+bids can exceed it without ``normalise``).
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxauction._checks import check_bids, check_choice
-from jaxauction.mechanisms.rules import Mechanism, _require_two, highest_bid_allocation
+from jaxauction._checks import check_bids, check_choice, check_finite
+from jaxauction.mechanisms.allocation import highest_bid_allocation
+from jaxauction.mechanisms.base import Mechanism
+from jaxauction.mechanisms.rules import require_two
 from jaxauction.types import Array, Outcome, PRNGKey
 
 
@@ -37,6 +46,7 @@ def torch_linear_init(fan_in: int):
     return init
 
 
+RAW_BID_LIMIT = 100.0  # raw (un-normalised) bids above this saturate the seed network's softmax
 PRECISIONS = ("default", "high", "highest")
 _accumulate_f32 = functools.partial(jax.lax.dot_general, preferred_element_type=jnp.float32)
 
@@ -102,16 +112,16 @@ def deep_payment(
       hidden: hidden layer widths (the seed's are 128, 64, 128).
       winner_only: charge only the winner (the seed charges every bidder).
       normalise: feed ``bids / bid_scale`` to the network (the seed feeds raw bids).
-      bid_scale: the bid range used by ``normalise`` (the seed's top bid is 9).
+      bid_scale: the highest bid of the market, used by ``normalise``.
       dtype: computation dtype of the network (float32, or bfloat16).
       precision: matmul precision, None (the backend's default), "default", "high" or "highest".
     """
-    _require_two(n_bidders, "deep_payment")
+    require_two(n_bidders, "deep_payment")
     hidden = tuple(int(h) for h in hidden)
     if not hidden or any(h < 1 for h in hidden):
         raise ValueError(f"hidden widths must be positive integers, got {hidden}")
-    if normalise and not bid_scale > 0:
-        raise ValueError(f"bid_scale must be positive to normalise bids, got {bid_scale!r}")
+    if normalise:
+        check_finite(bid_scale, "bid_scale", positive=True)
     if precision is not None:
         check_choice(precision, PRECISIONS, "precision")
     net = PaymentNet(n_bidders=n_bidders, hidden=hidden, dtype=dtype, precision=precision)
@@ -121,11 +131,12 @@ def deep_payment(
         return net.init(key, jnp.zeros((n_bidders,), jnp.float32))
 
     def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
-        check_bids(bids, n_bidders)
-        allocation = highest_bid_allocation(bids, key)
-        payments = payment_shares(net, params, bids, scale) * bids
+        check_bids(bids, n_bidders, 1)
+        b = bids[:, 0]
+        allocation = highest_bid_allocation(b, key)
+        payments = payment_shares(net, params, b, scale) * b
         if winner_only:
             payments = allocation * payments
-        return Outcome(allocation=allocation, payments=payments)
+        return Outcome(allocation=allocation[:, None], payments=payments)
 
-    return Mechanism(name="deep", n_bidders=n_bidders, init=init, apply=apply, trainable=True)
+    return Mechanism(name="deep", n_bidders=n_bidders, n_items=1, init=init, apply=apply, trainable=True)

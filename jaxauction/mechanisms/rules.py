@@ -1,104 +1,111 @@
-"""Analytical single-item auction rules behind the shared mechanism signature.
+"""The classical auction rules behind the shared signature, and simultaneous per-item auctions.
 
-Every rule is ``apply(params, bids[n], key) -> Outcome``. Analytical rules take
-``RuleParams(reserve)``: the reserve is an array leaf, so populations of
-mechanisms can be vmapped over reserve prices and differentiated.
+Every single-item rule is a ``Mechanism`` with ``n_items = 1``: it takes
+``bids [n, 1]`` and returns ``allocation [n, 1]``. ``simultaneous(rules)``
+sells ``m`` items at once, item ``j`` by ``rules[j]``; a bidder pays the sum
+of its payments.
+
+Rules take ``RuleParams(reserve, temperature)``, both arrays, so populations
+of rules vmap over reserves. The item goes to the highest bid (ties broken
+uniformly) when it clears the reserve; otherwise it stays unsold.
+
+* ``first_price``: the winner pays its bid.
+* ``second_price``: the winner pays ``max(second-highest bid, reserve)``;
+  tied top bids pay the tied bid.
+* ``third_price``: the winner pays ``max(third-highest bid, reserve)``; with
+  fewer than 3 bidders, the lowest bid (the original platform's fallback).
+* ``all_pay``: every bid that clears the reserve is *entered* and pays
+  itself; bids below the reserve are not entered and pay nothing.
+
+``temperature > 0`` replaces the hard reserve by a smooth relaxation (see
+``allocation.entry_probability``); it is 0 by default.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxauction._checks import check_bids
+from jaxauction._checks import check_bids, check_finite
+from jaxauction._ops import kth_largest
+from jaxauction.mechanisms.allocation import entry_probability, highest_bid_allocation
+from jaxauction.mechanisms.base import Mechanism
 from jaxauction.types import Array, Outcome, Params, PRNGKey
 
 
-class Mechanism(NamedTuple):
-    """A mechanism: ``init(key) -> params`` and ``apply(params, bids, key) -> Outcome``.
-
-    ``trainable`` says whether ``params`` hold parameters that deep mechanism
-    optimization updates by gradient ascent on revenue.
-    """
-
-    name: str
-    n_bidders: int
-    init: Callable[[PRNGKey], Params]
-    apply: Callable[[Params, Array, PRNGKey], Outcome]
-    trainable: bool = False
-
-
 class RuleParams(NamedTuple):
-    reserve: Array  # scalar float32
+    reserve: Array  # scalar float32: the lowest bid that may win
+    temperature: Array  # scalar float32: 0 for the hard reserve, > 0 for its smooth relaxation
 
 
-def highest_bid_allocation(bids: Array, key: PRNGKey, reserve: Array | float = 0.0) -> Array:
-    """One-hot allocation to the highest bid; ties broken uniformly at random.
-
-    Nobody wins (all zeros) when the highest bid is below ``reserve``. Uses one
-    uniform draw per auction: the ``k``-th of the tied top bids wins, with
-    ``k = floor(u * n_tied)``.
-    """
-    top = jnp.max(bids)
-    tied = bids == top
-    n_tied = jnp.sum(tied)
-    u = jax.random.uniform(key, (), dtype=jnp.float32)
-    pick = jnp.minimum(jnp.floor(u * n_tied), n_tied - 1)
-    rank = jnp.cumsum(tied) - 1
-    won = tied & (rank == pick) & (top >= reserve)
-    return won.astype(bids.dtype)
-
-
-def _kth_highest(bids: Array, k: int) -> Array:
-    """The k-th highest bid (1-based), ties kept; the lowest bid when k > n."""
-    n = bids.shape[-1]
-    ordered = jnp.sort(bids)  # ascending
-    return ordered[max(n - k, 0)]
-
-
-def _require_two(n: int, name: str) -> None:
+def require_two(n: int, name: str) -> None:
     if n < 2:
         raise ValueError(f"{name} needs at least 2 bidders, got {n}")
 
 
-def _rule(name: str, n_bidders: int, reserve: float, pay: Callable[[Array, Array, Array], Array]) -> Mechanism:
-    _require_two(n_bidders, name)
-    if not reserve >= 0:
-        raise ValueError(f"reserve must be a non-negative number, got {reserve!r}")
+# pay(bids [n], allocation [n], params) -> payments [n]
+Payment = Callable[[Array, Array, RuleParams], Array]
+
+
+def single_item_rule(name: str, n_bidders: int, reserve: float, temperature: float, pay: Payment) -> Mechanism:
+    """A highest-bid rule with payment ``pay`` for one item, behind the shared signature."""
+    require_two(n_bidders, name)
+    check_finite(reserve, "reserve", minimum=0.0)
+    check_finite(temperature, "temperature", minimum=0.0)
 
     def init(key: PRNGKey) -> RuleParams:
         del key
-        return RuleParams(reserve=jnp.asarray(reserve, jnp.float32))
+        return RuleParams(reserve=jnp.asarray(reserve, jnp.float32), temperature=jnp.asarray(temperature, jnp.float32))
 
     def apply(params: RuleParams, bids: Array, key: PRNGKey) -> Outcome:
-        check_bids(bids, n_bidders)
-        allocation = highest_bid_allocation(bids, key, params.reserve)
-        return Outcome(allocation=allocation, payments=pay(bids, allocation, params.reserve))
+        check_bids(bids, n_bidders, 1)
+        b = bids[:, 0]
+        allocation = highest_bid_allocation(b, key, params.reserve, params.temperature)
+        return Outcome(allocation=allocation[:, None], payments=pay(b, allocation, params))
 
-    return Mechanism(name=name, n_bidders=n_bidders, init=init, apply=apply, trainable=False)
+    return Mechanism(name=name, n_bidders=n_bidders, n_items=1, init=init, apply=apply)
 
 
-def first_price(n_bidders: int, reserve: float = 0.0) -> Mechanism:
+def _hard_reserve(params: RuleParams) -> Array:
+    """The reserve as a price: differentiable only under the smooth relaxation (see ``entry_probability``)."""
+    return jnp.where(params.temperature > 0, params.reserve, jax.lax.stop_gradient(params.reserve))
+
+
+def first_price(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> Mechanism:
     """The winner pays its own bid."""
-    return _rule("first_price", n_bidders, reserve, lambda b, a, r: a * b)
+    return single_item_rule("first_price", n_bidders, reserve, temperature, lambda b, a, p: a * b)
 
 
-def second_price(n_bidders: int, reserve: float = 0.0) -> Mechanism:
+def second_price(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> Mechanism:
     """The winner pays max(second-highest bid, reserve); tied top bids pay the tied bid."""
-    return _rule("second_price", n_bidders, reserve, lambda b, a, r: a * jnp.maximum(_kth_highest(b, 2), r))
+    return single_item_rule(
+        "second_price",
+        n_bidders,
+        reserve,
+        temperature,
+        lambda b, a, p: a * jnp.maximum(kth_largest(b, 2), _hard_reserve(p)),
+    )
 
 
-def third_price(n_bidders: int, reserve: float = 0.0) -> Mechanism:
+def third_price(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> Mechanism:
     """The winner pays max(third-highest bid, reserve); with n < 3, the lowest bid (the original's fallback)."""
-    return _rule("third_price", n_bidders, reserve, lambda b, a, r: a * jnp.maximum(_kth_highest(b, 3), r))
+    return single_item_rule(
+        "third_price",
+        n_bidders,
+        reserve,
+        temperature,
+        lambda b, a, p: a * jnp.maximum(kth_largest(b, 3), _hard_reserve(p)),
+    )
 
 
-def all_pay(n_bidders: int, reserve: float = 0.0) -> Mechanism:
-    """Every bidder pays its own bid; the highest bid (at or above the reserve) wins."""
-    return _rule("all_pay", n_bidders, reserve, lambda b, a, r: b)
+def all_pay(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> Mechanism:
+    """Every entered bid (at or above the reserve) pays itself; the highest entered bid wins."""
+    return single_item_rule(
+        "all_pay", n_bidders, reserve, temperature, lambda b, a, p: b * entry_probability(b, p.reserve, p.temperature)
+    )
 
 
 RULES: dict[str, Callable[..., Mechanism]] = {
@@ -107,3 +114,43 @@ RULES: dict[str, Callable[..., Mechanism]] = {
     "third_price": third_price,
     "all_pay": all_pay,
 }
+
+
+def simultaneous(rules: Sequence[Mechanism]) -> Mechanism:
+    """Sell ``m = len(rules)`` items at once, item ``j`` by the single-item ``rules[j]``.
+
+    Params are the tuple of the rules' params; item ``j`` uses the ``j``-th key
+    of ``split(key, m)`` (one item uses ``key`` itself, so ``simultaneous([r])``
+    is ``r``). A bidder pays the sum of its per-item payments.
+    """
+    rules = tuple(rules)
+    if not rules:
+        raise ValueError("simultaneous needs at least one rule")
+    n = rules[0].n_bidders
+    for rule in rules:
+        if rule.n_items != 1:
+            raise ValueError(f"simultaneous takes single-item rules; {rule.name!r} sells {rule.n_items} items")
+        if rule.n_bidders != n:
+            raise ValueError(f"every rule must be built for {n} bidders; {rule.name!r} is built for {rule.n_bidders}")
+    m = len(rules)
+    names = [r.name for r in rules]
+    name = f"simultaneous({names[0]} x {m})" if len(set(names)) == 1 else f"simultaneous({', '.join(names)})"
+
+    def item_keys(key: PRNGKey) -> Sequence[PRNGKey]:
+        return [key] if m == 1 else list(jax.random.split(key, m))
+
+    def init(key: PRNGKey) -> tuple[Params, ...]:
+        return tuple(rule.init(k) for rule, k in zip(rules, item_keys(key), strict=True))
+
+    def apply(params: tuple[Params, ...], bids: Array, key: PRNGKey) -> Outcome:
+        check_bids(bids, n, m)
+        outcomes = [
+            rule.apply(p, bids[:, j : j + 1], k)
+            for j, (rule, p, k) in enumerate(zip(rules, params, item_keys(key), strict=True))
+        ]
+        allocation = jnp.concatenate([o.allocation for o in outcomes], axis=-1)
+        return Outcome(allocation=allocation, payments=sum(o.payments for o in outcomes))
+
+    return Mechanism(
+        name=name, n_bidders=n, n_items=m, init=init, apply=apply, trainable=any(r.trainable for r in rules)
+    )

@@ -1,0 +1,148 @@
+"""Command lines for experiments, generated from their configuration dataclasses with tyro.
+
+``parse(Config, argv, experiment=...)`` turns ``Config`` (a dataclass of
+specs) and ``RunSpec`` into one flat command line: every field is a flag
+named after it (``--mechanism``, ``--rounds``, ``--seeds`` ...), its
+docstring is the help, its default is shown, and ``Literal`` fields list
+their choices. Bad values stop with a short message naming the problem
+before anything runs.
+
+``--resume DIR`` reads the run's configuration and seeds from its
+checkpoint, so no other flag is needed; flags given with it may only extend
+the run (``--rounds``), and any conflict is named setting by setting.
+
+``main(fn)`` runs an experiment's entry point and turns the errors a user
+can cause (a bad folder, a damaged checkpoint, Ctrl-C) into one line on
+stderr instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tyro
+
+from jaxauction import checkpoint
+from jaxauction.driver import RunError, RunSpec
+from jaxauction.parallel import initialize_distributed
+
+C = TypeVar("C")
+
+
+def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Rebuild a (nested) config dataclass from its ``dataclasses.asdict`` JSON form."""
+    kwargs = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        default = field.default if field.default is not dataclasses.MISSING else None
+        if default is None and field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        if dataclasses.is_dataclass(default) and isinstance(value, dict):
+            value = from_dict(type(default), value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[field.name] = value
+    return cls(**kwargs)
+
+
+def flat_settings(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{setting: value}`` of a config of specs (nested fields by their own names)."""
+    settings: dict[str, Any] = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            settings.update(flat_settings(value))
+        else:
+            settings[field.name] = value
+    return settings
+
+
+def _fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _preparse(argv: Sequence[str]) -> argparse.Namespace:
+    """The flags needed before the full parse: ``--resume`` (its settings become the defaults) and the
+    ``jax.distributed`` ones (initialised before any JAX call, which validating a configuration makes)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--resume", type=Path)
+    pre.add_argument("--coordinator-address")
+    pre.add_argument("--num-processes", type=int)
+    pre.add_argument("--process-id", type=int)
+    known, _ = pre.parse_known_args(argv)
+    return known
+
+
+def parse(
+    config_cls: type[C],
+    argv: Sequence[str] | None = None,
+    *,
+    experiment: str,
+    description: str = "",
+    extendable: Sequence[str] = ("rounds",),
+) -> tuple[C, RunSpec]:
+    """Parse the command line of ``python -m experiments.<experiment>`` into ``(config, run spec)``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args_cls = dataclasses.make_dataclass(
+        "Arguments",
+        [
+            ("config", config_cls, dataclasses.field(default_factory=config_cls)),
+            ("run", RunSpec, dataclasses.field(default_factory=RunSpec)),
+        ],
+        frozen=True,
+    )
+    early = _preparse(argv)
+    initialize_distributed(early.coordinator_address, early.num_processes, early.process_id)
+    resume = early.resume
+    default, saved = None, None
+    if resume is not None:
+        try:
+            meta = checkpoint.read_meta(resume)
+        except (FileNotFoundError, checkpoint.CheckpointError) as err:
+            _fail(f"--resume {resume}: {err}")
+        if meta.get("experiment") != experiment:
+            _fail(f"--resume {resume}: the checkpoint was written by {meta.get('experiment')!r}, not {experiment!r}")
+        saved = from_dict(config_cls, meta["config"])
+        run = meta["run"]
+        default = args_cls(
+            saved, RunSpec(seed=run["seed"], seeds=run["seeds"], seed_loop=run["seed_loop"], resume=resume)
+        )
+    args = tyro.cli(
+        tyro.conf.OmitArgPrefixes[args_cls],  # type: ignore[index]
+        args=argv,
+        default=default,
+        prog=f"python -m experiments.{experiment}",
+        description=description,
+    )
+    if saved is not None:
+        conflicts = [
+            f"{name}: {value!r} (the run has {flat_settings(saved)[name]!r})"
+            for name, value in flat_settings(args.config).items()
+            if name not in extendable and value != flat_settings(saved)[name]
+        ]
+        conflicts += [
+            f"{name}: {getattr(args.run, name)!r} (the run has {getattr(default.run, name)!r})"
+            for name in ("seed", "seeds", "seed_loop")
+            if getattr(args.run, name) != getattr(default.run, name)
+        ]
+        if conflicts:
+            _fail(f"--resume {resume} continues a run; these flags differ from its settings: " + "; ".join(conflicts))
+    return args.config, args.run
+
+
+def main(fn: Callable[[], Any]) -> Any:
+    """Run an experiment's entry point; errors a user can cause end in one line on stderr, not a traceback."""
+    try:
+        return fn()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # the driver has said where the checkpoint is
+    except (RunError, checkpoint.CheckpointError, FileNotFoundError) as err:
+        _fail(str(err))

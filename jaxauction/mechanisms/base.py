@@ -1,0 +1,53 @@
+"""The mechanism interface: ``init(key) -> params`` and ``apply(params, bids [n, m], key) -> Outcome``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax.numpy as jnp
+from jax.experimental import checkify
+
+from jaxauction.types import Array, Outcome, Params, PRNGKey
+
+
+class Mechanism(NamedTuple):
+    """A mechanism for ``n_bidders`` bidders and ``n_items`` items.
+
+    ``apply(params, bids, key) -> Outcome`` is pure: ``bids`` is ``[n, m]``,
+    ``key`` drives any randomness (tie-breaking), and every number of the
+    rule (reserves, network weights) is in ``params``, so a population of
+    mechanisms is a ``vmap`` over params. ``trainable`` says whether deep
+    mechanism optimization updates ``params`` by gradient steps.
+
+    Under ``jit`` the arguments are not inspected: NaN bids give a NaN or
+    empty outcome (second price sells to nobody). Eager calls raise a
+    ``ValueError`` for bad shapes, NaN or negative bids; ``checked`` adds
+    the value checks to compiled code through ``checkify``.
+    """
+
+    name: str
+    n_bidders: int
+    n_items: int
+    init: Callable[[PRNGKey], Params]
+    apply: Callable[[Params, Array, PRNGKey], Outcome]
+    trainable: bool = False
+
+
+def checked(mechanism: Mechanism) -> Mechanism:
+    """``mechanism`` with ``checkify`` checks: finite, non-negative bids in; finite allocation and payments out.
+
+    Run it under ``jax.experimental.checkify.checkify`` (``err, out =
+    checkify.checkify(fn)(...)``, then ``err.throw()``); the market's checked
+    mode (``Market(checked=True)``) and the experiments' ``--checked`` flag do that.
+    """
+
+    def apply(params: Params, bids: Array, key: PRNGKey) -> Outcome:
+        checkify.check(jnp.all(jnp.isfinite(bids)), f"{mechanism.name}: bids contain NaN or infinite entries")
+        checkify.check(jnp.all(bids >= 0), f"{mechanism.name}: bids must be non-negative")
+        outcome = mechanism.apply(params, bids, key)
+        finite = jnp.all(jnp.isfinite(outcome.allocation)) & jnp.all(jnp.isfinite(outcome.payments))
+        checkify.check(finite, f"{mechanism.name}: the outcome holds NaN or infinite entries")
+        return outcome
+
+    return mechanism._replace(apply=apply)

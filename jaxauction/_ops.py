@@ -1,10 +1,12 @@
 """Small array ops written for short axes (bidders, bid grids), where XLA:CPU's general kernels are slow.
 
-Inside a scan over auctions of one market every op is a separate kernel
-launch; ``cumsum`` (a reduce-window) and ``sort`` are costly launches for
-arrays of a few entries. These produce the same values with fused
-elementwise ops and maxima when the axis is short, and fall back to the
-general ops otherwise.
+Under ``vmap`` over markets the market axis leads and the bidder or bid
+axis is the short, minor one. XLA:CPU reduces such rows slowly, and
+``cumsum`` (a reduce-window) and ``sort`` are costly kernels for a few
+entries. These produce the same values from unrolled chains of elementwise
+ops over the columns (which fuse into one vectorised loop over the markets)
+when the axis is short, and fall back to the general ops otherwise.
+Sums add left to right, as XLA:CPU's reductions of short rows do.
 """
 
 from __future__ import annotations
@@ -14,6 +16,26 @@ import jax.numpy as jnp
 from jaxauction.types import Array
 
 SHORT = 16  # axes up to this length are unrolled
+
+
+def row_max(x: Array) -> Array:
+    """``jnp.max(x, axis=-1)``."""
+    if x.shape[-1] > SHORT:
+        return jnp.max(x, axis=-1)
+    out = x[..., 0]
+    for j in range(1, x.shape[-1]):
+        out = jnp.maximum(out, x[..., j])
+    return out
+
+
+def row_sum(x: Array) -> Array:
+    """``jnp.sum(x, axis=-1)``, added left to right."""
+    if x.shape[-1] > SHORT:
+        return jnp.sum(x, axis=-1)
+    out = x[..., 0]
+    for j in range(1, x.shape[-1]):
+        out = out + x[..., j]
+    return out
 
 
 def prefix_sum(x: Array) -> Array:

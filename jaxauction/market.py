@@ -215,6 +215,11 @@ class RoundMetrics(NamedTuple):
         return self.revenue[..., -1]
 
 
+def sum_block(window: int, largest: int = 1024) -> int:
+    """The largest divisor of ``window`` up to ``largest``: the auctions summed plainly between compensated adds."""
+    return max(d for d in range(1, min(window, largest) + 1) if window % d == 0)
+
+
 def run_round(
     market: Market,
     n_auctions: int,
@@ -226,32 +231,41 @@ def run_round(
 ) -> tuple[tuple[State, ...], RoundMetrics]:
     """``n_auctions`` learning auctions against fixed ``params``.
 
-    A ``lax.scan`` over ``n_auctions // window`` windows of a ``lax.scan``
-    over ``window`` auctions (``unroll`` auctions per loop iteration).
-    Auction ``t`` uses ``fold_in(key, t)``. Window sums are compensated, so
-    they stay exact for windows of any length.
+    A ``lax.scan`` over ``n_auctions // window`` windows, each a ``lax.scan``
+    over blocks of ``sum_block(window)`` auctions (at most 1,024), each a
+    ``lax.scan`` over auctions (``unroll`` per loop iteration). Auction ``t``
+    uses ``fold_in(key, t)``. Metrics are summed in float32 within a block and
+    the block sums are added with compensation, so window sums stay exact to
+    float32 rounding for windows of any length.
     """
     check_positive_int(n_auctions, "n_auctions")
     check_positive_int(window, "window")
     if n_auctions % window:
         raise ValueError(f"n_auctions ({n_auctions}) must be a multiple of the revenue window ({window})")
-    n = market.n_bidders
+    n, block = market.n_bidders, sum_block(window)
 
     def one_auction(carry, t):
         states, sums = carry
         states, record = auction(market, params, states, jax.random.fold_in(key, t))
-        outcome = (revenue(record.outcome), welfare(record.types, record.outcome), optimal_welfare(record.types))
-        return (states, (sums[0].add(jnp.stack(outcome)), sums[1].add(record.utility))), None
+        outcome = jnp.stack(
+            [revenue(record.outcome), welfare(record.types, record.outcome), optimal_welfare(record.types)]
+        )
+        return (states, (sums[0] + outcome, sums[1] + record.utility)), None
+
+    def one_block(carry, first):
+        states, sums = carry
+        zeros = (jnp.zeros((3,), jnp.float32), jnp.zeros((n,), jnp.float32))
+        (states, block_sums), _ = jax.lax.scan(one_auction, (states, zeros), first + jnp.arange(block), unroll=unroll)
+        return (states, (sums[0].add(block_sums[0]), sums[1].add(block_sums[1]))), None
 
     def one_window(states, first):
         zeros = (KahanSum.zeros((3,)), KahanSum.zeros((n,)))  # revenue, welfare, optimal welfare; utilities
-        (states, sums), _ = jax.lax.scan(one_auction, (states, zeros), first + jnp.arange(window), unroll=unroll)
+        (states, sums), _ = jax.lax.scan(one_block, (states, zeros), first + jnp.arange(0, window, block))
         (revenue_sum, welfare_sum, optimal_sum), utility_sum = sums[0].total, sums[1].total
         efficiency = efficiency_ratio(welfare_sum, optimal_sum)
         return states, RoundMetrics(revenue_sum / window, utility_sum / window, efficiency)
 
-    starts = jnp.arange(0, n_auctions, window)
-    return jax.lax.scan(one_window, states, starts)
+    return jax.lax.scan(one_window, states, jnp.arange(0, n_auctions, window))
 
 
 class Dataset(NamedTuple):

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxauction._checks import check_positive_int
+from jaxauction._ops import row_max, row_sum
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.types import Array, Outcome, Params, Types
 from jaxauction.utilities import received_value
@@ -30,17 +31,17 @@ from jaxauction.utilities import received_value
 
 def revenue(outcome: Outcome) -> Array:
     """The auctioneer's revenue from one auction: the sum of all payments."""
-    return jnp.sum(outcome.payments, axis=-1)
+    return row_sum(outcome.payments)
 
 
 def welfare(types: Types, outcome: Outcome) -> Array:
     """The realised welfare of one auction: the value all bidders receive."""
-    return jnp.sum(received_value(types, outcome), axis=-1)
+    return row_sum(received_value(types, outcome))
 
 
 def optimal_welfare(types: Types) -> Array:
     """The largest welfare any allocation reaches for additive bidders: ``sum_j max_i value_ij``."""
-    return jnp.sum(jnp.max(types.values, axis=-2), axis=-1)
+    return row_sum(row_max(jnp.swapaxes(types.values, -1, -2)))
 
 
 def efficiency_ratio(welfare_total: Array, optimal_total: Array) -> Array:

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxauction._checks import check_finite, check_positive_int, is_concrete
-from jaxauction._ops import nth_true
+from jaxauction._ops import nth_true, row_max, row_sum
 from jaxauction.bidders.base import Learner
+from jaxauction.priors import uniform
 from jaxauction.types import Array, Feedback, PRNGKey
 
 
@@ -129,16 +129,16 @@ def epsilon_greedy(
 
     def act(key: PRNGKey, state: EpsilonGreedyState, observations: Array, params: EpsilonGreedyParams) -> Array:
         v = observations.astype(jnp.int32)  # [k, m]
-        u = jax.random.uniform(key, (2, k, m), dtype=jnp.float32)
+        u = uniform(key, (2, k, m))
         allowed_count = n_allowed(v)
         allowed = jnp.arange(B) < allowed_count[..., None]
         forced = state.t < params.explore_steps
         explore = (u[0] < epsilon(params, state.t)[:, None]) | forced[:, None]
         rows = state.estimates[bidders, items, v]  # [k, m, B]
-        best = jnp.max(jnp.where(allowed, rows, -jnp.inf), axis=-1, keepdims=True)
-        tied = (allowed & (rows == best)).astype(jnp.float32)
+        best = row_max(jnp.where(allowed, rows, -jnp.inf))
+        tied = (allowed & (rows == best[..., None])).astype(jnp.float32)
         # One uniform picks uniformly among the allowed bids (explore) or among the tied greedy bids.
-        n_choices = jnp.where(explore, allowed_count.astype(jnp.float32), jnp.sum(tied, axis=-1))
+        n_choices = jnp.where(explore, allowed_count.astype(jnp.float32), row_sum(tied))
         pick = jnp.minimum(jnp.floor(u[1] * n_choices), n_choices - 1)
         return jnp.where(explore, pick, nth_true(tied, pick)).astype(observations.dtype)
 

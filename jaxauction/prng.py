@@ -77,7 +77,13 @@ def _random_bits(key: Array, bit_width: int, shape: tuple[int, ...]) -> Array:
     if bit_width == 64:
         return (bits1.astype(jnp.uint64) << np.uint64(32)) | bits2.astype(jnp.uint64)
     dtype = {8: jnp.uint8, 16: jnp.uint16, 32: jnp.uint32}[bit_width]
-    return (bits1 ^ bits2).astype(dtype)
+    # Dividing by a divisor that is always 1 (the key's top bit or 1) changes no bit, but XLA
+    # cannot prove it is 1, and it treats an integer divide as expensive: its fusion pass then
+    # computes the hash once into a buffer instead of duplicating ~100 hash instructions into
+    # every consumer (uniform -> threshold, -> index, ...). Measured +17 % auctions/s with 4,096
+    # markets and +76 % with one market on a 2-core Xeon (benchmarks/README.md).
+    opaque_one = (key[0] >> np.uint32(31)) | np.uint32(1)
+    return ((bits1 ^ bits2) // opaque_one).astype(dtype)
 
 
 THREEFRY_FUSED = define_prng_impl(

@@ -65,9 +65,14 @@ def forward_rate(config: DMOConfig, batch: int, repeats: int, passes: int = 10) 
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--markets", type=int_list, default=[1, 64, 512, 2048, 4096, 8192])
+    parser.add_argument("--markets", type=int_list, default=[1, 64, 512, 4096, 16384])
     parser.add_argument("--auctions", type=int, default=2_000, help="auctions per market per timed call")
-    parser.add_argument("--auction-budget", type=int, help="instead: about this many auctions per timed call in all")
+    parser.add_argument(
+        "--auction-budget",
+        type=int,
+        default=4_096_000,
+        help="instead: about this many auctions per timed call in all; 0 uses --auctions",
+    )
     parser.add_argument("--dtypes", type=str_list, default=["float32"], help="compute dtypes of the network")
     parser.add_argument("--unroll", type=int_list, default=[1], help="auctions per scan iteration")
     parser.add_argument("--precision", default="default", help="matmul precision of the network (default, highest)")
@@ -114,7 +119,7 @@ def main(argv=None) -> dict:
         config = DMOConfig.of(mechanism=args.mechanism, compute_dtype=dtype, matmul_precision=args.precision)
         for unroll in args.unroll:
             for m in args.markets:
-                auctions = auctions_per_call(m, args.auction_budget, args.auctions)
+                auctions = auctions_per_call(m, args.auction_budget or None, args.auctions)
                 rate = rollout_rate(config.market(), m, auctions, args.repeats, unroll, args.prng)
                 row = {"dtype": dtype, "unroll": unroll, "markets": m, "auctions": auctions}
                 record("sweep", {**row, "auctions_per_second": rate})

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_throughput_and_update_write_json(tmp_path):
     out = tmp_path / "throughput.json"
-    result = throughput.main(["--markets", "1,8", "--auctions", "100", "--repeats", "1", "--forward", "64",
-                              "--dtypes", "bfloat16", "--out", str(out)])  # fmt: skip
+    result = throughput.main(["--markets", "1,8", "--auctions", "100", "--auction-budget", "0", "--repeats", "1",
+                              "--forward", "64", "--dtypes", "bfloat16", "--out", str(out)])  # fmt: skip
     saved = json.loads(out.read_text())
     assert saved["auctions_per_second"] == result["auctions_per_second"] > 0
     assert [(r["dtype"], r["markets"]) for r in saved["sweep"]] == [("bfloat16", 1), ("bfloat16", 8)]

@@ -150,4 +150,49 @@ class UniformPrior(_RangePrior):
         return Types(values=params.low + uniform(key, params.low.shape) * (params.high - params.low))
 
 
-Prior = UniformIntPrior | UniformPrior
+class ExponentialParams(NamedTuple):
+    """Per bidder and item means, ``[n, m]`` float32."""
+
+    mean: Array
+
+
+EXPONENTIAL_TAIL = 1e-4  # the support used for misreports ends where P(value > x) = 1e-4 (x = mean * ln 1e4)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExponentialPrior:
+    """Values exponential with the given mean (one number, per bidder, or per bidder and item).
+
+    Its support is unbounded; ``support`` gives ``[0, mean * ln(1e4)]``, the
+    range a misreport search covers (values beyond it have probability 1e-4).
+    """
+
+    mean: Bound = 1.0
+    name = "exponential"
+    integer = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mean", _as_tuple(self.mean))
+        arr = np.asarray(self.mean, dtype=np.float64)
+        if arr.size == 0 or arr.ndim > 2 or not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+            raise ValueError(f"exponential prior mean must be positive finite numbers, got {self.mean!r}")
+
+    def init_params(self, n_bidders: int, n_items: int = 1) -> ExponentialParams:
+        check_positive_int(n_bidders, "n_bidders")
+        check_positive_int(n_items, "n_items")
+        return ExponentialParams(jnp.asarray(broadcast_bound(self.mean, n_bidders, n_items, "mean"), jnp.float32))
+
+    def check_params(self, params: ExponentialParams) -> None:
+        if is_concrete(params.mean):
+            mean = np.asarray(params.mean, np.float64)
+            if not np.all(np.isfinite(mean)) or np.any(mean <= 0):
+                raise ValueError(f"exponential prior mean must be positive and finite, got {mean.tolist()}")
+
+    def support(self, params: ExponentialParams) -> tuple[Array, Array]:
+        return jnp.zeros_like(params.mean), params.mean * np.float32(-np.log(EXPONENTIAL_TAIL))
+
+    def sample(self, key: PRNGKey, params: ExponentialParams) -> Types:
+        return Types(values=-params.mean * jnp.log1p(-uniform(key, params.mean.shape)))
+
+
+Prior = UniformIntPrior | UniformPrior | ExponentialPrior

@@ -1,0 +1,131 @@
+"""Named auction-design settings: bidders, items, value prior, demand, and the revenue they are judged by.
+
+Each setting carries the revenue figures a learned mechanism is compared
+with, and says what each one is: an exact optimum (theory), the revenue of a
+simple mechanism (a lower bound on the optimum), or a published learned
+result (a target, not a truth). Values are i.i.d. across bidders.
+
+* ``single2``, ``single3``, ``single5``: 1 item, n bidders, U[0,1]; Myerson's
+  optimum (second price, reserve 1/2) and second price, both exact;
+* ``single3_exp``: 1 item, 3 bidders, exponential values with mean 3; optimum
+  about 2.749 (MyersonNet), second price 2.5;
+* ``additive_1x2``: 1 bidder, 2 items, additive U[0,1]; optimum 0.549201 exact
+  (Manelli-Vincent);
+* ``unit_1x2_23``: 1 bidder, 2 items, unit-demand U[2,3]; optimum about 2.1331
+  (Pavlov);
+* ``additive_1x2_416_47``: 1 bidder, additive, v1 ~ U[4,16], v2 ~ U[4,7];
+  optimum 9.777778 exact;
+* ``additive_2x2``, ``_2x3``, ``_2x5``, ``_3x10``, ``_5x10``: n bidders, m
+  items, additive U[0,1]; optimum unknown: item-wise Myerson and the best
+  simple mechanisms (lower bounds), published RegretNet (targets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from jaxauction._checks import check_choice
+from jaxauction.priors import ExponentialPrior, UniformPrior
+
+DEMANDS = ("additive", "unit")
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One auction-design setting and its reference revenues ``(label, revenue)``.
+
+    ``demand``: ``additive`` (a bidder's value for a set is the sum of its
+    item values) or ``unit`` (a bidder wants at most one item; mechanisms for
+    it allocate each bidder a total probability of at most 1).
+    """
+
+    name: str
+    n_bidders: int
+    n_items: int
+    prior: Any
+    demand: str = "additive"
+    optimum: float | None = None  # the optimal revenue when theory (or a cited computation) gives it
+    optimum_exact: bool = False  # whether ``optimum`` is exact
+    baselines: tuple[tuple[str, float], ...] = ()  # revenues of simple mechanisms: lower bounds on the optimum
+    published: tuple[tuple[str, float], ...] = ()  # published learned results: targets, not truths
+
+    def __post_init__(self) -> None:
+        check_choice(self.demand, DEMANDS, "demand")
+
+
+def _myerson_uniform(n: int) -> float:
+    """Second price with reserve 1/2 for n U[0,1] bidders: (n-1)/(n+1) + 2^-n/(n+1) (exact)."""
+    return (n - 1) / (n + 1) + 2.0**-n / (n + 1)
+
+
+def _single(n: int) -> Setting:
+    return Setting(
+        f"single{n}",
+        n,
+        1,
+        UniformPrior(0.0, 1.0),
+        optimum=_myerson_uniform(n),
+        optimum_exact=True,
+        baselines=(("second price", (n - 1) / (n + 1)), ("second price, reserve 1/2", _myerson_uniform(n))),
+    )
+
+
+def _additive(n: int, m: int, itemwise: float, simple: tuple[tuple[str, float], ...], published: float | None):
+    return Setting(
+        f"additive_{n}x{m}",
+        n,
+        m,
+        UniformPrior(0.0, 1.0),
+        baselines=(("item-wise Myerson", itemwise), *simple),
+        published=(("RegretNet (Duetting et al. 2019)", published),) if published else (),
+    )
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in (
+        _single(2),
+        _single(3),
+        _single(5),
+        Setting(
+            "single3_exp",
+            3,
+            1,
+            ExponentialPrior(3.0),
+            optimum=2.749,
+            baselines=(("second price", 2.5),),
+            published=(("MyersonNet optimum estimate", 2.749),),
+        ),
+        Setting(
+            "additive_1x2",
+            1,
+            2,
+            UniformPrior(0.0, 1.0),
+            optimum=0.549201,
+            optimum_exact=True,
+            baselines=(("item prices 1/2", 0.5),),
+            published=(("RegretNet (Duetting et al. 2019)", 0.550),),
+        ),
+        Setting("unit_1x2_23", 1, 2, UniformPrior(2.0, 3.0), demand="unit", optimum=2.1331),
+        Setting(
+            "additive_1x2_416_47",
+            1,
+            2,
+            UniformPrior(((4.0, 4.0),), ((16.0, 7.0),)),
+            optimum=9.777778,
+            optimum_exact=True,
+        ),
+        _additive(2, 2, 0.8333, (("bundle with reserve", 0.8393), ("affine maximizer (VVCA/AMA)", 0.862)), 0.878),
+        _additive(2, 3, 1.2500, (("bundle", 1.2775),), None),
+        _additive(2, 5, 2.0833, (("bundle", 2.1888),), None),
+        _additive(3, 10, 5.3125, (), 5.541),
+        _additive(5, 10, 6.7188, (), 6.778),
+    )
+}
+
+
+def setting(name: str) -> Setting:
+    """The named setting; an unknown name lists the known ones."""
+    check_choice(name, SETTINGS, "setting")
+    return SETTINGS[name]

@@ -69,3 +69,37 @@ def payment_shares(path: str | os.PathLike, profiles: np.ndarray, shares: np.nda
     ax.legend(fontsize="small")
     _save(fig, Path(path))
     plt.close(fig)
+
+
+def training_curves(
+    path: str | os.PathLike, iterations: np.ndarray, curves: dict[str, np.ndarray], title: str = ""
+) -> None:
+    """One panel per curve (``[steps]`` or ``[steps, seeds]``: mean and seeds) against the iteration."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 3.4), squeeze=False)
+    for ax, (name, values) in zip(axes[0], curves.items(), strict=True):
+        values = np.asarray(values).reshape(len(iterations), -1)
+        if values.shape[1] > 1:
+            ax.plot(iterations, values, color="0.8", lw=0.6)
+        ax.plot(iterations, values.mean(1))
+        ax.set(xlabel="iteration", title=name)
+        if name.startswith("regret") and np.all(values > 0):
+            ax.set_yscale("log")
+    fig.suptitle(title)
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def allocation_maps(path: str | os.PathLike, extent: tuple[float, float, float, float], maps: np.ndarray,
+                    title: str = "") -> None:  # fmt: skip
+    """Bidder 0's probability of getting each item over its values ``(v1, v2)`` in ``extent``: ``maps [m, G, G]``."""
+    plt = _pyplot()
+    maps = np.asarray(maps)
+    fig, axes = plt.subplots(1, maps.shape[0], figsize=(4.2 * maps.shape[0], 3.6), squeeze=False)
+    for j, ax in enumerate(axes[0]):
+        image = ax.imshow(maps[j].T, origin="lower", extent=extent, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set(xlabel="value for item 1", ylabel="value for item 2", title=f"P(item {j + 1})")
+        fig.colorbar(image, ax=ax)
+    fig.suptitle(title)
+    _save(fig, Path(path))
+    plt.close(fig)

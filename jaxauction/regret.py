@@ -26,7 +26,7 @@ random tie-break is never mistaken for a profitable deviation.
 documents): two searches per profile and bidder, and the larger gain counts.
 
 * *gradient*: projected Adam on the misreport (clipped to the value support,
-  step size ``learning_rate`` times the support's width), from the truthful
+  step size ``step_size`` times the support's width), from the truthful
   report and ``random_starts`` uniform random starts, for ``steps`` steps in a
   static-length ``lax.scan``; the best gain seen along each trajectory is kept,
   not only the last. Classical rules have hard allocations: the gradient of
@@ -74,12 +74,12 @@ class Protocol:
     """random starting misreports per profile and bidder, besides the truthful one"""
     steps: int = 400
     """projected Adam steps per start"""
-    learning_rate: float = 0.01
-    """Adam's step size, as a fraction of each value's support width"""
+    step_size: float = 0.01
+    """the search's Adam step size, as a fraction of each value's support width"""
     grid: int = -1
     """grid points per item: -1 automatic (1,001 for one item, 65 per item for two, none above), 0 none"""
-    chunk: int = 256
-    """profiles per chunk of the gradient search (bounds memory)"""
+    profile_chunk: int = 256
+    """profiles evaluated at once, at most (bounds memory)"""
     stronger: int = 4
     """the convergence check multiplies random starts, steps and grid points by this; 1 skips it"""
 
@@ -87,12 +87,12 @@ class Protocol:
         check_positive_int(self.profiles, "profiles")
         check_positive_int(self.random_starts, "random_starts", minimum=0)
         check_positive_int(self.steps, "steps", minimum=0)
-        check_positive_int(self.chunk, "chunk")
+        check_positive_int(self.profile_chunk, "profile_chunk")
         check_positive_int(self.stronger, "stronger")
         if not isinstance(self.grid, int) or self.grid < -1 or self.grid == 1:
             raise ValueError(f"grid must be -1 (automatic), 0 (none) or >= 2 points, got {self.grid!r}")
-        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not (math.isfinite(self.step_size) and self.step_size > 0):
+            raise ValueError(f"step_size must be a positive number, got {self.step_size!r}")
 
     def grid_points(self, n_items: int) -> int:
         """Grid points per item for ``n_items`` items (0: no grid search)."""
@@ -216,16 +216,14 @@ def profile_regret(
         if use_gradient:
             random = jax.random.uniform(sk, (protocol.random_starts, n, m)) * (high - low) + low
             starts = jnp.concatenate([v[None], random], axis=0)
-            grad_gain = _gradient_search(
-                utilities, v, k, base, low, high, starts, protocol.steps, protocol.learning_rate
-            )
+            grad_gain = _gradient_search(utilities, v, k, base, low, high, starts, protocol.steps, protocol.step_size)
         if points:
             grid_gain = _grid_search(utilities, v, k, base, low, high, points)
         return ProfileRegret(base, revenue(outcome), grad_gain, grid_gain)
 
     per_profile = max(1, n * (protocol.random_starts + 1) if use_gradient else 1)
     grid_size = n * (points + 2 * (n - 1)) ** m if points else 1
-    batch = max(1, min(protocol.chunk, 2**16 // max(per_profile, grid_size)))
+    batch = max(1, min(protocol.profile_chunk, 2**16 // max(per_profile, grid_size)))
     return jax.lax.map(one, (values, keys, profile_keys), batch_size=batch)
 
 

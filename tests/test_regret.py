@@ -63,7 +63,7 @@ def test_losers_paying_is_an_ir_violation():
 
 @pytest.mark.parametrize(
     "kwargs, match",
-    [({"profiles": 0}, "profiles"), ({"grid": 1}, "grid"), ({"learning_rate": float("nan")}, "learning_rate")],
+    [({"profiles": 0}, "profiles"), ({"grid": 1}, "grid"), ({"step_size": float("nan")}, "step_size")],
 )
 def test_bad_protocols_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -1,0 +1,155 @@
+"""Learned direct mechanisms: RegretNet (Dütting et al. 2019) and RochetNet, behind the shared signature.
+
+**RegretNet** has two fully connected networks over the flattened bids
+``[n * m]`` (the reference configuration: tanh, Glorot-uniform weights, 100
+units per hidden layer, 2 hidden layers for small settings, 5 for 3x10 and
+5x10):
+
+* allocation, **additive** bidders: per item, a softmax over the ``n`` bidders
+  and a dummy bidder (the item stays unsold with the dummy's probability), so
+  each item's column sums to at most 1;
+* allocation, **unit-demand** bidders: the elementwise minimum of a softmax
+  over bidders (with a dummy bidder, per item) and a softmax over items (with
+  a dummy item, per bidder), so columns and rows both sum to at most 1;
+* payment: ``p_i = sigmoid(z_i) * sum_j a_ij * b_ij``, a fraction of the
+  reported value of the bidder's allocation, so a truthful bidder's utility is
+  never negative: individually rational by construction.
+
+The networks see ``bids / bid_scale`` (the top of the value support), so
+their inputs lie in [0, 1] whatever the setting's units.
+
+**RochetNet** (one bidder, Dütting et al. 2019 section 4): a menu of
+``menu_size`` lotteries (allocation probabilities ``sigmoid(theta_k)`` and
+prices ``p_k``) and the null lottery (nothing, price 0). The bidder gets the
+lottery that maximises its reported utility: ``apply`` takes the argmax, so
+the mechanism is exactly incentive compatible and individually rational.
+Training uses ``rochetnet_soft``, a softmax over the menu's utilities with
+inverse temperature ``softness``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxauction._checks import check_bids, check_choice, check_finite, check_positive_int
+from jaxauction.mechanisms.base import Mechanism
+from jaxauction.types import Array, Outcome, PRNGKey
+
+DEMANDS = ("additive", "unit")
+
+
+class _MLP(nn.Module):
+    """tanh MLP with Glorot-uniform weights and zero biases; a linear output of ``outputs`` units."""
+
+    hidden: tuple[int, ...]
+    outputs: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        dense = lambda width: nn.Dense(width, kernel_init=nn.initializers.glorot_uniform())  # noqa: E731
+        for width in self.hidden:
+            x = jnp.tanh(dense(width)(x))
+        return dense(self.outputs)(x)
+
+
+class RegretNetModule(nn.Module):
+    """The allocation and payment networks of RegretNet: ``bids [n, m] -> (allocation [n, m], fractions [n])``."""
+
+    n_bidders: int
+    n_items: int
+    demand: str = "additive"
+    hidden: tuple[int, ...] = (100, 100)
+
+    @nn.compact
+    def __call__(self, bids: Array) -> tuple[Array, Array]:
+        n, m = self.n_bidders, self.n_items
+        x = bids.reshape(-1)
+        if self.demand == "additive":
+            logits = _MLP(self.hidden, (n + 1) * m, name="allocation")(x).reshape(n + 1, m)
+            allocation = jax.nn.softmax(logits, axis=0)[:n]
+        else:
+            logits = _MLP(self.hidden, (n + 1) * m + n * (m + 1), name="allocation")(x)
+            over_bidders = jax.nn.softmax(logits[: (n + 1) * m].reshape(n + 1, m), axis=0)[:n]
+            over_items = jax.nn.softmax(logits[(n + 1) * m :].reshape(n, m + 1), axis=1)[:, :m]
+            allocation = jnp.minimum(over_bidders, over_items)
+        fractions = jax.nn.sigmoid(_MLP(self.hidden, n, name="payment")(x))
+        return allocation, fractions
+
+
+def regretnet(
+    n_bidders: int,
+    n_items: int,
+    demand: str = "additive",
+    hidden: Sequence[int] = (100, 100),
+    bid_scale: float = 1.0,
+) -> Mechanism:
+    """A RegretNet mechanism (module docstring); ``params`` are the Flax params of both networks."""
+    check_positive_int(n_bidders, "n_bidders")
+    check_positive_int(n_items, "n_items")
+    check_choice(demand, DEMANDS, "demand")
+    check_finite(bid_scale, "bid_scale", positive=True)
+    hidden = tuple(int(h) for h in hidden)
+    if not hidden or any(h < 1 for h in hidden):
+        raise ValueError(f"hidden widths must be positive integers, got {hidden}")
+    module = RegretNetModule(n_bidders, n_items, demand, hidden)
+    scale = float(bid_scale)
+
+    def init(key: PRNGKey) -> Any:
+        return module.init(key, jnp.zeros((n_bidders, n_items), jnp.float32))
+
+    def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
+        del key  # deterministic
+        check_bids(bids, n_bidders, n_items)
+        allocation, fractions = module.apply(params, bids / scale)
+        payments = fractions * jnp.sum(allocation * bids, axis=-1)
+        return Outcome(allocation=allocation, payments=payments)
+
+    return Mechanism(f"regretnet_{demand}", n_bidders, n_items, init, apply, trainable=True)
+
+
+def _menu(params: Any) -> tuple[Array, Array]:
+    """The menu with the null lottery first: allocations ``[K+1, m]`` and prices ``[K+1]``."""
+    allocations = jax.nn.sigmoid(params["logits"])
+    m = allocations.shape[-1]
+    return (
+        jnp.concatenate([jnp.zeros((1, m), allocations.dtype), allocations]),
+        jnp.concatenate([jnp.zeros((1,), params["prices"].dtype), params["prices"]]),
+    )
+
+
+def rochetnet(n_items: int, menu_size: int = 1000, price_scale: float = 1.0) -> Mechanism:
+    """RochetNet for one bidder: the menu lottery that maximises the reported utility (exactly IC and IR).
+
+    ``price_scale`` sets the initial prices' range (uniform on ``[0, price_scale * n_items]``).
+    """
+    check_positive_int(n_items, "n_items")
+    check_positive_int(menu_size, "menu_size")
+    check_finite(price_scale, "price_scale", positive=True)
+
+    def init(key: PRNGKey) -> Any:
+        k1, k2 = jax.random.split(key)
+        return {
+            "logits": jax.random.normal(k1, (menu_size, n_items)),
+            "prices": jax.random.uniform(k2, (menu_size,)) * price_scale * n_items,
+        }
+
+    def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
+        del key
+        check_bids(bids, 1, n_items)
+        allocations, prices = _menu(params)
+        best = jnp.argmax(allocations @ bids[0] - prices)  # the null lottery (index 0) wins ties
+        return Outcome(allocation=allocations[best][None], payments=prices[best][None])
+
+    return Mechanism("rochetnet", 1, n_items, init, apply, trainable=True)
+
+
+def rochetnet_soft(params: Any, bids: Array, softness: float) -> Outcome:
+    """RochetNet's training relaxation: the menu weighted by ``softmax(softness * utility)``."""
+    allocations, prices = _menu(params)
+    weights = jax.nn.softmax(softness * (allocations @ bids[0] - prices))
+    return Outcome(allocation=(weights @ allocations)[None], payments=(weights @ prices)[None])

@@ -22,13 +22,13 @@ if [[ "${DRY_RUN:-0}" == 1 ]]; then
   export JAX_PLATFORMS=cpu
   MARKETS=1,64 BF16_MARKETS=64 BUDGET_AUCTIONS=20000 FORWARD=4096 BREAKDOWN="--markets 64 --auctions 200"
   SIZES=4096,16384 CHUNKED_SIZE=16384 CHUNK=4096 E2E_SEEDS=1 E2E_ARGS="-- --rounds 2 --auctions-per-round 20000"
-  TEST_PLATFORM=cpu TESTS="tests/test_market.py"
+  TEST_PLATFORM=cpu TESTS="tests/test_market.py" RN_SETTINGS=single2 RN_ITERATIONS=2
 else
   MARKETS=1,4096,65536,262144,1048576,2097152,4194304 BF16_MARKETS=262144,1048576,2097152
   BUDGET_AUCTIONS=200000000 FORWARD=1048576,4194304 BREAKDOWN="--markets 2097152 --auctions 100"
   SIZES=65536,1048576,4194304,8388608 CHUNKED_SIZE=16777216 CHUNK=1048576 E2E_SEEDS=1,1024 E2E_ARGS=""
   TEST_PLATFORM=cuda TESTS="tests/test_mechanisms.py tests/test_market.py tests/test_dmo.py tests/test_bidders.py"
-  TESTS="$TESTS tests/test_priors.py"
+  TESTS="$TESTS tests/test_priors.py" RN_SETTINGS=single2,additive_2x2,additive_5x10 RN_ITERATIONS=200
 fi
 
 step() {  # step NAME LIMIT_SECONDS COMMAND...
@@ -55,6 +55,8 @@ print(json.dumps({**device_info(), \"devices\": [str(d) for d in jax.devices()]}
 " | tee "$OUT/device.json"'
 step throughput_f32 150 python3 -m benchmarks.throughput --markets "$MARKETS" --auction-budget "$BUDGET_AUCTIONS" \
   --repeats 3 --forward "$FORWARD" --out "$OUT/throughput_f32.json"
+step regretnet 60 python3 -m benchmarks.regretnet --settings "$RN_SETTINGS" --iterations "$RN_ITERATIONS" \
+  --out "$OUT/regretnet.json"
 step update 110 python3 -m benchmarks.update --sizes "$SIZES" --dtypes float32,bfloat16 --repeats 3 \
   --out "$OUT/update.json"
 step throughput_bf16 70 python3 -m benchmarks.throughput --markets "$BF16_MARKETS" --auction-budget "$BUDGET_AUCTIONS" \

@@ -69,6 +69,7 @@ def metrics(config: DMOConfig, session: Session, result: SessionResult, grid: np
         "utility": np.asarray(logs.utility)[..., -1, :].mean(0),  # rounds x bidders, last window
         "policy_grid": grid[:, 0],
         "greedy_bids": policy[..., 0],  # bidders x grid values, item 0: the learned bid function
+        **({"penalty_regret": np.asarray(logs.regret).mean(0)} if config.optimiser.regret_weight > 0 else {}),
         "resumed_from_round": result.done_before,
         "compile_seconds": result.compile_seconds,
         "run_seconds": result.run_seconds,

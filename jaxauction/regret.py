@@ -227,6 +227,64 @@ def profile_regret(
     return jax.lax.map(one, (values, keys, profile_keys), batch_size=batch)
 
 
+def deviation_utilities(
+    mechanism: Mechanism,
+    params: Params,
+    values: Array,
+    misreports: Array,
+    key: PRNGKey,
+    utility: Utility | None = None,
+    utility_params: Params = (),
+) -> Array:
+    """``[n]``: bidder ``i``'s utility when it alone reports row ``i`` of ``misreports [n, m]``, the others truthful."""
+    utility = utility or quasi_linear()
+
+    def one(i: Array) -> Array:
+        outcome = mechanism.apply(params, values.at[i].set(misreports[i]), key)
+        return utility.apply(Types(values=values), outcome, utility_params)[i]
+
+    return jax.vmap(one)(jnp.arange(values.shape[0]))
+
+
+def refine_misreports(
+    mechanism: Mechanism,
+    params: Params,
+    values: Array,
+    misreports: Array,
+    keys: PRNGKey,
+    low: Array,
+    high: Array,
+    steps: int,
+    step_size: float,
+) -> Array:
+    """``steps`` projected Adam steps (a fresh Adam state, step ``step_size`` x the support's width) that raise
+    every bidder's deviation utility from its misreport, for a batch ``values, misreports [D, n, m]``, keys ``[D]``.
+    The mechanism's params are constants here. This is RegretNet's training-time search (one start per profile,
+    cached between calls by the caller); ``evaluate`` runs the stronger protocol."""
+    params = jax.lax.stop_gradient(params)
+    optimizer = optax.adam(step_size)
+    batch = jax.vmap(deviation_utilities, (None, None, 0, 0, 0))
+
+    def step(carry, _):
+        reports, opt_state = carry
+        grad = jax.grad(lambda r: jnp.sum(batch(mechanism, params, values, r, keys)))(reports)
+        updates, opt_state = optimizer.update(-grad, opt_state)
+        return (jnp.clip(reports + updates * (high - low), low, high), opt_state), None
+
+    (reports, _), _ = jax.lax.scan(step, (misreports, optimizer.init(misreports)), None, length=steps)
+    return reports
+
+
+def batch_regret(mechanism: Mechanism, params: Params, values: Array, misreports: Array, keys: PRNGKey):
+    """``(regret [n], revenue)``: each bidder's mean gain ``max(0, u_i(misreport) - u_i(truthful))`` over the batch
+    ``[D, n, m]`` (differentiable in ``params``: RegretNet's ``rgt_i``), and the mean truthful revenue."""
+    utility = quasi_linear()
+    outcomes = jax.vmap(mechanism.apply, (None, 0, 0))(params, values, keys)
+    truthful = jax.vmap(lambda v, o: utility.apply(Types(values=v), o, ()))(values, outcomes)
+    deviate = jax.vmap(deviation_utilities, (None, None, 0, 0, 0))(mechanism, params, values, misreports, keys)
+    return jnp.mean(jax.nn.relu(deviate - truthful), axis=0), jnp.mean(jnp.sum(outcomes.payments, axis=-1))
+
+
 class RegretReport(NamedTuple):
     """What ``evaluate`` measured (means over ``profiles`` profiles; ``_se``: standard errors)."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import breakdown, throughput, update
+from benchmarks import breakdown, regretnet, throughput, update
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,6 +22,14 @@ def test_throughput_and_update_write_json(tmp_path):
     assert 0 < saved["roofline_fraction"] and len(saved["forward"]) == 1
     result = update.main(["--sizes", "96", "--steps", "1", "--repeats", "1", "--chunk", "32"])
     assert [r["dataset_size"] for r in result["sweep"]] == [96] and result["samples_per_second"] > 0
+
+
+def test_regretnet_benchmark_counts_flops():
+    result = regretnet.main(["--settings", "additive_2x2", "--batches", "8", "--iterations", "2", "--repeats", "1"])
+    row = result["rows"][0]
+    # 2x2: forward = 2 x (4*100 + 100*100 + 100*6) + 2 x (4*100 + 100*100 + 100*2) multiply-adds; 53 passes x 3
+    assert row["flops_per_iteration"] == 3 * 8 * 53 * (2 * (400 + 10_000 + 600) + 2 * (400 + 10_000 + 200))
+    assert row["ms_per_iteration"] > 0 and 0 < row["roofline_fraction"] < 1
 
 
 @pytest.mark.slow

@@ -35,6 +35,7 @@ from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.market import Market, MarketParams, collect, init_params, policy_grid, run_round
 from jaxauction.mechanisms import PaymentNet, payment_shares
 from jaxauction.parallel import constrain_markets
+from jaxauction.regret import batch_regret, refine_misreports
 from jaxauction.specs import (
     COMPUTE_DTYPES,
     MechanismSpec,
@@ -96,9 +97,16 @@ class OptimiserSpec:
     """optimiser steps per round on the round's dataset (the seed takes 1)"""
     revenue_chunk: int = 0
     """dataset profiles per chunk of the revenue and its gradient (bounds memory); 0: all at once"""
+    regret_weight: float = 0.0
+    """add this weight x the learned rule's regret (mean over bidders of the gain from misreporting the
+    dataset's values, the rule as a direct mechanism) to the loss; 0: the seed's revenue loss"""
+    regret_steps: int = 25
+    """projected Adam steps of the regret penalty's misreport search, from random starts, per round"""
 
     def __post_init__(self) -> None:
         check_choice(self.optimiser, OPTIMISERS, "optimiser")
+        check_finite(self.regret_weight, "regret_weight", minimum=0.0)
+        check_positive_int(self.regret_steps, "regret_steps")
         check_finite(self.learning_rate, "learning_rate", positive=True)
         check_positive_int(self.updates_per_round, "updates_per_round", minimum=0)
         check_positive_int(self.revenue_chunk, "revenue_chunk", minimum=0)
@@ -151,7 +159,8 @@ class RoundLog(NamedTuple):
     revenue: Array  # [W] windowed mean revenue
     utility: Array  # [W, n] windowed mean utility per bidder
     efficiency: Array  # [W] realised over optimal welfare per window
-    loss: Array  # scalar: -mean dataset revenue before this round's update (the seed's logged loss)
+    loss: Array  # scalar: the loss before this round's update: -mean dataset revenue (the seed's), + the penalty
+    regret: Array  # scalar: the penalty's regret before the update (mean over bidders); NaN without a penalty
     policy: Array  # [n, G, m] the bidders' exploitation bid on the policy grid, end of round
 
 
@@ -199,7 +208,15 @@ def _make_dmo(config: DMOConfig, checked: bool) -> DMO:
             jnp.zeros((), jnp.int32),
         )
 
-    update = make_update(revenue_loss(mechanism, opt.revenue_chunk or None), optimizer)
+    seed_loss = revenue_loss(mechanism, opt.revenue_chunk or None)
+    penalised = opt.regret_weight > 0 and mechanism.trainable
+
+    def loss_fn(params: Any, bids: Array, keys: Array, values: Array, misreports: Array) -> tuple[Array, Array]:
+        """The seed's loss, plus ``regret_weight`` x the rule's regret as a direct mechanism on the values."""
+        regret = jnp.mean(batch_regret(mechanism, params, values, misreports, keys)[0]) if penalised else jnp.nan
+        return seed_loss(params, bids, keys) + (opt.regret_weight * regret if penalised else 0.0), regret
+
+    update = make_update(loss_fn, optimizer, has_aux=True)
 
     def over_markets(fn: Callable, *xs: Any) -> Any:
         """``vmap`` over the markets axis, or ``lax.map`` in batches of ``market_chunk`` to bound memory."""
@@ -222,20 +239,28 @@ def _make_dmo(config: DMOConfig, checked: bool) -> DMO:
         )
         bids = data.bids.reshape(M * rollout.dataset_size, *data.bids.shape[2:])
         keys = data.keys.reshape(M * rollout.dataset_size)
+        values = data.types.values.reshape(bids.shape)
+        misreports = values
+        if penalised:  # random starts, refined against the current rule (a key of its own: the seed's stream stays)
+            low, high = market.prior.support(params.prior)
+            starts = jax.random.uniform(jax.random.fold_in(k_data, 1), values.shape) * (high - low) + low
+            misreports = refine_misreports(
+                mechanism, params.mechanism, values, starts, keys, low, high, opt.regret_steps, 0.1
+            )
 
         mechanism_params, opt_state = params.mechanism, state.opt_state
         if mechanism.trainable and opt.updates_per_round > 0:
 
-            def one_update(carry: tuple[Any, Any], _: None) -> tuple[tuple[Any, Any], Array]:
-                result = update(*carry, bids, keys)
-                return (result.params, result.opt_state), result.loss
+            def one_update(carry: tuple[Any, Any], _: None) -> tuple[tuple[Any, Any], tuple[Array, Array]]:
+                result = update(*carry, bids, keys, values, misreports)
+                return (result.params, result.opt_state), (result.loss, result.aux)
 
-            (mechanism_params, opt_state), losses = jax.lax.scan(
+            (mechanism_params, opt_state), (losses, regrets) = jax.lax.scan(
                 one_update, (mechanism_params, opt_state), None, length=opt.updates_per_round
             )
-            loss = losses[0]
+            loss, regret = losses[0], regrets[0]
         else:
-            loss = revenue_loss(mechanism, opt.revenue_chunk or None)(mechanism_params, bids, keys)
+            loss, regret = loss_fn(mechanism_params, bids, keys, values, misreports)
 
         policy = jax.vmap(lambda s: population.policy(s, grid, params.learners))(learners)
         log = RoundLog(
@@ -244,6 +269,7 @@ def _make_dmo(config: DMOConfig, checked: bool) -> DMO:
             utility=jnp.mean(metrics.utility, axis=0),
             efficiency=jnp.mean(metrics.efficiency, axis=0),
             loss=loss,
+            regret=regret,
             policy=jnp.mean(policy, axis=0),
         )
         new_params = params._replace(mechanism=mechanism_params)

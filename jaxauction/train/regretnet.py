@@ -39,10 +39,10 @@ import optax
 from jaxauction._checks import check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
+from jaxauction.regret import batch_regret, refine_misreports
 from jaxauction.settings import Setting, setting
 from jaxauction.train import make_update
-from jaxauction.types import Array, Params, PRNGKey, Types
-from jaxauction.utilities import quasi_linear
+from jaxauction.types import Array, Params, PRNGKey
 
 # rho's increment per setting (known_results section 4); other settings use 1.
 RHO_INCREMENT = {"additive_1x2": 50.0, "additive_2x2": 5.0, "additive_2x3": 10.0, "additive_3x10": 1.0,
@@ -170,54 +170,21 @@ def build_mechanism(config: RegretNetConfig) -> Mechanism:
     return regretnet(s.n_bidders, s.n_items, s.demand, hidden, bid_scale=top)
 
 
-def misreport_utilities(mechanism: Mechanism, params: Params, values: Array, misreports: Array) -> Array:
-    """``[n]``: each bidder's utility when it alone reports its row of ``misreports`` (the others truthful)."""
-    utility = quasi_linear()
-    key = jax.random.key(0)  # the learned mechanisms are deterministic
-
-    def one(i: Array) -> Array:
-        outcome = mechanism.apply(params, values.at[i].set(misreports[i]), key)
-        return utility.apply(Types(values=values), outcome, ())[i]
-
-    return jax.vmap(one)(jnp.arange(values.shape[0]))
-
-
 def make_regretnet(config: RegretNetConfig) -> Trainer:
     """``init`` and ``step`` for ``config`` (module docstring)."""
     s = config.the_setting
     mechanism = build_mechanism(config)
     prior, prior_params = s.prior, s.prior.init_params(s.n_bidders, s.n_items)
     low, high = prior.support(prior_params)
-    width = high - low
     batch = config.resolved("batch")
     optimizer = optax.adam(config.learning_rate)
-    utility = quasi_linear()
     draw = jax.vmap(lambda k: prior.sample(k, prior_params).values)
     n_batches = config.train_size // batch
 
-    def truthful(params: Params, values: Array):
-        outcomes = jax.vmap(lambda v: mechanism.apply(params, v, jax.random.key(0)))(values)
-        utilities = jax.vmap(lambda v, o: utility.apply(Types(values=v), o, ()))(values, outcomes)
-        return outcomes, utilities
-
-    def refine(params: Params, values: Array, misreports: Array) -> Array:
-        opt = optax.adam(config.misreport_lr)
-        total = lambda r: jnp.sum(jax.vmap(misreport_utilities, (None, None, 0, 0))(mechanism, params, values, r))  # noqa: E731
-
-        def step(carry, _):
-            r, opt_state = carry
-            grad = jax.grad(total)(r)
-            updates, opt_state = opt.update(-grad, opt_state)
-            return (jnp.clip(r + updates * width, low, high), opt_state), None
-
-        (r, _), _ = jax.lax.scan(step, (misreports, opt.init(misreports)), None, length=config.misreport_steps)
-        return r
+    keys = jnp.broadcast_to(jax.random.key(0), (batch,))  # the learned mechanisms are deterministic
 
     def lagrangian(params: Params, values: Array, misreports: Array, lambdas: Array, rho: Array):
-        outcomes, base = truthful(params, values)
-        revenue = jnp.mean(jnp.sum(outcomes.payments, axis=-1))
-        deviate = jax.vmap(misreport_utilities, (None, None, 0, 0))(mechanism, params, values, misreports)
-        regret = jnp.mean(jax.nn.relu(deviate - base), axis=0)  # [n]
+        regret, revenue = batch_regret(mechanism, params, values, misreports, keys)
         loss = -revenue + jnp.sum(lambdas * regret) + rho / 2 * jnp.sum(regret**2)
         return loss, (revenue, regret)
 
@@ -234,7 +201,7 @@ def make_regretnet(config: RegretNetConfig) -> Trainer:
         params = mechanism.init(k_params)
         size = config.train_size if config.model == "regretnet" else 1
         values = draw(jax.random.split(k_values, size))
-        misreports = jax.random.uniform(k_mis, values.shape) * width + low  # one random start each
+        misreports = jax.random.uniform(k_mis, values.shape) * (high - low) + low  # one random start each
         return RegretNetState(
             params=params,
             opt_state=optimizer.init(params),
@@ -257,7 +224,9 @@ def make_regretnet(config: RegretNetConfig) -> Trainer:
             return new, RegretNetLog(revenue, jnp.mean(regret), result.loss, jnp.float32(0), jnp.float32(0))
         start = (t % n_batches) * batch
         values = jax.lax.dynamic_slice_in_dim(state.values, start, batch)
-        misreports = refine(state.params, values, jax.lax.dynamic_slice_in_dim(state.misreports, start, batch))
+        cached = jax.lax.dynamic_slice_in_dim(state.misreports, start, batch)
+        misreports = refine_misreports(mechanism, state.params, values, cached, keys, low, high,
+                                       config.misreport_steps, config.misreport_lr)  # fmt: skip
         result = update_regretnet(state.params, state.opt_state, values, misreports, state.lambdas, state.rho)
         revenue, regret = result.aux
         t1 = t + 1

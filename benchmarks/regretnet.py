@@ -1,0 +1,75 @@
+"""RegretNet training: time per iteration against the machine's matmul throughput, measured in one run.
+
+    python -m benchmarks.regretnet --out benchmarks/results/regretnet_cpu.json
+
+One iteration is the reference configuration's: 25 projected Adam steps on
+the batch's cached misreports (each a forward and backward pass of both
+networks for every bidder's deviation), then one Adam step on the augmented
+Lagrangian. Each figure is the median of ``--repeats`` timed calls of
+``--iterations`` iterations (one ``lax.scan``) after a warm-up call. Roofline
+fraction = the iteration's network FLOPs (forward = 2 x multiply-adds of both
+networks per profile; forward + backward = 3 x forward) / time / matmul FLOP/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import jax
+
+from benchmarks.common import device_info, int_list, matmul_gflops, median_seconds, str_list
+from jaxauction import io
+from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
+
+
+def network_flops(config: RegretNetConfig) -> int:
+    """FLOPs of one training iteration's network passes (both networks, every deviation, backward included)."""
+    s = config.the_setting
+    n, m = s.n_bidders, s.n_items
+    hidden = (config.hidden_units,) * config.resolved("hidden_layers")
+    outputs = {"additive": (n + 1) * m, "unit": (n + 1) * m + n * (m + 1)}[s.demand]
+
+    def mlp(out: int) -> int:
+        widths = (n * m, *hidden, out)
+        return sum(2 * a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+
+    forward = mlp(outputs) + mlp(n)
+    passes = config.misreport_steps * n + n + 1  # misreport refinement, then the loss on deviations and truth
+    return 3 * forward * config.resolved("batch") * passes
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--settings", type=str_list, default=["single2", "additive_2x2", "additive_5x10"])
+    parser.add_argument("--batches", type=int_list, default=[128])
+    parser.add_argument("--iterations", type=int, default=20, help="iterations per timed call")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    peak = matmul_gflops("float32")
+    result = {"benchmark": "regretnet", **device_info(), "matmul_gflops": peak, "rows": []}
+    print(f"{jax.devices()[0].platform}: matmul {peak:.0f} GFLOP/s")
+    for name in args.settings:
+        for batch in args.batches:
+            config = RegretNetConfig(setting=name, iterations=args.iterations, log_every=args.iterations,
+                                     train_size=max(batch, 4096), batch=batch)  # fmt: skip
+            trainer = make_regretnet(config)
+            state = jax.jit(trainer.init)(jax.random.key(0))
+            step = jax.jit(trainer.step)
+            seconds = median_seconds(lambda step=step, state=state: step(state), args.repeats) / args.iterations
+            flops = network_flops(config)
+            row = {"setting": name, "batch": batch, "ms_per_iteration": seconds * 1e3, "flops_per_iteration": flops,
+                   "roofline_fraction": flops / seconds / (peak * 1e9),
+                   "hours_for_400k_iterations": seconds * 400_000 / 3600}  # fmt: skip
+            result["rows"].append(row)
+            print(f"{name:>14} batch {batch:>5}: {row['ms_per_iteration']:8.2f} ms/iteration, roofline "
+                  f"fraction {row['roofline_fraction']:.3f}, 400k iterations in "
+                  f"{row['hours_for_400k_iterations']:.2f} h")  # fmt: skip
+    if args.out:
+        io.write_json(args.out, result)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxauction as ja
-from jaxauction.regret import Protocol, evaluate, profile_regret
+from jaxauction.regret import Protocol, evaluate, interim_regret, profile_regret
 
 U01 = ja.UniformPrior(0.0, 1.0)
 SMALL = Protocol(profiles=2_000, random_starts=2, steps=50, stronger=2)
@@ -75,3 +75,14 @@ def test_values_of_the_wrong_shape_are_refused():
     values, keys = draw(2, 8)
     with pytest.raises(ValueError, match=r"\[profiles, 3, 1\]"):
         profile_regret(mech, mech.init(None), values, keys, values[0] * 0, values[0] * 0 + 1)
+
+
+def test_interim_regret_is_the_bayesian_figure():
+    """First price, 2 truthful U[0,1] rivals: against a uniform rival, bidding b wins with probability b, so the
+    best interim report earns max_b (v - b) b = v^2 / 4 and the interim regret is E[v^2 / 4] = 1/12 (ex post
+    regret: 1/6). Second price: 0."""
+    fp = jax.jit(lambda k: interim_regret(ja.first_price(2), ja.first_price(2).init(None), U01, k))(jax.random.key(3))
+    # 256 own values (sd of v^2/4 is about 0.075: se 0.005) and a 201-point grid
+    np.testing.assert_allclose(np.asarray(fp), 1 / 12, atol=0.02)
+    sp = interim_regret(ja.second_price(2), ja.second_price(2).init(None), U01, jax.random.key(3), own=32, others=64)
+    np.testing.assert_array_equal(np.asarray(sp), 0.0)

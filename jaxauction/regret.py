@@ -56,7 +56,7 @@ import optax
 
 from jaxauction._checks import check_positive_int
 from jaxauction.mechanisms.base import Mechanism
-from jaxauction.metrics import revenue
+from jaxauction.metrics import revenue as revenue_of
 from jaxauction.types import Array, Params, PRNGKey, Types
 from jaxauction.utilities import Utility, quasi_linear
 
@@ -82,6 +82,8 @@ class Protocol:
     """profiles evaluated at once, at most (bounds memory)"""
     stronger: int = 4
     """the convergence check multiplies random starts, steps and grid points by this; 1 skips it"""
+    revenue_profiles: int = 100_000
+    """revenue and IR are measured on this many profiles (at least ``profiles``; the search's come first)"""
 
     def __post_init__(self) -> None:
         check_positive_int(self.profiles, "profiles")
@@ -89,6 +91,7 @@ class Protocol:
         check_positive_int(self.steps, "steps", minimum=0)
         check_positive_int(self.profile_chunk, "profile_chunk")
         check_positive_int(self.stronger, "stronger")
+        check_positive_int(self.revenue_profiles, "revenue_profiles", minimum=0)
         if not isinstance(self.grid, int) or self.grid < -1 or self.grid == 1:
             raise ValueError(f"grid must be -1 (automatic), 0 (none) or >= 2 points, got {self.grid!r}")
         if not (math.isfinite(self.step_size) and self.step_size > 0):
@@ -219,7 +222,7 @@ def profile_regret(
             grad_gain = _gradient_search(utilities, v, k, base, low, high, starts, protocol.steps, protocol.step_size)
         if points:
             grid_gain = _grid_search(utilities, v, k, base, low, high, points)
-        return ProfileRegret(base, revenue(outcome), grad_gain, grid_gain)
+        return ProfileRegret(base, revenue_of(outcome), grad_gain, grid_gain)
 
     per_profile = max(1, n * (protocol.random_starts + 1) if use_gradient else 1)
     grid_size = n * (points + 2 * (n - 1)) ** m if points else 1
@@ -344,6 +347,7 @@ class RegretReport(NamedTuple):
     regret_over_revenue: float  # total regret (summed over bidders) / revenue
     regret_max: float  # the worst single-profile regret of any bidder
     ir_violation_rate: float  # share of (profile, bidder) pairs with truthful utility below -1e-5
+    revenue_profiles: int  # profiles behind revenue, revenue_se and ir_violation_rate
     searches: tuple[str, ...]  # which searches ran: "gradient", "grid"
     interim_regret_mean: float | None  # the interim (Bayesian) regret, mean over bidders (one item; else None)
     regret_mean_stronger: float | None  # regret_mean under the stronger attack (None: not run)
@@ -355,22 +359,25 @@ class RegretReport(NamedTuple):
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._asdict().items()}
 
 
-def summarize(found: ProfileRegret) -> dict[str, Any]:
-    """Means, standard errors and extremes of ``profile_regret``'s results."""
+def summarize(found: ProfileRegret, revenue: Array | None = None, truthful: Array | None = None) -> dict[str, Any]:
+    """Means, standard errors and extremes of ``profile_regret``'s results; revenue and IR from ``revenue [R]``
+    and ``truthful [R, n]`` utilities when given (more profiles than the search's)."""
     regret = np.asarray(found.regret, np.float64)  # [P, n]
-    rev = np.asarray(found.revenue, np.float64)
-    P = regret.shape[0]
+    rev = np.asarray(found.revenue if revenue is None else revenue, np.float64)
+    truthful = found.truthful_utility if truthful is None else truthful
+    P, R = regret.shape[0], rev.shape[0]
     per_profile_mean = regret.mean(axis=1)
     revenue_mean = float(rev.mean())
     return {
         "revenue": revenue_mean,
-        "revenue_se": float(rev.std(ddof=1) / math.sqrt(P)) if P > 1 else float("nan"),
+        "revenue_se": float(rev.std(ddof=1) / math.sqrt(R)) if R > 1 else float("nan"),
         "regret_mean": float(regret.mean()),
         "regret_se": float(per_profile_mean.std(ddof=1) / math.sqrt(P)) if P > 1 else float("nan"),
         "regret_per_bidder": tuple(float(x) for x in regret.mean(axis=0)),
         "regret_over_revenue": float(regret.mean(axis=0).sum() / revenue_mean) if revenue_mean > 0 else float("inf"),
         "regret_max": float(regret.max()),
-        "ir_violation_rate": float(np.mean(np.asarray(found.truthful_utility) < -IR_TOLERANCE)),
+        "ir_violation_rate": float(np.mean(np.asarray(truthful) < -IR_TOLERANCE)),
+        "revenue_profiles": R,
     }
 
 
@@ -406,10 +413,26 @@ def evaluate(
         return fn(params, values, keys, low, high, search_key)
 
     found = run(protocol)
-    stats = summarize(found)
+    revenue, truthful = found.revenue, found.truthful_utility
+    extra = protocol.revenue_profiles - protocol.profiles
+    if extra > 0:  # revenue and IR on more profiles: cheap, no search
+
+        def outcome(v: Array, k: PRNGKey) -> tuple[Array, Array]:
+            out = mechanism.apply(params, v, k)
+            return revenue_of(out), (utility or quasi_linear()).apply(Types(values=v), out, utility_params)
+
+        more_key = jax.random.fold_in(value_key, 1)
+        more = jax.vmap(lambda k: prior.sample(k, prior_params).values)(jax.random.split(more_key, extra))
+        more_keys = jax.random.split(jax.random.fold_in(mech_key, 1), extra)
+        rev_more, util_more = jax.jit(lambda v, k: jax.lax.map(lambda a: outcome(*a), (v, k), batch_size=4096))(
+            more, more_keys
+        )
+        revenue = jnp.concatenate([revenue, rev_more])
+        truthful = jnp.concatenate([truthful, util_more])
+    stats = summarize(found, revenue, truthful)
     stronger = change = None
     if protocol.stronger > 1:
-        stronger = summarize(run(protocol.strengthened(m)))["regret_mean"]
+        stronger = summarize(run(protocol.strengthened(m)), revenue, truthful)["regret_mean"]
         change = stronger - stats["regret_mean"]
     interim = None
     if m == 1:

@@ -7,9 +7,10 @@ import pytest
 from experiments import deep_mechanism_optimization as dmo_experiment
 from experiments import regret_audit, regretnet
 
-GRID_ONLY = ["--steps", "0", "--grid", "1001", "--stronger", "1", "--no-progress", "--no-shard"]
-TINY_ATTACK = ["--profiles", "200", "--random-starts", "1", "--steps", "20", "--stronger", "2", "--no-shard",
-               "--no-progress"]  # fmt: skip
+GRID_ONLY = ["--steps", "0", "--grid", "1001", "--stronger", "1", "--revenue-profiles", "0", "--no-progress",
+             "--no-shard"]  # fmt: skip
+TINY_ATTACK = ["--profiles", "200", "--random-starts", "1", "--steps", "20", "--stronger", "2",
+               "--revenue-profiles", "0", "--no-shard", "--no-progress"]  # fmt: skip
 
 
 def test_audits_of_classical_rules_match_theory(tmp_path):
@@ -34,6 +35,7 @@ def test_audit_refuses_what_it_cannot_judge(tmp_path, capsys):
     assert "unknown mechanism" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_audit_of_a_dmo_run_loads_its_checkpoint(tmp_path):
     dmo_experiment.main(["--rounds", "1", "--auctions-per-round", "1000", "--window", "500", "--explore-steps", "200",
                          "--no-progress", "--no-shard", "--no-plots", "--out", str(tmp_path / "dmo")])  # fmt: skip
@@ -43,6 +45,7 @@ def test_audit_of_a_dmo_run_loads_its_checkpoint(tmp_path):
     assert m["ir_violation_rate"] > 0.1
 
 
+@pytest.mark.slow
 def test_rochetnet_run_writes_metrics_plots_and_resumes(tmp_path):
     args = ["--setting", "additive_1x2", "--model", "rochetnet", "--log-every", "10", "--batch", "64",
             "--menu-size", "16", *TINY_ATTACK, "--out", str(tmp_path / "r")]  # fmt: skip
@@ -65,6 +68,7 @@ def test_regretnet_run_on_two_bidders(tmp_path):
     assert m["ir_violation_rate"] == 0.0  # individually rational by construction
 
 
+@pytest.mark.slow
 def test_table_collects_finished_runs(tmp_path):
     from experiments import regretnet_table
 

@@ -17,11 +17,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxauction import cli, io
+from jaxauction import cli, evaluation, io
 from jaxauction.driver import Session, SessionResult
 from jaxauction.train.dmo import DMOConfig, RoundLog, deep_shares, make_dmo
 
 NAME = "deep_mechanism_optimization"
+EVALUATION_STREAM = 1_000_003  # the final evaluation's keys: folded from the run's seed, apart from training's
 
 
 def summarize(logs: RoundLog, first: int) -> list[dict[str, Any]]:
@@ -98,7 +99,11 @@ def write_plots(config: DMOConfig, mechanism_params: Any, m: dict[str, Any], ses
         return
     out = session.out
     title = f"{config.mechanism.mechanism}, {config.bidders.n_bidders} bidders ({config.bidders.learner})"
-    plots.platform_reward(out / "platform_reward.png", m["platform_reward_per_seed"], title)
+    references = {} if "final_eval" not in m else {
+        "learned rule, fresh bidders": m["final_eval"]["mean"],
+        **{name.replace("_", " "): v["mean"] for name, v in m["baselines"].items()},
+    }  # fmt: skip
+    plots.platform_reward(out / "platform_reward.png", m["platform_reward_per_seed"], title, references)
     plots.bid_value(out / "bid_value.png", m["policy_grid"], m["greedy_bids"], f"{title}, last round")
     if config.mechanism.mechanism == "deep" and config.prior.n_items == 1:
         dmo_market = config.market()
@@ -134,9 +139,18 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
                       "pass a larger --rounds to extend it")  # fmt: skip
         return None
     m = metrics(config, session, result, np.asarray(dmo.grid))
+    if config.evaluation.final_eval and session.leader:  # on process 0's host copy of the final state
+        rollout = config.rollout
+        keys = jax.random.split(jax.random.fold_in(jax.random.key(spec.seed), EVALUATION_STREAM), spec.seeds)
+        m.update(evaluation.report_rule(dmo.market, result.state.params, keys, rollout.auctions_per_round,
+                                        rollout.window, rollout.markets, config.evaluation.reserves))  # fmt: skip
     if not session.leader:
         return m
     print_table(result.rows)
+    if config.evaluation.final_eval:
+        print(f"final evaluation: fresh bidders, {config.rollout.auctions_per_round:,} auctions, mean +- s.e. over "
+              f"{spec.seeds} seed(s); every rule fixed, the same learners and keys")  # fmt: skip
+        print("\n".join(evaluation.comparison_lines(m, f"learned rule ({config.mechanism.mechanism})")))
     mesh = "" if result.mesh is None else f", mesh {result.mesh} over {jax.process_count()} process(es)"
     rate = m["auctions_per_second"]
     print(f"compile {m['compile_seconds']:.2f}s, run {m['run_seconds']:.2f}s, {rate:,.0f} auctions/s "

@@ -22,8 +22,11 @@ def _save(fig, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def platform_reward(path: str | os.PathLike, per_seed: np.ndarray, title: str = "") -> None:
-    """Platform reward per round: mean over seeds with a +-1 std band and the individual seeds."""
+def platform_reward(
+    path: str | os.PathLike, per_seed: np.ndarray, title: str = "", references: dict[str, float] | None = None
+) -> None:
+    """Platform reward per round: mean over seeds with a +-1 std band and the individual seeds; ``references``
+    (name -> revenue: the final evaluation, the baselines) as horizontal lines."""
     plt = _pyplot()
     per_seed = np.asarray(per_seed)  # [rounds, seeds]
     rounds = np.arange(1, per_seed.shape[0] + 1)
@@ -33,6 +36,8 @@ def platform_reward(path: str | os.PathLike, per_seed: np.ndarray, title: str = 
         ax.plot(rounds, per_seed, color="0.8", lw=0.6, zorder=1)
         ax.fill_between(rounds, mean - std, mean + std, alpha=0.3, label="mean +- std")
     ax.plot(rounds, mean, marker="o", label="mean over seeds")
+    for i, (name, value) in enumerate((references or {}).items()):
+        ax.axhline(value, ls="--", lw=1, color=f"C{i + 1}", label=f"{name} ({value:.3f})")
     ax.set(xlabel="round", ylabel="platform reward (mean revenue, last window)", title=title)
     ax.legend()
     _save(fig, Path(path))

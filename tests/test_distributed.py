@@ -13,7 +13,7 @@ from experiments import deep_mechanism_optimization as dmo_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--rounds", "2", "--auctions-per-round", "1000", "--window", "500", "--explore-steps", "200"]
-ARGS += ["--no-plots", "--no-progress"]
+ARGS += ["--no-plots", "--no-progress", "--no-final-eval"]
 
 
 def _free_port() -> int:

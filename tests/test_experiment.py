@@ -20,7 +20,8 @@ import jaxauction
 from experiments import deep_mechanism_optimization as dmo_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--rounds", "2", "--auctions-per-round", "1000", "--window", "500", "--explore-steps", "200", "--no-progress"]
+TINY = ["--rounds", "2", "--auctions-per-round", "1000", "--window", "500", "--explore-steps", "200", "--no-progress",
+        "--no-final-eval"]  # fmt: skip
 FAST = [*TINY, "--no-shard", "--no-plots"]
 
 

@@ -37,7 +37,8 @@ def test_audit_refuses_what_it_cannot_judge(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_audit_of_a_dmo_run_loads_its_checkpoint(tmp_path):
-    dmo_experiment.main(["--rounds", "1", "--auctions-per-round", "1000", "--window", "500", "--explore-steps", "200",
+    dmo_experiment.main(["--rounds", "1", "--auctions-per-round", "1000", "--window", "500", "--no-final-eval",
+                         "--explore-steps", "200",
                          "--no-progress", "--no-shard", "--no-plots", "--out", str(tmp_path / "dmo")])  # fmt: skip
     m = regret_audit.main(["--dmo-run", str(tmp_path / "dmo"), *TINY_ATTACK, "--out", str(tmp_path / "audit")])
     assert m["audited"] == "deep mechanism optimization run" and m["searches"] == ["gradient", "grid"]

@@ -116,6 +116,20 @@ class OptimiserSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class EvaluationSpec:
+    """The honest evaluation after training (jaxauction.evaluation)."""
+
+    final_eval: bool = True
+    """after training, fresh bidders learn against the final rule for a round's budget; the same learners,
+    seeds and budget against second price, first price and second price with the best reserve (baselines)"""
+    reserves: int = 19
+    """reserve prices on the best-reserve grid, 0 .. the highest value"""
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.reserves, "reserves")
+
+
+@dataclasses.dataclass(frozen=True)
 class DMOConfig:
     """Deep mechanism optimization; the defaults are the seed's effective configuration."""
 
@@ -125,6 +139,7 @@ class DMOConfig:
     utility: UtilitySpec = UtilitySpec()
     rollout: RolloutSpec = RolloutSpec()
     optimiser: OptimiserSpec = OptimiserSpec()
+    evaluation: EvaluationSpec = EvaluationSpec()
 
     def __post_init__(self) -> None:
         self.market()  # validates that the components fit together

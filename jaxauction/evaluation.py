@@ -1,0 +1,217 @@
+"""Honest evaluation of a rule against learning bidders: fresh bidders, classical baselines, theory, diagnostics.
+
+* ``fresh_rewards``: fresh bidders learn against a *fixed* rule for a round's
+  budget; the platform reward (mean revenue of the last window) per seed. The
+  rule is never updated during the evaluation, so this is the reward of the
+  rule itself, not of a rule in the middle of training.
+* ``baselines``: the same evaluation, with the same learners, prior, seeds
+  (keys: common random numbers) and budget, for second price, first price and
+  second price with the best reserve on a grid (one vmapped sweep).
+* ``theory``: references for bidders who *best-respond* (single item, i.i.d.
+  uniform values): Myerson's optimal revenue ``E[max_i phi(v_i)^+]`` with the
+  virtual value ``phi`` (``2v - high`` on a uniform range; for integers
+  ``0..H``, the discrete virtual value ``2v - H``), and truthful second price
+  ``E[second-highest value]``. No mechanism earns more than Myerson's optimum
+  from bidders who best-respond; learning bidders need not best-respond.
+* ``diagnostics``: for a rule's outcomes on the bids that learning bidders
+  actually make, the share of revenue paid by bidders who win nothing, the
+  rate of negative-utility outcomes, and anonymity (the largest change of any
+  bidder's payment when the bidders are permuted).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxauction.market import Dataset, Market, MarketParams, collect, init_params, run_round, tile_params
+from jaxauction.mechanisms import make_mechanism
+from jaxauction.priors import UniformIntPrior, UniformPrior
+from jaxauction.types import Array, PRNGKey
+
+
+def _stats(rewards: Array) -> dict[str, Any]:
+    r = np.asarray(rewards, np.float64).reshape(-1)
+    se = float(r.std(ddof=1) / math.sqrt(r.size)) if r.size > 1 else float("nan")
+    return {"mean": float(r.mean()), "se": se, "per_seed": r.tolist()}
+
+
+def fresh_rewards(
+    market: Market, params: MarketParams, keys: PRNGKey, auctions: int, window: int, markets: int = 1,
+    batched_params: bool = False,
+) -> Array:  # fmt: skip
+    """``[S]`` platform rewards (mean over ``markets``) of fresh bidders learning for ``auctions`` auctions against
+    the fixed ``params`` (``batched_params``: one per seed), one seed per key. Run it under ``jax.jit``."""
+
+    def one(p: MarketParams, key: PRNGKey) -> Array:
+        k_init, k_round = jax.random.split(key)
+        states = jax.vmap(market.population.init, in_axes=(0, None))(jax.random.split(k_init, markets), p.learners)
+        round_keys = jax.random.split(k_round, markets)
+        _, metrics = jax.vmap(lambda s, k: run_round(market, auctions, window, p, s, k))(states, round_keys)
+        return jnp.mean(metrics.platform_reward)
+
+    return jax.vmap(one, in_axes=(0 if batched_params else None, 0))(params, keys)
+
+
+def with_rule(market: Market, name: str) -> Market:
+    """``market`` with its mechanism replaced by the classical rule ``name`` (item by item for several items)."""
+    return market._replace(mechanism=make_mechanism(name, market.n_bidders, market.n_items))
+
+
+def reserve_grid(market: Market, points: int) -> np.ndarray:
+    """``points`` reserves from 0 to the prior's highest value."""
+    top = float(np.max(np.asarray(market.prior.support(market.prior.init_params(market.n_bidders, 1))[1])))
+    return np.linspace(0.0, top, points).astype(np.float32)
+
+
+def baselines(
+    market: Market, params: MarketParams, keys: PRNGKey, auctions: int, window: int, markets: int = 1,
+    reserves: int = 19,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """Second price, first price and (one item) second price with the best of ``reserves`` reserves, with the
+    learners, prior and utility numbers of ``params`` and the same ``keys``; ``{name: {mean, se, per_seed, ...}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in ("second_price", "first_price"):
+        rule_market = with_rule(market, name)
+        rule_params = params._replace(mechanism=init_params(rule_market, jax.random.key(0)).mechanism)
+        fn = jax.jit(lambda p, k, m=rule_market: fresh_rewards(m, p, k, auctions, window, markets))
+        out[name] = _stats(fn(rule_params, keys))
+    if market.n_items == 1 and reserves > 1:
+        sp = with_rule(market, "second_price")
+        grid = reserve_grid(market, reserves)
+        swept = tile_params(params._replace(mechanism=init_params(sp, jax.random.key(0)).mechanism), len(grid))
+        swept = swept._replace(mechanism=swept.mechanism._replace(reserve=jnp.asarray(grid)))
+        sweep = jax.jit(jax.vmap(lambda p, k: fresh_rewards(sp, p, k, auctions, window, markets), in_axes=(0, None)))
+        rewards = np.asarray(sweep(swept, keys))  # [reserves, seeds]
+        best = int(np.argmax(rewards.mean(axis=1)))
+        out["second_price_best_reserve"] = {
+            **_stats(rewards[best]),
+            "reserve": float(grid[best]),
+            "sweep": {"reserves": grid.tolist(), "mean": rewards.mean(axis=1).tolist()},
+        }
+    return out
+
+
+def theory(market: Market) -> dict[str, Any]:
+    """Revenue references for bidders who best-respond, where the prior allows (one item, i.i.d. uniform values,
+    quasi-linear utility); ``{}`` otherwise, with the reason under ``"note"``."""
+    prior, n = market.prior, market.n_bidders
+    if market.n_items != 1 or market.utility.name != "quasi_linear" or not isinstance(prior, (UniformIntPrior,
+                                                                                            UniformPrior)):  # fmt: skip
+        return {"note": "references are computed for one item, i.i.d. uniform values and quasi-linear utility"}
+    params = prior.init_params(n, 1)
+    low, high = np.asarray(params.low, np.float64), np.asarray(params.high, np.float64)
+    if not (np.all(low == low[0, 0]) and np.all(high == high[0, 0])):
+        return {"note": "references are computed for identically distributed bidders"}
+    lo, hi = float(low[0, 0]), float(high[0, 0])
+    if isinstance(prior, UniformIntPrior):
+        levels = np.arange(lo, hi + 1)
+        cdf = (levels - lo + 1) / len(levels)  # P(V <= v)
+        prev = np.concatenate([[0.0], cdf[:-1]])
+        # the discrete virtual value: v - (next level - v) P(V > v) / P(V = v) = 2v - hi for unit steps
+        phi = levels - (1 - cdf) / (cdf - prev)
+    else:
+        levels = np.linspace(lo, hi, 200_001)
+        cdf = (levels - lo) / (hi - lo)
+        prev = np.concatenate([[0.0], cdf[:-1]])
+        phi = 2 * levels - hi
+    p_max = cdf**n - prev**n  # P(max = level): the top virtual value is the top value's (phi increasing)
+    myerson = float(np.sum(p_max * np.maximum(phi, 0.0)))
+    # E[second highest] = sum over levels of P(second highest = level) * level
+    below = lambda c: c**n + n * c ** (n - 1) * (1 - c)  # noqa: E731 - P(second highest <= level)
+    second = float(np.sum((below(cdf) - below(prev)) * levels))
+    reserve = float(levels[np.argmax(phi >= 0)])
+    return {
+        "myerson_optimum": myerson,
+        "myerson_reserve": reserve,
+        "truthful_second_price": second,
+        "note": "for bidders who best-respond; no mechanism earns more than the Myerson optimum from them",
+    }
+
+
+def diagnostics(market: Market, mechanism_params: Any, data: Dataset, max_permutations: int = 120) -> dict[str, float]:
+    """On the auctions ``data`` (types, bids, keys ``[D, ...]``) under the rule: losers' share of revenue,
+    negative-utility rate, and anonymity (the largest change of a bidder's payment when the bidders are permuted,
+    over at most ``max_permutations`` permutations and the profiles without tied bids: random tie-breaking
+    is anonymous only in distribution)."""
+    mech, n = market.mechanism, market.n_bidders
+    apply = jax.vmap(mech.apply, in_axes=(None, 0, 0))
+    outcomes = apply(mechanism_params, data.bids, data.keys)
+    utility = jax.vmap(lambda t, o: market.utility.apply(t, o, ()))(data.types, outcomes)
+    won = jnp.sum(outcomes.allocation, axis=-1) > 0  # [D, n]
+    total = jnp.sum(outcomes.payments)
+    losers = jnp.sum(jnp.where(won, 0.0, outcomes.payments))
+    perms = list(itertools.permutations(range(n)))[1 : max_permutations + 1]
+    flat = data.bids.reshape(data.bids.shape[0], n, -1)
+    # Random tie-breaking is anonymous only in distribution: compare payments on profiles without tied bids.
+    distinct = jnp.all(jnp.sum(jnp.all(flat[:, :, None] == flat[:, None], axis=-1), axis=-1) == 1, axis=-1)
+    worst = 0.0
+    for perm in perms:
+        p = np.asarray(perm)
+        moved = apply(mechanism_params, data.bids[:, p], data.keys)
+        change = jnp.max(jnp.abs(moved.payments - outcomes.payments[:, p]), axis=-1)
+        worst = max(worst, float(jnp.max(jnp.where(distinct, change, 0.0))))
+    return {
+        "losers_share": float(losers / total) if float(total) > 0 else 0.0,
+        "ir_violation_rate": float(jnp.mean(utility < -1e-6)),
+        "anonymity": worst,
+    }
+
+
+def final_dataset(market: Market, params: MarketParams, key: PRNGKey, auctions: int, window: int, size: int):
+    """Fresh bidders learn against ``params`` for ``auctions`` auctions, then play ``size`` auctions frozen."""
+    k_init, k_round, k_data = jax.random.split(key, 3)
+    states = market.population.init(k_init, params.learners)
+    states, _ = run_round(market, auctions, window, params, states, k_round)
+    return collect(market, size, params, states, k_data)
+
+
+def report_rule(
+    market: Market, params: MarketParams, keys: PRNGKey, auctions: int, window: int, markets: int = 1,
+    reserves: int = 19, dataset: int = 1024,
+) -> dict[str, Any]:  # fmt: skip
+    """The honest evaluation of a trained rule (``params`` batched over seeds, one key per seed): ``final_eval``
+    (fresh bidders against the final rule), ``baselines`` (same learners, seeds and budget), ``theory``, and, for
+    trainable rules, ``diagnostics`` (means over seeds, on ``dataset`` auctions of the fresh bidders' play)."""
+    learned = jax.jit(lambda p, k: fresh_rewards(market, p, k, auctions, window, markets, batched_params=True))
+    one_seed = jax.tree.map(lambda x: x[0], params)
+    report: dict[str, Any] = {
+        "final_eval": _stats(learned(params, keys)),
+        "baselines": baselines(market, one_seed, keys, auctions, window, markets, reserves),
+        "theory": theory(market),
+    }
+    if market.mechanism.trainable:
+        play = jax.jit(lambda p, k: final_dataset(market, p, k, auctions, window, dataset))
+        rows = []
+        for s in range(keys.shape[0]):
+            p = jax.tree.map(lambda x, s=s: x[s], params)
+            rows.append(diagnostics(market, p.mechanism, play(p, jax.random.fold_in(keys[s], 1))))
+        report["diagnostics"] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+    return report
+
+
+def comparison_lines(report: dict[str, Any], learned_name: str) -> list[str]:
+    """Human-readable lines: the learned rule and the baselines side by side, and which earns the most."""
+    entries = [(learned_name, report["final_eval"])] + [
+        (name if "reserve" not in v else f"{name} (reserve {v['reserve']:g})", v)
+        for name, v in report["baselines"].items()
+    ]
+    lines = [f"{name:>40}: {v['mean']:.4f} +- {v['se']:.4f}" for name, v in entries]
+    best_name, best = max(entries, key=lambda e: e[1]["mean"])
+    lines.append(f"{'most revenue':>40}: {best_name}")
+    t = report["theory"]
+    if "myerson_optimum" in t:
+        lines.append(f"{'theory (best-responding bidders)':>40}: Myerson optimum {t['myerson_optimum']:.4f} "
+                     f"(reserve {t['myerson_reserve']:g}), truthful second price "
+                     f"{t['truthful_second_price']:.4f}")  # fmt: skip
+    if "diagnostics" in report:
+        d = report["diagnostics"]
+        lines.append(f"{'learned rule':>40}: losers pay {d['losers_share']:.1%} of revenue, "
+                     f"{d['ir_violation_rate']:.1%} of outcomes have negative utility, "
+                     f"anonymity {d['anonymity']:.3g}")  # fmt: skip
+    return lines

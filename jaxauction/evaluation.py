@@ -173,11 +173,12 @@ def final_dataset(market: Market, params: MarketParams, key: PRNGKey, auctions: 
 
 def report_rule(
     market: Market, params: MarketParams, keys: PRNGKey, auctions: int, window: int, markets: int = 1,
-    reserves: int = 19, dataset: int = 1024,
+    reserves: int = 19, dataset: int = 1024, diagnose: bool | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """The honest evaluation of a trained rule (``params`` batched over seeds, one key per seed): ``final_eval``
-    (fresh bidders against the final rule), ``baselines`` (same learners, seeds and budget), ``theory``, and, for
-    trainable rules, ``diagnostics`` (means over seeds, on ``dataset`` auctions of the fresh bidders' play)."""
+    (fresh bidders against the final rule), ``baselines`` (same learners, seeds and budget), ``theory``, and
+    ``diagnostics`` (means over seeds, on ``dataset`` auctions of the fresh bidders' play; by default for
+    trainable rules)."""
     learned = jax.jit(lambda p, k: fresh_rewards(market, p, k, auctions, window, markets, batched_params=True))
     one_seed = jax.tree.map(lambda x: x[0], params)
     report: dict[str, Any] = {
@@ -185,7 +186,7 @@ def report_rule(
         "baselines": baselines(market, one_seed, keys, auctions, window, markets, reserves),
         "theory": theory(market),
     }
-    if market.mechanism.trainable:
+    if market.mechanism.trainable if diagnose is None else diagnose:
         play = jax.jit(lambda p, k: final_dataset(market, p, k, auctions, window, dataset))
         rows = []
         for s in range(keys.shape[0]):
@@ -215,3 +216,18 @@ def comparison_lines(report: dict[str, Any], learned_name: str) -> list[str]:
                      f"{d['ir_violation_rate']:.1%} of outcomes have negative utility, "
                      f"anonymity {d['anonymity']:.3g}")  # fmt: skip
     return lines
+
+
+def rule_curve(market: Market, mechanism_params: Any, others: Array, points: int = 101, draws: int = 64):
+    """Bidder 0's allocation probability and payment ``[points]`` as its bid goes from 0 to the highest value,
+    the other bidders' bids fixed at ``others [n-1]`` (one item; averaged over ``draws`` tie-breaking keys)."""
+    bids = jnp.asarray(reserve_grid(market, points))
+    keys = jax.random.split(jax.random.key(0), draws)
+
+    def at(b: Array) -> tuple[Array, Array]:
+        profile = jnp.concatenate([b[None], jnp.asarray(others, jnp.float32)])[:, None]
+        out = jax.vmap(lambda k: market.mechanism.apply(mechanism_params, profile, k))(keys)
+        return jnp.mean(out.allocation[:, 0, 0]), jnp.mean(out.payments[:, 0])
+
+    allocation, payment = jax.jit(jax.vmap(at))(bids)
+    return np.asarray(bids), np.asarray(allocation), np.asarray(payment)

@@ -23,7 +23,11 @@ def _save(fig, path: Path) -> None:
 
 
 def platform_reward(
-    path: str | os.PathLike, per_seed: np.ndarray, title: str = "", references: dict[str, float] | None = None
+    path: str | os.PathLike,
+    per_seed: np.ndarray,
+    title: str = "",
+    references: dict[str, float] | None = None,
+    xlabel: str = "round",
 ) -> None:
     """Platform reward per round: mean over seeds with a +-1 std band and the individual seeds; ``references``
     (name -> revenue: the final evaluation, the baselines) as horizontal lines."""
@@ -38,7 +42,7 @@ def platform_reward(
     ax.plot(rounds, mean, marker="o", label="mean over seeds")
     for i, (name, value) in enumerate((references or {}).items()):
         ax.axhline(value, ls="--", lw=1, color=f"C{i + 1}", label=f"{name} ({value:.3f})")
-    ax.set(xlabel="round", ylabel="platform reward (mean revenue, last window)", title=title)
+    ax.set(xlabel=xlabel, ylabel="platform reward (mean revenue, last window)", title=title)
     ax.legend()
     _save(fig, Path(path))
     plt.close(fig)
@@ -105,6 +109,20 @@ def allocation_maps(path: str | os.PathLike, extent: tuple[float, float, float, 
         image = ax.imshow(maps[j].T, origin="lower", extent=extent, vmin=0, vmax=1, cmap="viridis", aspect="auto")
         ax.set(xlabel="value for item 1", ylabel="value for item 2", title=f"P(item {j + 1})")
         fig.colorbar(image, ax=ax)
+    fig.suptitle(title)
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def rule_curve(path: str | os.PathLike, bids: np.ndarray, allocation: np.ndarray, payment: np.ndarray,
+               title: str = "") -> None:  # fmt: skip
+    """A bidder's win probability and payment against its own bid, the others' bids fixed."""
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.4))
+    a.plot(bids, allocation)
+    a.set(xlabel="own bid", ylabel="probability of winning")
+    b.plot(bids, payment)
+    b.set(xlabel="own bid", ylabel="expected payment")
     fig.suptitle(title)
     _save(fig, Path(path))
     plt.close(fig)

@@ -69,11 +69,13 @@ class LearningAwareConfig:
     es: ESSpec = ESSpec()
     reserves: int = 19
     """reserve prices on the baseline's grid"""
+    eval_seeds: int = 16
+    """fresh-bidder evaluation seeds (at least --seeds); evaluation seed i uses the rule of search seed i mod seeds"""
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
             raise ValueError(f"unknown rule {self.rule!r}; choose one of {sorted(RULES)}")
-        for name in ("auctions", "window", "markets", "iterations", "reserves"):
+        for name in ("auctions", "window", "markets", "iterations", "reserves", "eval_seeds"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
         if self.auctions % self.window:
@@ -134,9 +136,10 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         session.print(f"the run in {session.out} has done all {c.iterations} iterations already")
         return None
     reserves = np.asarray(result.state.theta)  # [seeds]
-    learned = jax.tree.map(lambda x: jnp.broadcast_to(x, (spec.seeds, *jnp.shape(x))), base)
-    learned = with_reserve(learned, jnp.asarray(reserves))
-    keys = jax.random.split(jax.random.fold_in(jax.random.key(spec.seed), EVALUATION_STREAM), spec.seeds)
+    n_eval = max(spec.seeds, c.eval_seeds)
+    learned = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_eval, *jnp.shape(x))), base)
+    learned = with_reserve(learned, jnp.asarray(reserves[np.arange(n_eval) % spec.seeds]))
+    keys = jax.random.split(jax.random.fold_in(jax.random.key(spec.seed), EVALUATION_STREAM), n_eval)
     report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
     rule0 = jax.tree.map(lambda x: x[0], learned.mechanism)
     protocol = Protocol(profiles=2_000, random_starts=4, steps=100, stronger=1, revenue_profiles=0)
@@ -169,7 +172,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     print(
         f"learned reserves (per seed): {np.round(reserves, 3).tolist()}; ES {result.run_seconds:.1f}s on {m['device']}"
     )
-    print(f"evaluation: fresh bidders, {c.auctions:,} auctions x {c.markets} markets, mean +- s.e. over {spec.seeds} "
+    print(f"evaluation: fresh bidders, {c.auctions:,} auctions x {c.markets} markets, mean +- s.e. over {n_eval} "
           "seed(s); the same learners and keys for every rule")  # fmt: skip
     print("\n".join(evaluation.comparison_lines(report, f"learned {c.rule} reserve")))
     print(f"regret of the learned rule as a direct mechanism: {regret.regret_mean:.3g} (searches: "

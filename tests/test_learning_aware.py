@@ -5,7 +5,8 @@ import pytest
 from experiments import learning_aware_dmo
 
 TINY = ["--auctions", "2000", "--window", "1000", "--explore-steps", "400", "--half-life", "200.0", "--markets", "2",
-        "--population", "4", "--reserves", "4", "--no-progress", "--no-shard", "--no-plots"]  # fmt: skip
+        "--population", "4", "--reserves", "4", "--eval-seeds", "2", "--no-progress", "--no-shard",
+        "--no-plots"]  # fmt: skip
 
 
 @pytest.mark.slow

@@ -62,11 +62,11 @@ class LearningAwareConfig:
     """the platform reward is the mean revenue of the last window"""
     markets: int = 4
     """fresh markets per fitness evaluation"""
-    iterations: int = 40
+    iterations: int = 60
     """ES iterations"""
     initial_reserve: float = 0.0
     """the reserve the search starts from"""
-    es: ESSpec = ESSpec()
+    es: ESSpec = ESSpec(es_learning_rate=0.3)
     reserves: int = 19
     """reserve prices on the baseline's grid"""
     eval_seeds: int = 16

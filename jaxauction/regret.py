@@ -84,6 +84,8 @@ class Protocol:
     """the convergence check multiplies random starts, steps and grid points by this; 1 skips it"""
     revenue_profiles: int = 100_000
     """revenue and IR are measured on this many profiles (at least ``profiles``; the search's come first)"""
+    interim: bool = True
+    """also estimate the interim regret (one item only)"""
 
     def __post_init__(self) -> None:
         check_positive_int(self.profiles, "profiles")
@@ -435,7 +437,7 @@ def evaluate(
         stronger = summarize(run(protocol.strengthened(m)), revenue, truthful)["regret_mean"]
         change = stronger - stats["regret_mean"]
     interim = None
-    if m == 1:
+    if m == 1 and protocol.interim:
         fn = jax.jit(lambda p, k: interim_regret(mechanism, p, prior, k, prior_params=prior_params, utility=utility,
                                                  utility_params=utility_params))  # fmt: skip
         interim = float(jnp.mean(fn(params, jax.random.fold_in(search_key, 1))))

@@ -84,7 +84,7 @@ def test_each_run_gets_its_own_folder_and_others_results_are_protected(tmp_path,
 def test_resume_reads_the_configuration_and_extends_only_the_length(tmp_path, capsys):
     a, b = tmp_path / "a", tmp_path / "b"
     common = ["--seeds", "2", "--auctions-per-round", "1000", "--window", "500", "--explore-steps", "200",
-              "--half-life", "300", "--no-progress", "--no-shard", "--no-plots"]  # fmt: skip
+              "--half-life", "300", "--no-progress", "--no-shard", "--no-plots", "--no-final-eval"]  # fmt: skip
     dmo_experiment.main([*common, "--rounds", "2", "--out", str(a)])
     resumed = dmo_experiment.main(
         ["--resume", str(a), "--rounds", "4", "--no-progress", "--no-shard"]

@@ -10,7 +10,7 @@ import jaxauction as ja
 from jaxauction.regret import Protocol, evaluate, interim_regret, profile_regret
 
 U01 = ja.UniformPrior(0.0, 1.0)
-SMALL = Protocol(profiles=2_000, random_starts=2, steps=50, stronger=2, revenue_profiles=20_000)
+SMALL = Protocol(profiles=2_000, random_starts=2, steps=50, stronger=2, revenue_profiles=20_000, interim=False)
 
 
 def draw(n: int, profiles: int, seed: int = 0):

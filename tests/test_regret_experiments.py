@@ -7,10 +7,10 @@ import pytest
 from experiments import deep_mechanism_optimization as dmo_experiment
 from experiments import regret_audit, regretnet
 
-GRID_ONLY = ["--steps", "0", "--grid", "1001", "--stronger", "1", "--revenue-profiles", "0", "--no-progress",
-             "--no-shard"]  # fmt: skip
+GRID_ONLY = ["--steps", "0", "--grid", "1001", "--stronger", "1", "--revenue-profiles", "0", "--no-interim",
+             "--no-progress", "--no-shard"]  # fmt: skip
 TINY_ATTACK = ["--profiles", "200", "--random-starts", "1", "--steps", "20", "--stronger", "2",
-               "--revenue-profiles", "0", "--no-shard", "--no-progress"]  # fmt: skip
+               "--revenue-profiles", "0", "--no-interim", "--no-shard", "--no-progress"]  # fmt: skip
 
 
 def test_audits_of_classical_rules_match_theory(tmp_path):
@@ -61,6 +61,7 @@ def test_rochetnet_run_writes_metrics_plots_and_resumes(tmp_path):
     assert [json.loads(r)["iteration"] for r in rows] == [10, 20, 30]
 
 
+@pytest.mark.slow
 def test_regretnet_run_on_two_bidders(tmp_path):
     m = regretnet.main(["--setting", "additive_2x2", "--iterations", "10", "--log-every", "5", "--batch", "16",
                         "--train-size", "64", "--hidden-units", "8", "--misreport-steps", "2", *TINY_ATTACK,

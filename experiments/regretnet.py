@@ -48,7 +48,7 @@ def summarize(logs: RegretNetLog, first: int, log_every: int) -> list[dict[str, 
     ]
 
 
-def pooled(reports: list[dict[str, Any]], config: Config) -> dict[str, Any]:
+def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over seeds (standard errors over seeds when there are several; else the evaluator's own)."""
     out: dict[str, Any] = {}
     for key in ("revenue", "regret_mean", "regret_over_revenue", "ir_violation_rate", "regret_mean_stronger"):
@@ -111,7 +111,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         "config": config,
         "setting": dataclasses.asdict(setting) | {"prior": repr(setting.prior)},
         "model": train.model,
-        **pooled(reports, config),
+        **pooled(reports),
         "per_seed": reports,
         "seeds": spec.seeds,
         "train_seconds": result.run_seconds,

@@ -142,10 +142,12 @@ def test_command_line_and_ctrl_c(tmp_path):
     out = tmp_path / "long"
     args = ["--rounds", "200", "--auctions-per-round", "20000", "--window", "10000", "--no-progress", "--no-plots"]
     # A shell starts background jobs with SIGINT ignored, and children inherit that (Python then installs no
-    # KeyboardInterrupt handler): give the run the default disposition a terminal's Ctrl-C meets.
-    proc = subprocess.Popen([sys.executable, "-m", "experiments.deep_mechanism_optimization", *args, "--out", str(out)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
+    # KeyboardInterrupt handler): the run gets the handler a terminal's Ctrl-C meets, then runs as `-m` would.
+    launch = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "sys.argv = ['deep_mechanism_optimization', *sys.argv[1:]]; "
+              "runpy.run_module('experiments.deep_mechanism_optimization', run_name='__main__', alter_sys=True)")
+    proc = subprocess.Popen([sys.executable, "-c", launch, *args, "--out", str(out)],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "rounds.jsonl").exists():
         time.sleep(0.2)

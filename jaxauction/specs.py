@@ -30,7 +30,7 @@ import tyro
 from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.bidders import Learner, epsilon_greedy, population, truthful
 from jaxauction.market import Market, check_market
-from jaxauction.mechanisms import RAW_BID_LIMIT, RULES, Mechanism, deep_payment, simultaneous
+from jaxauction.mechanisms import RAW_BID_LIMIT, RULES, Mechanism, anonymous_payment, deep_payment, simultaneous
 from jaxauction.mechanisms.deep import PRECISIONS
 from jaxauction.priors import Prior, UniformIntPrior, UniformPrior, broadcast_bound
 from jaxauction.utilities import UTILITIES
@@ -43,9 +43,10 @@ class MechanismSpec:
     """The mechanism."""
 
     mechanism: str = "deep"
-    """the rule: deep (the seed's payment network), first_price, second_price, third_price or all_pay"""
+    """the rule: deep (the seed's payment network), deep_anonymous (a shared per-bidder network: anonymous
+    payment shares), first_price, second_price, third_price or all_pay"""
     hidden: tuple[int, ...] = (128, 64, 128)
-    """hidden layer widths of the payment network (deep)"""
+    """hidden layer widths of the payment network (deep, deep_anonymous)"""
     winner_only: bool = False
     """deep: charge only the winner (the seed charges every bidder)"""
     normalise: bool = False
@@ -180,7 +181,16 @@ def _deep(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -
     return rule if n_items == 1 else simultaneous([rule] * n_items)
 
 
-MECHANISMS: dict[str, Callable[..., Mechanism]] = {**{name: _classical(name) for name in RULES}, "deep": _deep}
+def _deep_anonymous(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
+    rule = anonymous_payment(n_bidders, spec.hidden, spec.winner_only, bid_scale=max(bid_scale, 1e-6))
+    return rule if n_items == 1 else simultaneous([rule] * n_items)
+
+
+MECHANISMS: dict[str, Callable[..., Mechanism]] = {
+    **{name: _classical(name) for name in RULES},
+    "deep": _deep,
+    "deep_anonymous": _deep_anonymous,
+}
 
 LEARNERS: dict[str, Callable[..., Learner]] = {
     "epsilon_greedy": lambda spec, k, m, n_values: epsilon_greedy(

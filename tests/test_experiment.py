@@ -143,9 +143,11 @@ def test_command_line_and_ctrl_c(tmp_path):
     args = ["--rounds", "200", "--auctions-per-round", "20000", "--window", "10000", "--no-progress", "--no-plots"]
     # A shell starts background jobs with SIGINT ignored, and children inherit that (Python then installs no
     # KeyboardInterrupt handler): the run gets the handler a terminal's Ctrl-C meets, then runs as `-m` would.
-    launch = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-              "sys.argv = ['deep_mechanism_optimization', *sys.argv[1:]]; "
-              "runpy.run_module('experiments.deep_mechanism_optimization', run_name='__main__', alter_sys=True)")
+    launch = (
+        "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "sys.argv = ['deep_mechanism_optimization', *sys.argv[1:]]; "
+        "runpy.run_module('experiments.deep_mechanism_optimization', run_name='__main__', alter_sys=True)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", launch, *args, "--out", str(out)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.time() + 120

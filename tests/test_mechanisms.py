@@ -314,3 +314,28 @@ def test_checked_mechanism_catches_nan_and_negative_bids_under_jit():
     err, out = run(params, jnp.array([[1.0], [3.0], [2.0]]), jax.random.key(0))
     err.throw()  # no error
     np.testing.assert_allclose(out.payments, [0, 2, 0])
+
+
+def test_anonymous_payment_network_permutes_with_its_inputs():
+    """The shared per-bidder network: permuting the bidders permutes payments (no ties) and allocation."""
+    import itertools
+
+    from jaxauction.mechanisms import anonymous_payment
+
+    mech = anonymous_payment(4, hidden=(16, 16))
+    params = mech.init(jax.random.key(0))
+    bids = jnp.array([[7.0], [2.0], [5.5], [0.5]])
+    base = mech.apply(params, bids, jax.random.key(1))
+    for perm in itertools.permutations(range(4)):
+        p = np.asarray(perm)
+        moved = mech.apply(params, bids[p], jax.random.key(1))
+        np.testing.assert_allclose(moved.payments, base.payments[p], rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(moved.allocation, base.allocation[p])
+    seed = deep_payment(4)  # the seed's network is not anonymous
+    sp = seed.init(jax.random.key(0))
+    shares = lambda b: seed.apply(sp, b, jax.random.key(1)).payments  # noqa: E731
+    assert float(jnp.max(jnp.abs(shares(bids[::-1]) - shares(bids)[::-1]))) > 1e-3
+    from jaxauction import DMOConfig
+
+    config = DMOConfig.of(mechanism="deep_anonymous", rounds=1, auctions_per_round=100, window=100)
+    assert config.market().mechanism.name == "deep_anonymous"

@@ -7,7 +7,15 @@ from typing import Any
 from jaxauction._checks import check_choice
 from jaxauction.mechanisms.allocation import entry_probability, highest_bid_allocation
 from jaxauction.mechanisms.base import Mechanism, checked
-from jaxauction.mechanisms.deep import RAW_BID_LIMIT, PaymentNet, deep_payment, payment_shares, torch_linear_init
+from jaxauction.mechanisms.deep import (
+    RAW_BID_LIMIT,
+    AnonymousPaymentNet,
+    PaymentNet,
+    anonymous_payment,
+    deep_payment,
+    payment_shares,
+    torch_linear_init,
+)
 from jaxauction.mechanisms.rules import (
     RULES,
     RuleParams,
@@ -36,6 +44,8 @@ def make_mechanism(name: str, n_bidders: int, n_items: int = 1, **options: Any) 
 
 __all__ = [
     "MECHANISMS",
+    "AnonymousPaymentNet",
+    "anonymous_payment",
     "RAW_BID_LIMIT",
     "Mechanism",
     "PaymentNet",

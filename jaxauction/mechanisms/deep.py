@@ -24,6 +24,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxauction._checks import check_bids, check_choice, check_finite
 from jaxauction.mechanisms.allocation import highest_bid_allocation
@@ -140,3 +141,49 @@ def deep_payment(
         return Outcome(allocation=allocation[:, None], payments=payments)
 
     return Mechanism(name="deep", n_bidders=n_bidders, n_items=1, init=init, apply=apply, trainable=True)
+
+
+class AnonymousPaymentNet(nn.Module):
+    """A permutation-equivariant payment network: one MLP, shared by the bidders, maps each bidder's
+    ``(own bid, the others' bids sorted)`` to its logit. Permuting the bidders permutes the logits."""
+
+    hidden: tuple[int, ...] = (64, 64)
+
+    @nn.compact
+    def __call__(self, bids: Array) -> Array:
+        n = bids.shape[-1]
+        rotate = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n  # row i: every bidder but i
+        others = jnp.sort(bids[..., rotate], axis=-1)  # [..., n, n-1]: a set, so order-free
+        x = jnp.concatenate([bids[..., None], others], axis=-1)
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width)(x))
+        return nn.Dense(1)(x)[..., 0]
+
+
+def anonymous_payment(
+    n_bidders: int, hidden: Sequence[int] = (64, 64), winner_only: bool = False, bid_scale: float = 9.0
+) -> Mechanism:
+    """Highest-bid allocation and payments ``s_i(b) * b_i`` with anonymous shares: ``s = softmax`` of
+    ``AnonymousPaymentNet`` on ``bids / bid_scale`` (the market's highest bid), so that bidders in the same
+    position pay the same whatever their index (the seed's network does not: its shares depend on the index)."""
+    require_two(n_bidders, "anonymous_payment")
+    hidden = tuple(int(h) for h in hidden)
+    if not hidden or any(h < 1 for h in hidden):
+        raise ValueError(f"hidden widths must be positive integers, got {hidden}")
+    check_finite(bid_scale, "bid_scale", positive=True)
+    net = AnonymousPaymentNet(hidden)
+    scale = float(bid_scale)
+
+    def init(key: PRNGKey) -> Any:
+        return net.init(key, jnp.zeros((n_bidders,), jnp.float32))
+
+    def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
+        check_bids(bids, n_bidders, 1)
+        b = bids[:, 0]
+        allocation = highest_bid_allocation(b, key)
+        payments = jax.nn.softmax(net.apply(params, b / scale)) * b
+        if winner_only:
+            payments = allocation * payments
+        return Outcome(allocation=allocation[:, None], payments=payments)
+
+    return Mechanism("deep_anonymous", n_bidders, 1, init, apply, trainable=True)

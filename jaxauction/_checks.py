@@ -42,6 +42,14 @@ def check_positive_int(value: object, name: str, minimum: int = 1) -> None:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
+def hidden_widths(hidden: Iterable[int]) -> tuple[int, ...]:
+    """Hidden layer widths as a tuple of ints; ``ValueError`` unless there is at least one and each is >= 1."""
+    widths = tuple(int(h) for h in hidden)
+    if not widths or any(h < 1 for h in widths):
+        raise ValueError(f"hidden widths must be positive integers, got {widths}")
+    return widths
+
+
 def check_choice(value: str, choices: Iterable[str], name: str) -> None:
     choices = list(choices)
     if value not in choices:

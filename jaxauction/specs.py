@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import tyro
 
-from jaxauction._checks import check_choice, check_finite, check_positive_int
+from jaxauction._checks import check_choice, check_finite, check_positive_int, hidden_widths
 from jaxauction.bidders import Learner, epsilon_greedy, population, truthful
 from jaxauction.market import Market, check_market
 from jaxauction.mechanisms import RAW_BID_LIMIT, RULES, Mechanism, anonymous_payment, deep_payment, simultaneous
@@ -61,12 +61,10 @@ class MechanismSpec:
     """deep: matmul precision; highest avoids TF32 for float32 on NVIDIA GPUs"""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        object.__setattr__(self, "hidden", hidden_widths(self.hidden))
         check_choice(self.mechanism, MECHANISMS, "mechanism")
         check_choice(self.compute_dtype, COMPUTE_DTYPES, "compute_dtype")
         check_choice(self.matmul_precision, PRECISIONS, "matmul_precision")
-        if not self.hidden or any(h < 1 for h in self.hidden):
-            raise ValueError(f"hidden widths must be positive integers, got {self.hidden}")
         check_finite(self.reserve, "reserve", minimum=0.0)
         check_finite(self.temperature, "temperature", minimum=0.0)
         deep = self.mechanism == "deep"

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxauction._checks import check_bids, check_choice, check_finite
+from jaxauction._checks import check_bids, check_choice, check_finite, hidden_widths
 from jaxauction.mechanisms.allocation import highest_bid_allocation
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.rules import require_two
@@ -97,6 +97,27 @@ def payment_shares(net: PaymentNet, params: Any, bids: Array, bid_scale: float =
     return jax.nn.softmax(net.apply(params, bids / bid_scale), axis=-1)
 
 
+def share_rule(
+    name: str, n_bidders: int, net: nn.Module, shares: Callable[[Any, Array], Array], winner_only: bool
+) -> Mechanism:
+    """Highest-bid allocation (one item) and payments ``shares(params, b)_i * b_i``, charged to every bidder or
+    (``winner_only``) to the winner; ``params`` are ``net``'s."""
+
+    def init(key: PRNGKey) -> Any:
+        return net.init(key, jnp.zeros((n_bidders,), jnp.float32))
+
+    def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
+        check_bids(bids, n_bidders, 1)
+        b = bids[:, 0]
+        allocation = highest_bid_allocation(b, key)
+        payments = shares(params, b) * b
+        if winner_only:
+            payments = allocation * payments
+        return Outcome(allocation=allocation[:, None], payments=payments)
+
+    return Mechanism(name=name, n_bidders=n_bidders, n_items=1, init=init, apply=apply, trainable=True)
+
+
 def deep_payment(
     n_bidders: int,
     hidden: Sequence[int] = (128, 64, 128),
@@ -118,9 +139,7 @@ def deep_payment(
       precision: matmul precision, None (the backend's default), "default", "high" or "highest".
     """
     require_two(n_bidders, "deep_payment")
-    hidden = tuple(int(h) for h in hidden)
-    if not hidden or any(h < 1 for h in hidden):
-        raise ValueError(f"hidden widths must be positive integers, got {hidden}")
+    hidden = hidden_widths(hidden)
     if normalise:
         check_finite(bid_scale, "bid_scale", positive=True)
     if precision is not None:
@@ -128,19 +147,7 @@ def deep_payment(
     net = PaymentNet(n_bidders=n_bidders, hidden=hidden, dtype=dtype, precision=precision)
     scale = float(bid_scale) if normalise else 1.0
 
-    def init(key: PRNGKey) -> Any:
-        return net.init(key, jnp.zeros((n_bidders,), jnp.float32))
-
-    def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
-        check_bids(bids, n_bidders, 1)
-        b = bids[:, 0]
-        allocation = highest_bid_allocation(b, key)
-        payments = payment_shares(net, params, b, scale) * b
-        if winner_only:
-            payments = allocation * payments
-        return Outcome(allocation=allocation[:, None], payments=payments)
-
-    return Mechanism(name="deep", n_bidders=n_bidders, n_items=1, init=init, apply=apply, trainable=True)
+    return share_rule("deep", n_bidders, net, lambda params, b: payment_shares(net, params, b, scale), winner_only)
 
 
 class AnonymousPaymentNet(nn.Module):
@@ -167,23 +174,10 @@ def anonymous_payment(
     ``AnonymousPaymentNet`` on ``bids / bid_scale`` (the market's highest bid), so that bidders in the same
     position pay the same whatever their index (the seed's network does not: its shares depend on the index)."""
     require_two(n_bidders, "anonymous_payment")
-    hidden = tuple(int(h) for h in hidden)
-    if not hidden or any(h < 1 for h in hidden):
-        raise ValueError(f"hidden widths must be positive integers, got {hidden}")
+    hidden = hidden_widths(hidden)
     check_finite(bid_scale, "bid_scale", positive=True)
     net = AnonymousPaymentNet(hidden)
     scale = float(bid_scale)
 
-    def init(key: PRNGKey) -> Any:
-        return net.init(key, jnp.zeros((n_bidders,), jnp.float32))
-
-    def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
-        check_bids(bids, n_bidders, 1)
-        b = bids[:, 0]
-        allocation = highest_bid_allocation(b, key)
-        payments = jax.nn.softmax(net.apply(params, b / scale)) * b
-        if winner_only:
-            payments = allocation * payments
-        return Outcome(allocation=allocation[:, None], payments=payments)
-
-    return Mechanism("deep_anonymous", n_bidders, 1, init, apply, trainable=True)
+    shares = lambda params, b: jax.nn.softmax(net.apply(params, b / scale))  # noqa: E731
+    return share_rule("deep_anonymous", n_bidders, net, shares, winner_only)

@@ -36,7 +36,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxauction._checks import check_bids, check_choice, check_finite, check_positive_int
+from jaxauction._checks import check_bids, check_choice, check_finite, check_positive_int, hidden_widths
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.types import Array, Outcome, PRNGKey
 
@@ -93,9 +93,7 @@ def regretnet(
     check_positive_int(n_items, "n_items")
     check_choice(demand, DEMANDS, "demand")
     check_finite(bid_scale, "bid_scale", positive=True)
-    hidden = tuple(int(h) for h in hidden)
-    if not hidden or any(h < 1 for h in hidden):
-        raise ValueError(f"hidden widths must be positive integers, got {hidden}")
+    hidden = hidden_widths(hidden)
     module = RegretNetModule(n_bidders, n_items, demand, hidden)
     scale = float(bid_scale)
 

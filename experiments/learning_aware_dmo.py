@@ -32,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxauction import cli, evaluation, io
+from jaxauction._checks import check_choice, check_positive_int
 from jaxauction.driver import Session
 from jaxauction.market import Market, init_params
 from jaxauction.mechanisms import RULES
@@ -73,11 +74,9 @@ class LearningAwareConfig:
     """fresh-bidder evaluation seeds (at least --seeds); evaluation seed i uses the rule of search seed i mod seeds"""
 
     def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(f"unknown rule {self.rule!r}; choose one of {sorted(RULES)}")
+        check_choice(self.rule, RULES, "rule")
         for name in ("auctions", "window", "markets", "iterations", "reserves", "eval_seeds"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+            check_positive_int(getattr(self, name), name)
         if self.auctions % self.window:
             raise ValueError(f"auctions ({self.auctions}) must be a multiple of window ({self.window})")
         if self.prior.n_items != 1:

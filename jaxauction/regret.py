@@ -54,7 +54,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxauction._checks import check_positive_int
+from jaxauction._checks import check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.metrics import revenue as revenue_of
 from jaxauction.types import Array, Params, PRNGKey, Types
@@ -96,8 +96,7 @@ class Protocol:
         check_positive_int(self.revenue_profiles, "revenue_profiles", minimum=0)
         if not isinstance(self.grid, int) or self.grid < -1 or self.grid == 1:
             raise ValueError(f"grid must be -1 (automatic), 0 (none) or >= 2 points, got {self.grid!r}")
-        if not (math.isfinite(self.step_size) and self.step_size > 0):
-            raise ValueError(f"step_size must be a positive number, got {self.step_size!r}")
+        check_finite(self.step_size, "step_size", positive=True)
 
     def grid_points(self, n_items: int) -> int:
         """Grid points per item for ``n_items`` items (0: no grid search)."""

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxauction._checks import check_positive_int
+from jaxauction._checks import check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
 from jaxauction.regret import batch_regret, refine_misreports
@@ -109,8 +109,7 @@ class RegretNetConfig:
         if self.model == "regretnet" and self.train_size < self.resolved("batch"):
             raise ValueError(f"train_size ({self.train_size}) must be at least the batch ({self.resolved('batch')})")
         for name in ("learning_rate", "misreport_lr", "softness"):
-            if not (np.isfinite(getattr(self, name)) and getattr(self, name) > 0):
-                raise ValueError(f"{name} must be a positive number, got {getattr(self, name)!r}")
+            check_finite(getattr(self, name), name, positive=True)
 
     def resolved(self, name: str) -> Any:
         """A setting with the reference configuration filled in for ``None``."""

@@ -262,12 +262,12 @@ def interim_regret(
     own_values, other_values = draw(jax.random.split(k_own, own)), draw(jax.random.split(k_others, others))
     mech_keys = jax.random.split(k_mech, others)
 
+    utilities = _utilities(mechanism, params, utility, utility_params)
+
     def gain(i: int, v_i: Array, report: Array) -> Array:
         def one(v: Array, k: PRNGKey) -> Array:
             values = v.at[i].set(v_i)
-            honest = utility.apply(Types(values=values), mechanism.apply(params, values, k), utility_params)[i]
-            lied = mechanism.apply(params, values.at[i].set(report), k)
-            return utility.apply(Types(values=values), lied, utility_params)[i] - honest
+            return utilities(values, values.at[i].set(report), k)[i] - utilities(values, values, k)[i]
 
         return jnp.mean(jax.vmap(one)(other_values, mech_keys))
 
@@ -289,13 +289,8 @@ def deviation_utilities(
     utility_params: Params = (),
 ) -> Array:
     """``[n]``: bidder ``i``'s utility when it alone reports row ``i`` of ``misreports [n, m]``, the others truthful."""
-    utility = utility or quasi_linear()
-
-    def one(i: Array) -> Array:
-        outcome = mechanism.apply(params, values.at[i].set(misreports[i]), key)
-        return utility.apply(Types(values=values), outcome, utility_params)[i]
-
-    return jax.vmap(one)(jnp.arange(values.shape[0]))
+    utilities = _utilities(mechanism, params, utility or quasi_linear(), utility_params)
+    return jax.vmap(lambda i: utilities(values, values.at[i].set(misreports[i]), key)[i])(jnp.arange(values.shape[0]))
 
 
 def refine_misreports(

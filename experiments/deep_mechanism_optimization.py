@@ -22,7 +22,6 @@ from jaxauction.driver import Session, SessionResult
 from jaxauction.train.dmo import DMOConfig, RoundLog, deep_shares, make_dmo
 
 NAME = "deep_mechanism_optimization"
-EVALUATION_STREAM = 1_000_003  # the final evaluation's keys: folded from the run's seed, apart from training's
 
 
 def summarize(logs: RoundLog, first: int) -> list[dict[str, Any]]:
@@ -141,7 +140,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     m = metrics(config, session, result, np.asarray(dmo.grid))
     if config.evaluation.final_eval and session.leader:  # on process 0's host copy of the final state
         rollout = config.rollout
-        keys = jax.random.split(jax.random.fold_in(jax.random.key(spec.seed), EVALUATION_STREAM), spec.seeds)
+        keys = evaluation.evaluation_keys(spec.seed, spec.seeds)
         m.update(evaluation.report_rule(dmo.market, result.state.params, keys, rollout.auctions_per_round,
                                         rollout.window, rollout.markets, config.evaluation.reserves))  # fmt: skip
     if not session.leader:

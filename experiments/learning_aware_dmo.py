@@ -42,7 +42,6 @@ from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_mar
 from jaxauction.train.es import ESLog, ESSpec, make_es
 
 NAME = "learning_aware_dmo"
-EVALUATION_STREAM = 1_000_003
 SEED_PRESET = {"auctions": 100_000, "window": 10_000, "explore_steps": 20_000, "half_life": 10_000.0}
 
 
@@ -93,10 +92,6 @@ class LearningAwareConfig:
         return build_market(MechanismSpec(mechanism=self.rule), self.bidders, self.prior)
 
 
-def with_reserve(params, reserve):
-    return params._replace(mechanism=params.mechanism._replace(reserve=reserve))
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     return cli.main(lambda: run(argv))
 
@@ -110,7 +105,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     base = init_params(market, jax.random.key(0))
 
     def fitness(reserve, key):
-        return jnp.mean(evaluation.fresh_rewards(market, with_reserve(base, reserve), key[None], c.auctions,
+        return jnp.mean(evaluation.fresh_rewards(market, evaluation.with_reserve(base, reserve), key[None], c.auctions,
                                                  c.window, c.markets))  # fmt: skip
 
     es_init, es_step = make_es(fitness, c.es)
@@ -137,8 +132,8 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     reserves = np.asarray(result.state.theta)  # [seeds]
     n_eval = max(spec.seeds, c.eval_seeds)
     learned = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_eval, *jnp.shape(x))), base)
-    learned = with_reserve(learned, jnp.asarray(reserves[np.arange(n_eval) % spec.seeds]))
-    keys = jax.random.split(jax.random.fold_in(jax.random.key(spec.seed), EVALUATION_STREAM), n_eval)
+    learned = evaluation.with_reserve(learned, jnp.asarray(reserves[np.arange(n_eval) % spec.seeds]))
+    keys = evaluation.evaluation_keys(spec.seed, n_eval)
     report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
     rule0 = jax.tree.map(lambda x: x[0], learned.mechanism)
     protocol = Protocol(profiles=2_000, random_starts=4, steps=100, stronger=1, revenue_profiles=0)

@@ -34,6 +34,18 @@ from jaxauction.mechanisms import make_mechanism
 from jaxauction.priors import UniformIntPrior, UniformPrior
 from jaxauction.types import Array, PRNGKey
 
+EVALUATION_STREAM = 1_000_003  # final evaluations fold this into the run's seed: keys apart from training's
+
+
+def evaluation_keys(seed: int, count: int) -> PRNGKey:
+    """``count`` keys for a run's final evaluation, derived from its ``seed`` apart from the training keys."""
+    return jax.random.split(jax.random.fold_in(jax.random.key(seed), EVALUATION_STREAM), count)
+
+
+def with_reserve(params: MarketParams, reserve: Array) -> MarketParams:
+    """``params`` with the classical rule's reserve replaced (any leading sweep or seed axes)."""
+    return params._replace(mechanism=params.mechanism._replace(reserve=reserve))
+
 
 def _stats(rewards: Array) -> dict[str, Any]:
     r = np.asarray(rewards, np.float64).reshape(-1)
@@ -85,7 +97,7 @@ def baselines(
         sp = with_rule(market, "second_price")
         grid = reserve_grid(market, reserves)
         swept = tile_params(params._replace(mechanism=init_params(sp, jax.random.key(0)).mechanism), len(grid))
-        swept = swept._replace(mechanism=swept.mechanism._replace(reserve=jnp.asarray(grid)))
+        swept = with_reserve(swept, jnp.asarray(grid))
         sweep = jax.jit(jax.vmap(lambda p, k: fresh_rewards(sp, p, k, auctions, window, markets), in_axes=(0, None)))
         rewards = np.asarray(sweep(swept, keys))  # [reserves, seeds]
         best = int(np.argmax(rewards.mean(axis=1)))

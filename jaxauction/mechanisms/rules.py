@@ -79,26 +79,19 @@ def first_price(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) 
     return single_item_rule("first_price", n_bidders, reserve, temperature, lambda b, a, p: a * b)
 
 
+def _kth_price(k: int) -> Payment:
+    """The winner pays max(k-th highest bid, reserve)."""
+    return lambda b, a, p: a * jnp.maximum(kth_largest(b, k), _hard_reserve(p))
+
+
 def second_price(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> Mechanism:
     """The winner pays max(second-highest bid, reserve); tied top bids pay the tied bid."""
-    return single_item_rule(
-        "second_price",
-        n_bidders,
-        reserve,
-        temperature,
-        lambda b, a, p: a * jnp.maximum(kth_largest(b, 2), _hard_reserve(p)),
-    )
+    return single_item_rule("second_price", n_bidders, reserve, temperature, _kth_price(2))
 
 
 def third_price(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> Mechanism:
     """The winner pays max(third-highest bid, reserve); with n < 3, the lowest bid (the original's fallback)."""
-    return single_item_rule(
-        "third_price",
-        n_bidders,
-        reserve,
-        temperature,
-        lambda b, a, p: a * jnp.maximum(kth_largest(b, 3), _hard_reserve(p)),
-    )
+    return single_item_rule("third_price", n_bidders, reserve, temperature, _kth_price(3))
 
 
 def all_pay(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> Mechanism:

@@ -146,7 +146,9 @@ def theory(market: Market) -> dict[str, Any]:
     }
 
 
-def diagnostics(market: Market, mechanism_params: Any, data: Dataset, max_permutations: int = 120) -> dict[str, float]:
+def diagnostics(
+    market: Market, mechanism_params: Any, data: Dataset, max_permutations: int = 120, utility_params: Any = ()
+) -> dict[str, float]:
     """On the auctions ``data`` (types, bids, keys ``[D, ...]``) under the rule: losers' share of revenue,
     negative-utility rate, and anonymity (the largest change of a bidder's payment when the bidders are permuted,
     over at most ``max_permutations`` permutations and the profiles without tied bids: random tie-breaking
@@ -154,7 +156,7 @@ def diagnostics(market: Market, mechanism_params: Any, data: Dataset, max_permut
     mech, n = market.mechanism, market.n_bidders
     apply = jax.vmap(mech.apply, in_axes=(None, 0, 0))
     outcomes = apply(mechanism_params, data.bids, data.keys)
-    utility = jax.vmap(lambda t, o: market.utility.apply(t, o, ()))(data.types, outcomes)
+    utility = jax.vmap(lambda t, o: market.utility.apply(t, o, utility_params))(data.types, outcomes)
     won = jnp.sum(outcomes.allocation, axis=-1) > 0  # [D, n]
     total = jnp.sum(outcomes.payments)
     losers = jnp.sum(jnp.where(won, 0.0, outcomes.payments))
@@ -203,7 +205,8 @@ def report_rule(
         rows = []
         for s in range(keys.shape[0]):
             p = jax.tree.map(lambda x, s=s: x[s], params)
-            rows.append(diagnostics(market, p.mechanism, play(p, jax.random.fold_in(keys[s], 1))))
+            data = play(p, jax.random.fold_in(keys[s], 1))
+            rows.append(diagnostics(market, p.mechanism, data, utility_params=p.utility))
         report["diagnostics"] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
     return report
 

@@ -5,11 +5,18 @@ from jaxauction.bidders import (
     EpsilonGreedyState,
     Learner,
     Population,
+    absolute_grid,
     effective_counts,
     epsilon,
     epsilon_greedy,
+    equilibrium,
+    equilibrium_bids,
+    fraction_grid,
+    hedge,
     per_bidder,
+    policy_gradient,
     population,
+    shading,
     truthful,
 )
 from jaxauction.market import (
@@ -38,10 +45,16 @@ from jaxauction.mechanisms import (
     first_price,
     highest_bid_allocation,
     make_mechanism,
+    multi_unit,
     payment_shares,
+    prize_all_pay,
+    procurement,
+    random_allocation,
     second_price,
     simultaneous,
     third_price,
+    vcg,
+    with_entry_fee,
 )
 from jaxauction.metrics import efficiency_ratio, mean_revenue, optimal_welfare, revenue, welfare
 from jaxauction.priors import RangeParams, UniformIntPrior, UniformPrior
@@ -60,11 +73,27 @@ from jaxauction.train.dmo import (
     make_train,
 )
 from jaxauction.types import BANDIT, FULL_INFORMATION, Feedback, Outcome, Types
-from jaxauction.utilities import UTILITIES, Utility, quasi_linear, received_value
+from jaxauction.utilities import UTILITIES, Utility, cara, crra, quasi_linear, received_value, seller
 
 __version__ = "0.2.0"
 
 __all__ = [
+    "absolute_grid",
+    "equilibrium",
+    "equilibrium_bids",
+    "fraction_grid",
+    "hedge",
+    "policy_gradient",
+    "shading",
+    "multi_unit",
+    "prize_all_pay",
+    "procurement",
+    "random_allocation",
+    "vcg",
+    "with_entry_fee",
+    "cara",
+    "crra",
+    "seller",
     "BANDIT",
     "DMO",
     "FULL_INFORMATION",

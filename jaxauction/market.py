@@ -151,15 +151,19 @@ def play(market: Market, params: MarketParams, states: tuple[State, ...], key: P
 
 
 def counterfactual_utilities(
-    market: Market, params: MarketParams, record: Auction, bidders: slice, grid: Array
+    market: Market, params: MarketParams, record: Auction, bidders: slice, grid: Array, relative: bool = False
 ) -> Array:
     """``[k, G]``: each of ``bidders``' utility had it bid ``grid[g]`` (one item), all else held fixed.
 
-    The mechanism's randomness (tie-breaking) is held fixed too: it reuses the auction's outcome key.
+    ``relative``: bid ``grid[g]`` times the bidder's observation instead. The
+    mechanism's randomness (tie-breaking) is held fixed too: it reuses the
+    auction's outcome key.
     """
     grid = jnp.asarray(grid, record.bids.dtype)
+    observations = record.types.observation()
 
-    def one(i: Array, bid: Array) -> Array:
+    def one(i: Array, point: Array) -> Array:
+        bid = point * observations[i, 0] if relative else point
         outcome = market.mechanism.apply(params.mechanism, record.bids.at[i, 0].set(bid), record.outcome_key)
         return market.utility.apply(record.types, outcome, params.utility)[i]
 
@@ -180,7 +184,7 @@ def learn(
     ):
         counterfactual = None
         if group.feedback == FULL_INFORMATION:
-            counterfactual = counterfactual_utilities(market, params, record, sl, group.bid_grid)
+            counterfactual = counterfactual_utilities(market, params, record, sl, group.bid_grid, group.relative_grid)
         feedback = Feedback(
             observations[sl], record.bids[sl], record.outcome.allocation[sl], record.outcome.payments[sl],
             record.utility[sl], counterfactual,
@@ -247,9 +251,8 @@ def run_round(
     def one_auction(carry, t):
         states, sums = carry
         states, record = auction(market, params, states, jax.random.fold_in(key, t))
-        outcome = jnp.stack(
-            [revenue(record.outcome), welfare(record.types, record.outcome), optimal_welfare(record.types)]
-        )
+        best = optimal_welfare(record.types, market.mechanism.units)
+        outcome = jnp.stack([revenue(record.outcome), welfare(record.types, record.outcome), best])
         return (states, (sums[0] + outcome, sums[1] + record.utility)), None
 
     def one_block(carry, first):

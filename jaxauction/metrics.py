@@ -3,7 +3,8 @@
 * revenue of an auction: the sum of all payments;
 * welfare: the value the bidders receive, ``sum_ij allocation_ij * value_ij``;
 * optimal welfare for additive (and single-item) bidders: every item to a
-  bidder who values it most, ``sum_j max_i value_ij``;
+  bidder who values it most, ``sum_j max_i value_ij`` (``k`` identical
+  units: the ``k`` highest values);
 * **efficiency** over a window of auctions: realised welfare over optimal
   welfare, both summed over the window (a ratio of sums, so auctions where
   every value is 0 are well defined). Truthful second price has efficiency 1;
@@ -39,9 +40,13 @@ def welfare(types: Types, outcome: Outcome) -> Array:
     return row_sum(received_value(types, outcome))
 
 
-def optimal_welfare(types: Types) -> Array:
-    """The largest welfare any allocation reaches for additive bidders: ``sum_j max_i value_ij``."""
-    return row_sum(row_max(jnp.swapaxes(types.values, -1, -2)))
+def optimal_welfare(types: Types, units: int = 1) -> Array:
+    """The largest welfare any allocation reaches for additive bidders: ``sum_j max_i value_ij``; with ``units``
+    identical units per item (one per bidder), the sum of the ``units`` highest values of each item."""
+    columns = jnp.swapaxes(types.values, -1, -2)
+    if units == 1:
+        return row_sum(row_max(columns))
+    return jnp.sum(jnp.sort(columns, axis=-1)[..., -units:], axis=(-2, -1))
 
 
 def efficiency_ratio(welfare_total: Array, optimal_total: Array) -> Array:

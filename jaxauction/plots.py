@@ -126,3 +126,36 @@ def rule_curve(path: str | os.PathLike, bids: np.ndarray, allocation: np.ndarray
     fig.suptitle(title)
     _save(fig, Path(path))
     plt.close(fig)
+
+
+def bid_functions(path: str | os.PathLike, values: np.ndarray, learned: dict[str, np.ndarray],
+                  theory: dict[str, np.ndarray], title: str = "") -> None:  # fmt: skip
+    """Learned bid functions (``name -> bids [G]`` at ``values [G]``) against theory lines (dashed)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, bids in learned.items():
+        ax.plot(values, bids, marker="o", ms=3, label=name)
+    for name, bids in theory.items():
+        ax.plot(values, bids, "--", lw=1.2, label=name)
+    ax.set(xlabel="value", ylabel="bid", title=title)
+    ax.legend(fontsize=7)
+    _save(fig, Path(path))
+    plt.close(fig)
+
+
+def curves(path: str | os.PathLike, x: np.ndarray, series: dict[str, tuple[np.ndarray, np.ndarray | None]],
+           xlabel: str, ylabel: str, title: str = "", marks: dict[str, float] | None = None) -> None:  # fmt: skip
+    """Lines ``name -> (mean [X], se [X] or None)`` over ``x`` with +-2 se bands; ``marks``: vertical lines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, (mean, se) in series.items():
+        line = ax.plot(x, mean, label=name)[0]
+        if se is not None:
+            ax.fill_between(x, mean - 2 * se, mean + 2 * se, color=line.get_color(), alpha=0.2)
+    for name, at in (marks or {}).items():
+        ax.axvline(at, color="0.4", ls=":", lw=1)
+        ax.annotate(name, (at, ax.get_ylim()[0]), fontsize=7, rotation=90, va="bottom")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.legend(fontsize=7)
+    _save(fig, Path(path))
+    plt.close(fig)

@@ -11,9 +11,9 @@ Registries map a name to a builder; add your own with ``MECHANISMS[name] =
 builder`` (and likewise ``LEARNERS``, ``PRIORS``, ``UTILITIES``):
 
 * ``MECHANISMS[name](spec, n_bidders, n_items, bid_scale) -> Mechanism``
-* ``LEARNERS[name](spec, n_bidders, n_items, n_values) -> Learner``
+* ``LEARNERS[name](spec, n_bidders, n_items, values) -> Learner`` (``values``: a ``ValueScale``)
 * ``PRIORS[name](low, high) -> Prior``
-* ``UTILITIES[name]() -> Utility``
+* ``UTILITIES[name](...) -> Utility`` (crra and cara take their coefficient)
 """
 
 from __future__ import annotations
@@ -28,12 +28,38 @@ import numpy as np
 import tyro
 
 from jaxauction._checks import check_choice, check_finite, check_positive_int, hidden_widths
-from jaxauction.bidders import Learner, epsilon_greedy, population, truthful
+from jaxauction.bidders import (
+    BidGrid,
+    Learner,
+    absolute_grid,
+    epsilon_greedy,
+    fraction_grid,
+    hedge,
+    policy_gradient,
+    population,
+    shading,
+    truthful,
+)
 from jaxauction.market import Market, check_market
-from jaxauction.mechanisms import RAW_BID_LIMIT, RULES, Mechanism, anonymous_payment, deep_payment, simultaneous
+from jaxauction.mechanisms import (
+    MULTI_UNIT_PRICING,
+    PROCUREMENT_RULES,
+    RAW_BID_LIMIT,
+    RULES,
+    Mechanism,
+    anonymous_payment,
+    deep_payment,
+    multi_unit,
+    prize_all_pay,
+    procurement,
+    random_allocation,
+    simultaneous,
+    vcg,
+    with_entry_fee,
+)
 from jaxauction.mechanisms.deep import PRECISIONS
 from jaxauction.priors import Prior, UniformIntPrior, UniformPrior, broadcast_bound
-from jaxauction.utilities import UTILITIES
+from jaxauction.utilities import UTILITIES, Utility
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -44,7 +70,9 @@ class MechanismSpec:
 
     mechanism: str = "deep"
     """the rule: deep (the seed's payment network), deep_anonymous (a shared per-bidder network: anonymous
-    payment shares), first_price, second_price, third_price or all_pay"""
+    payment shares), first_price, second_price, third_price, all_pay, prize_all_pay (all-pay with prize
+    shares by rank), random_allocation, multi_unit_uniform, multi_unit_pay_as_bid, vcg, procurement_first_price
+    or procurement_second_price (lowest ask wins; use --utility seller)"""
     hidden: tuple[int, ...] = (128, 64, 128)
     """hidden layer widths of the payment network (deep, deep_anonymous)"""
     winner_only: bool = False
@@ -52,9 +80,19 @@ class MechanismSpec:
     normalise: bool = False
     """deep: feed bids / the market's highest bid to the network (the seed feeds raw bids)"""
     reserve: float = 0.0
-    """classical rules: reserve price (initial value of a param)"""
+    """classical rules: reserve price (procurement: the highest ask accepted, 0 for none) (initial value of a
+    param)"""
     temperature: float = 0.0
     """classical rules: 0 for a hard reserve, > 0 for its smooth, differentiable relaxation"""
+    prizes: tuple[float, ...] = (1.0,)
+    """prize_all_pay: the share of the item for each rank, highest bid first (initial value of a param)"""
+    units: int = 1
+    """multi_unit_*: identical units sold, one per bidder"""
+    entry_fee: float = 0.0
+    """every participant (a bidder with a positive bid) pays this; a bid of 0 stays out (initial value of a param)"""
+    decay: float = 1.0
+    """several items: a bidder winning k items pays decay^(k-1) x its payments (simultaneous rules) or is worth
+    decay^(k-1) x its winning bids (vcg)"""
     compute_dtype: Literal["float32", "bfloat16"] = "float32"
     """deep: dtype of the network's matmuls (bfloat16 accumulates in float32)"""
     matmul_precision: Literal["default", "high", "highest"] = "default"
@@ -72,8 +110,25 @@ class MechanismSpec:
             raise ValueError(
                 f"compute_dtype and matmul_precision apply to mechanism 'deep' only, not {self.mechanism!r}"
             )
-        if (self.reserve or self.temperature) and deep:
-            raise ValueError("reserve and temperature apply to the classical rules only, not to mechanism 'deep'")
+        network = self.mechanism in ("deep", "deep_anonymous")
+        if (self.reserve or self.temperature or self.entry_fee or self.decay != 1) and network:
+            raise ValueError(f"reserve, temperature, entry_fee and decay apply to the classical rules, not to "
+                             f"mechanism {self.mechanism!r}")  # fmt: skip
+        if self.temperature and self.mechanism not in RULES:
+            raise ValueError(f"temperature (a smooth reserve) applies to {sorted(RULES)}, not {self.mechanism!r}")
+        if self.reserve and self.mechanism == "vcg":
+            raise ValueError("vcg has no reserve")
+        check_positive_int(self.units, "units")
+        check_finite(self.entry_fee, "entry_fee", minimum=0.0)
+        check_finite(self.decay, "decay", positive=True)
+        if self.decay > 1:
+            raise ValueError(f"decay must be in (0, 1], got {self.decay}")
+        if self.units != 1 and not self.mechanism.startswith("multi_unit"):
+            raise ValueError(f"units apply to the multi_unit rules only, not {self.mechanism!r}")
+        if self.mechanism.startswith("multi_unit") and self.units < 2:
+            raise ValueError("a multi_unit rule sells units >= 2 (one unit is a single-item auction): set --units")
+        if self.prizes != (1.0,) and self.mechanism != "prize_all_pay":
+            raise ValueError(f"prizes apply to mechanism 'prize_all_pay' only, not {self.mechanism!r}")
         if (self.winner_only or self.normalise) and not deep:
             raise ValueError(f"winner_only and normalise apply to mechanism 'deep' only, not {self.mechanism!r}")
 
@@ -84,7 +139,8 @@ class PopulationSpec:
 
     learner: str = "epsilon_greedy"
     """one learner for every bidder, or a comma list with one per bidder
-    (e.g. truthful,epsilon_greedy,epsilon_greedy); learners: epsilon_greedy, truthful"""
+    (e.g. truthful,epsilon_greedy,epsilon_greedy); learners: epsilon_greedy, hedge, hedge_linear,
+    policy_gradient, shading, truthful"""
     n_bidders: Annotated[int, tyro.conf.arg(aliases=("--bidders",))] = 3
     """number of bidders"""
     n_bids: int = 10
@@ -95,10 +151,24 @@ class PopulationSpec:
     """epsilon_greedy: forced uniform exploration, in updates (initial value of a param)"""
     half_life: float = 10_000.0
     """epsilon_greedy: eps = 0.5 ** (t / half_life) (initial value of a param)"""
+    bid_fractions: int = 51
+    """hedge, policy_gradient on continuous values: bids are this many fractions of the value, evenly over
+    [0, 1], learned per value bin (integer values use the integer grid 0..n_bids-1, like epsilon_greedy)"""
+    value_bins: int = 10
+    """hedge, policy_gradient on continuous values: value bins (contexts) over [0, the prior's top]"""
+    bidder_lr: float | None = None
+    """hedge: eps in (0, 1) (default 0.05); policy_gradient: step size (default 0.5) (initial value of a param)"""
+    shading: float = 1.0
+    """shading: bid = shading * value (initial value of a param)"""
 
     def __post_init__(self) -> None:
         check_positive_int(self.n_bidders, "n_bidders", minimum=2)
         check_positive_int(self.n_bids, "n_bids")
+        check_positive_int(self.bid_fractions, "bid_fractions", minimum=2)
+        check_positive_int(self.value_bins, "value_bins")
+        check_finite(self.shading, "shading", minimum=0.0)
+        if self.bidder_lr is not None:
+            check_finite(self.bidder_lr, "bidder_lr", positive=True)
         check_positive_int(self.explore_steps, "explore_steps", minimum=0)
         check_finite(self.half_life, "half_life", positive=True)
         names = self.learners
@@ -146,19 +216,42 @@ class UtilitySpec:
     """The bidders' utility."""
 
     utility: str = "quasi_linear"
-    """bidder utility: quasi_linear (value received minus payment)"""
+    """bidder utility: quasi_linear (value received minus payment), crra (sign(r)|r|^a of that surplus r),
+    cara (1 - exp(-a r)) or seller (procurement: payment received minus cost)"""
+    risk: float = 0.5
+    """crra: the power a; cara: the coefficient a (initial value of a param)"""
 
     def __post_init__(self) -> None:
         check_choice(self.utility, UTILITIES, "utility")
+        if self.utility in ("crra", "cara"):
+            check_finite(self.risk, "risk", positive=True)
+        elif self.risk != 0.5:
+            raise ValueError(f"risk applies to the crra and cara utilities, not {self.utility!r}")
+
+    def build(self) -> Utility:
+        return UTILITIES[self.utility](self.risk) if self.utility in ("crra", "cara") else UTILITIES[self.utility]()
+
+
+def _per_item(rule: Callable[[MechanismSpec, int], Mechanism]) -> Callable[..., Mechanism]:
+    """A builder selling each item by the single-item ``rule(spec, n_bidders)``, with the spec's entry fee."""
+
+    def build(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
+        del bid_scale
+        single = rule(spec, n_bidders)
+        mechanism = single if n_items == 1 else simultaneous([single] * n_items, spec.decay)
+        return with_entry_fee(mechanism, spec.entry_fee) if spec.entry_fee else mechanism
+
+    return build
 
 
 def _classical(name: str) -> Callable[..., Mechanism]:
-    def build(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
-        del bid_scale
-        rule = RULES[name](n_bidders, reserve=spec.reserve, temperature=spec.temperature)
-        return rule if n_items == 1 else simultaneous([rule] * n_items)
+    return _per_item(lambda spec, n: RULES[name](n, reserve=spec.reserve, temperature=spec.temperature))
 
-    return build
+
+def _vcg(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
+    del bid_scale
+    mechanism = vcg(n_bidders, n_items, spec.decay)
+    return with_entry_fee(mechanism, spec.entry_fee) if spec.entry_fee else mechanism
 
 
 def _deep(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
@@ -186,23 +279,69 @@ def _deep_anonymous(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale
 
 MECHANISMS: dict[str, Callable[..., Mechanism]] = {
     **{name: _classical(name) for name in RULES},
+    "prize_all_pay": _per_item(lambda spec, n: prize_all_pay(n, spec.prizes, spec.reserve)),
+    "random_allocation": _per_item(lambda spec, n: random_allocation(n, spec.reserve)),
+    **{
+        f"multi_unit_{p}": _per_item(lambda spec, n, p=p: multi_unit(n, spec.units, p, spec.reserve))
+        for p in MULTI_UNIT_PRICING
+    },
+    **{
+        f"procurement_{r}": _per_item(lambda spec, n, r=r: procurement(n, r, spec.reserve or 1e9))
+        for r in PROCUREMENT_RULES
+    },
+    "vcg": _vcg,
     "deep": _deep,
     "deep_anonymous": _deep_anonymous,
 }
 
+
+@dataclasses.dataclass(frozen=True)
+class ValueScale:
+    """What learner builders know of the prior: its highest value and whether values are integers."""
+
+    top: float
+    integer: bool
+
+    @property
+    def n_values(self) -> int:
+        """Value levels ``0..top`` that tabular learners need (at least 1)."""
+        return max(int(np.ceil(self.top)) + 1, 1)
+
+
+def bid_grid(spec: PopulationSpec, values: ValueScale, m: int, name: str) -> BidGrid:
+    """The tabular learners' grid: integer bids per integer value, or fractions of the value per value bin."""
+    if m != 1:
+        raise ValueError(f"{name} learns from one item's bids; the market sells {m} items")
+    if values.integer:
+        return absolute_grid(values.n_values, spec.n_bids, spec.overbid)
+    return fraction_grid(values.top, spec.value_bins, spec.bid_fractions)
+
+
+def _hedge(variant: str) -> Callable[..., Learner]:
+    def build(spec: PopulationSpec, k: int, m: int, values: ValueScale) -> Learner:
+        lr = 0.05 if spec.bidder_lr is None else spec.bidder_lr
+        return hedge(k, bid_grid(spec, values, m, "hedge"), variant, lr)
+
+    return build
+
+
+def _policy_gradient(spec: PopulationSpec, k: int, m: int, values: ValueScale) -> Learner:
+    lr = 0.5 if spec.bidder_lr is None else spec.bidder_lr
+    return policy_gradient(k, bid_grid(spec, values, m, "policy_gradient"), lr)
+
+
 LEARNERS: dict[str, Callable[..., Learner]] = {
-    "epsilon_greedy": lambda spec, k, m, n_values: epsilon_greedy(
-        k, n_values, spec.n_bids, spec.overbid, m, spec.explore_steps, spec.half_life
+    "epsilon_greedy": lambda spec, k, m, values: epsilon_greedy(
+        k, values.n_values, spec.n_bids, spec.overbid, m, spec.explore_steps, spec.half_life
     ),
-    "truthful": lambda spec, k, m, n_values: truthful(k),
+    "hedge": _hedge("exponential"),
+    "hedge_linear": _hedge("linear"),
+    "policy_gradient": _policy_gradient,
+    "shading": lambda spec, k, m, values: shading(k, spec.shading),
+    "truthful": lambda spec, k, m, values: truthful(k),
 }
 
 PRIORS: dict[str, Callable[..., Prior]] = {"uniform_int": UniformIntPrior, "uniform": UniformPrior}
-
-
-def _n_values(prior: Prior, n: int, m: int) -> int:
-    """Value levels ``0..max value`` that tabular learners need (at least 1)."""
-    return max(int(np.ceil(np.max(broadcast_bound(prior.high, n, m, "high")))) + 1, 1)
 
 
 def highest_bid(groups: list[Learner] | tuple[Learner, ...], prior: Prior, n: int, m: int) -> float:
@@ -222,13 +361,13 @@ def build_market(
     """The market the specs describe, validated (``check_market``) with its default params."""
     n, m = bidders.n_bidders, prior.n_items
     value_prior = prior.build()
-    n_values = _n_values(value_prior, n, m)
-    groups = [LEARNERS[name](bidders, len(list(run)), m, n_values) for name, run in itertools.groupby(bidders.learners)]
+    values = ValueScale(float(np.max(broadcast_bound(value_prior.high, n, m, "high"))), value_prior.integer)
+    groups = [LEARNERS[name](bidders, len(list(run)), m, values) for name, run in itertools.groupby(bidders.learners)]
     market = Market(
         mechanism=MECHANISMS[mechanism.mechanism](mechanism, n, m, highest_bid(groups, value_prior, n, m)),
         population=population(groups),
         prior=value_prior,
-        utility=UTILITIES[utility.utility](),
+        utility=utility.build(),
         checked=checked,
     )
     check_market(market)

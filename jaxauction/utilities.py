@@ -2,8 +2,16 @@
 
 The default is quasi-linear utility, ``u_i = sum_j allocation_ij * value_ij -
 payment_i``: with a randomised allocation, the expected value of what bidder
-``i`` receives minus what it pays. Utility parameters (risk aversion, budget
-penalties: later issues) live in a params pytree like every other number.
+``i`` receives minus what it pays. The others reshape that surplus ``r``
+(the original's reward shaping), their numbers in a params pytree like every
+other number:
+
+* ``crra(a)``: ``sign(r) |r|^a``, the original's sign-preserving power
+  (``r^a`` is undefined for a loss); ``a < 1`` is risk averse over gains.
+* ``cara(a)``: ``1 - exp(-a r)`` (``a > 0``, risk averse).
+* ``seller``: for procurement, where values are costs and the auctioneer
+  pays (a negative payment): ``u_i = -payment_i - sum_j allocation_ij *
+  cost_ij``.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from jaxauction.types import Array, Outcome, Params, Types
 
@@ -41,4 +50,45 @@ def quasi_linear() -> Utility:
     return Utility(name="quasi_linear", apply=apply, init_params=lambda: ())
 
 
-UTILITIES: dict[str, Callable[[], Utility]] = {"quasi_linear": quasi_linear}
+class RiskParams(NamedTuple):
+    a: Array  # float32: the CRRA power or the CARA coefficient
+
+
+def _check_positive(a: float, name: str) -> None:
+    if not (np.isfinite(a) and a > 0):
+        raise ValueError(f"{name} needs a positive, finite coefficient, got {a!r}")
+
+
+def crra(a: float = 0.5) -> Utility:
+    """``u = sign(r) |r|^a`` of the quasi-linear surplus ``r`` (the original's CRRA shaping)."""
+    _check_positive(a, "crra")
+
+    def apply(types: Types, outcome: Outcome, params: RiskParams) -> Array:
+        r = received_value(types, outcome) - outcome.payments
+        return jnp.sign(r) * jnp.abs(r) ** params.a
+
+    return Utility("crra", apply, lambda: RiskParams(jnp.asarray(a, jnp.float32)))
+
+
+def cara(a: float = 0.5) -> Utility:
+    """``u = 1 - exp(-a r)`` of the quasi-linear surplus ``r`` (the original's CARA shaping)."""
+    _check_positive(a, "cara")
+
+    def apply(types: Types, outcome: Outcome, params: RiskParams) -> Array:
+        return 1.0 - jnp.exp(-params.a * (received_value(types, outcome) - outcome.payments))
+
+    return Utility("cara", apply, lambda: RiskParams(jnp.asarray(a, jnp.float32)))
+
+
+def seller() -> Utility:
+    """Procurement: values are costs; ``u = -payment - cost of what the bidder supplies``."""
+
+    def apply(types: Types, outcome: Outcome, params: Params) -> Array:
+        del params
+        return -outcome.payments - received_value(types, outcome)
+
+    return Utility(name="seller", apply=apply, init_params=lambda: ())
+
+
+UTILITIES: dict[str, Callable[..., Utility]] = {"quasi_linear": quasi_linear, "crra": crra, "cara": cara,
+                                               "seller": seller}  # fmt: skip

@@ -59,6 +59,12 @@ def test_shapes_and_invariants(name, reserve):
     chex.assert_shape(out.allocation, (5000, N, 1))
     chex.assert_shape(out.payments, (5000, N))
     alloc, pay, b = np.asarray(out.allocation[..., 0]), np.asarray(out.payments), np.asarray(bids[..., 0])
+    if name == "prize_all_pay":  # tied top bids split the prize instead of a random winner taking it
+        np.testing.assert_allclose(alloc.sum(1), (b.max(1) >= reserve).astype(float), rtol=1e-6)
+        np.testing.assert_array_equal(pay, np.where(b >= reserve, b, 0.0))
+        tops = b == b.max(1, keepdims=True)
+        np.testing.assert_allclose(alloc, np.where(tops & (b >= reserve), 1 / tops.sum(1, keepdims=True), 0.0))
+        return
     assert set(np.unique(alloc)) <= {0.0, 1.0}
     assert np.all(alloc.sum(1) <= 1)  # each item allocated at most once
     assert np.all(pay >= 0) and np.all(np.isfinite(pay))
@@ -339,3 +345,55 @@ def test_anonymous_payment_network_permutes_with_its_inputs():
 
     config = DMOConfig.of(mechanism="deep_anonymous", rounds=1, auctions_per_round=100, window=100)
     assert config.market().mechanism.name == "deep_anonymous"
+
+
+def test_prize_all_pay_shares_by_rank_and_everyone_pays():
+    from jaxauction.mechanisms import prize_all_pay
+
+    rule = prize_all_pay(3, (0.7, 0.3))
+    params = rule.init(jax.random.key(0))
+    cases = {
+        (5.0, 3.0, 1.0): ([0.7, 0.3, 0.0], [5.0, 3.0, 1.0]),
+        (5.0, 5.0, 1.0): ([0.5, 0.5, 0.0], [5.0, 5.0, 1.0]),  # a tie for the top splits w + (1 - w)
+        (2.0, 2.0, 2.0): ([1 / 3, 1 / 3, 1 / 3], [2.0, 2.0, 2.0]),
+        (1.0, 3.0, 3.0): ([0.0, 0.5, 0.5], [1.0, 3.0, 3.0]),
+    }
+    for bids, (shares, pays) in cases.items():
+        out = rule.apply(params, jnp.array(bids)[:, None], jax.random.key(1))
+        np.testing.assert_allclose(out.allocation[:, 0], shares, rtol=1e-6)
+        np.testing.assert_allclose(out.payments, pays)
+    reserved = prize_all_pay(3, (0.7, 0.3), reserve=2.0)
+    out = reserved.apply(reserved.init(jax.random.key(0)), jnp.array([[1.0], [3.0], [2.5]]), jax.random.key(1))
+    np.testing.assert_allclose(out.allocation[:, 0], [0.0, 0.7, 0.3], rtol=1e-6)
+    np.testing.assert_allclose(out.payments, [0.0, 3.0, 2.5])  # below the reserve: not entered, pays nothing
+    # prizes are params: a sweep over w is a vmap
+    ws = jnp.linspace(0.5, 1.0, 5)
+    swept = params._replace(prizes=jnp.stack([ws, 1 - ws, 0 * ws], axis=1), reserve=jnp.zeros(5))
+    alloc = jax.vmap(lambda p: rule.apply(p, jnp.array([[5.0], [3.0], [1.0]]), jax.random.key(1)).allocation)(swept)
+    np.testing.assert_allclose(alloc[:, 0, 0], ws, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("prizes", "message"),
+    [((0.8, 0.4), "sum to at most 1"), ((1.2,), "sum to at most 1"), ((0.5, -0.1), "non-negative"),
+     ((0.2, 0.2, 0.2, 0.2), "vector of 1..3 shares"), ((float("nan"),), "finite")],
+)  # fmt: skip
+def test_prize_all_pay_refuses_bad_prize_vectors(prizes, message):
+    from jaxauction.mechanisms import prize_all_pay
+
+    with pytest.raises(ValueError, match=message):
+        prize_all_pay(3, prizes)
+
+
+def test_standard_all_pay_earns_the_equilibrium_revenue():
+    """Prizes (1, 0, 0) against the all-pay equilibrium bids (n-1)/n v^n: revenue (n-1)/(n+1) (revenue equivalence)."""
+    from jaxauction import Market, UniformPrior, init_params, play, population
+    from jaxauction.bidders import equilibrium
+    from jaxauction.mechanisms import prize_all_pay
+
+    market = Market(prize_all_pay(3), population(equilibrium(3, "all_pay", 3, 1.0)), UniformPrior(0.0, 1.0))
+    params = init_params(market, jax.random.key(0))
+    records = jax.vmap(lambda k: play(market, params, (jnp.zeros(3, jnp.int32),), k))(
+        jax.random.split(jax.random.key(3), 200_000)
+    )
+    assert float(records.outcome.payments.sum(-1).mean()) == pytest.approx(0.5, abs=0.003)

@@ -8,11 +8,29 @@ from jaxauction.bidders.epsilon_greedy import (
     epsilon,
     epsilon_greedy,
 )
+from jaxauction.bidders.fixed import EQUILIBRIA, ShadingParams, equilibrium, equilibrium_bids, shading
+from jaxauction.bidders.grid import BidGrid, absolute_grid, fraction_grid
+from jaxauction.bidders.hedge import HedgeParams, HedgeState, hedge
+from jaxauction.bidders.policy_gradient import PolicyGradientParams, PolicyGradientState, policy_gradient
 from jaxauction.bidders.population import Population, population
 from jaxauction.bidders.truthful import truthful
 
 __all__ = [
+    "EQUILIBRIA",
     "FEEDBACKS",
+    "BidGrid",
+    "HedgeParams",
+    "HedgeState",
+    "PolicyGradientParams",
+    "PolicyGradientState",
+    "ShadingParams",
+    "absolute_grid",
+    "equilibrium",
+    "equilibrium_bids",
+    "fraction_grid",
+    "hedge",
+    "policy_gradient",
+    "shading",
     "EpsilonGreedyParams",
     "EpsilonGreedyState",
     "Learner",

@@ -12,7 +12,8 @@ Feedback. A learner declares what it needs after each auction:
 * ``"full_information"``: also its utility for every bid of its ``bid_grid``,
   the others' bids and the mechanism's randomness held fixed
   (``Feedback.counterfactual [k, G]``), which the market computes only for
-  groups that ask for it.
+  groups that ask for it. With ``relative_grid`` the grid holds fractions of
+  the bidder's value: bid ``g`` is ``bid_grid[g] * value``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Learner(NamedTuple):
     policy: Callable[[State, Array, Params], Array]
     feedback: str = BANDIT
     bid_grid: np.ndarray | None = None
+    relative_grid: bool = False
     observation_levels: int | None = None
     max_bid: float | None = None
     check_params: Callable[[Params], None] = lambda params: None

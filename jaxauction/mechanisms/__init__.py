@@ -16,39 +16,59 @@ from jaxauction.mechanisms.deep import (
     payment_shares,
     torch_linear_init,
 )
+from jaxauction.mechanisms.market_rules import (
+    MULTI_UNIT_PRICING,
+    PROCUREMENT_RULES,
+    multi_unit,
+    procurement,
+    random_allocation,
+    vcg,
+    with_entry_fee,
+)
 from jaxauction.mechanisms.rules import (
     RULES,
+    PrizeParams,
     RuleParams,
     all_pay,
     first_price,
+    prize_all_pay,
+    prize_shares,
     second_price,
     simultaneous,
     third_price,
 )
 
-MECHANISMS = (*RULES, "deep")
+MECHANISMS = (*RULES, "prize_all_pay", "deep")
 
 
 def make_mechanism(name: str, n_bidders: int, n_items: int = 1, **options: Any) -> Mechanism:
     """A mechanism by name (one of ``MECHANISMS``); with ``n_items > 1``, that rule sells each item simultaneously.
 
     ``options`` go to the rule's constructor (``reserve``, ``temperature`` for
-    the classical rules; ``hidden``, ``winner_only``, ``normalise``,
+    the classical rules; ``prizes``, ``reserve`` for ``prize_all_pay``; ``hidden``, ``winner_only``, ``normalise``,
     ``bid_scale``, ``dtype``, ``precision`` for ``deep``).
     """
     check_choice(name, MECHANISMS, "mechanism")
-    build = deep_payment if name == "deep" else RULES[name]
+    build = {"deep": deep_payment, "prize_all_pay": prize_all_pay}.get(name) or RULES[name]
     rule = build(n_bidders, **options)
     return rule if n_items == 1 else simultaneous([rule] * n_items)
 
 
 __all__ = [
     "MECHANISMS",
+    "MULTI_UNIT_PRICING",
+    "PROCUREMENT_RULES",
+    "multi_unit",
+    "procurement",
+    "random_allocation",
+    "vcg",
+    "with_entry_fee",
     "AnonymousPaymentNet",
     "anonymous_payment",
     "RAW_BID_LIMIT",
     "Mechanism",
     "PaymentNet",
+    "PrizeParams",
     "RuleParams",
     "all_pay",
     "checked",
@@ -58,6 +78,8 @@ __all__ = [
     "highest_bid_allocation",
     "make_mechanism",
     "payment_shares",
+    "prize_all_pay",
+    "prize_shares",
     "second_price",
     "simultaneous",
     "third_price",

@@ -17,7 +17,8 @@ class Mechanism(NamedTuple):
     ``apply(params, bids, key) -> Outcome`` is pure: ``bids`` is ``[n, m]``,
     ``key`` drives any randomness (tie-breaking), and every number of the
     rule (reserves, network weights) is in ``params``, so a population of
-    mechanisms is a ``vmap`` over params. ``trainable`` says whether deep
+    mechanisms is a ``vmap`` over params. ``units > 1``: each item column
+    holds that many identical units (``multi_unit``). ``trainable`` says whether deep
     mechanism optimization updates ``params`` by gradient steps.
 
     Under ``jit`` the arguments are not inspected: NaN bids give a NaN or
@@ -32,6 +33,7 @@ class Mechanism(NamedTuple):
     init: Callable[[PRNGKey], Params]
     apply: Callable[[Params, Array, PRNGKey], Outcome]
     trainable: bool = False
+    units: int = 1  # identical units per item column (multi-unit auctions): a column sums to at most this
 
 
 def checked(mechanism: Mechanism) -> Mechanism:

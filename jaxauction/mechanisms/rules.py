@@ -19,6 +19,14 @@ uniformly) when it clears the reserve; otherwise it stays unsold.
 
 ``temperature > 0`` replaces the hard reserve by a smooth relaxation (see
 ``allocation.entry_probability``); it is 0 by default.
+
+``prize_all_pay(n, prizes)`` is the all-pay contest with a prize vector
+(params ``PrizeParams(prizes [n], reserve)``): every entered bid pays itself,
+and the bidder ranked ``k`` (0 = highest) receives the share ``prizes[k]``
+of the item (its allocation; shares sum to at most 1). Tied bidders split
+the prizes of the ranks they occupy equally, so the rule needs no
+randomness. ``(w, 1 - w, 0)`` is the original's all-pay example (Gemp et
+al. 2022); ``(1, 0, ..., 0)`` is the standard all-pay auction.
 """
 
 from __future__ import annotations
@@ -28,8 +36,9 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from jaxauction._checks import check_bids, check_finite
+from jaxauction._checks import check_bids, check_finite, is_concrete
 from jaxauction._ops import kth_largest
 from jaxauction.mechanisms.allocation import entry_probability, highest_bid_allocation
 from jaxauction.mechanisms.base import Mechanism
@@ -101,6 +110,60 @@ def all_pay(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> M
     )
 
 
+class PrizeParams(NamedTuple):
+    prizes: Array  # [n] float32: the share of the item for each rank (0 = the highest bid)
+    reserve: Array  # scalar float32: bids below it are not entered (pay nothing, win nothing)
+
+
+def check_prizes(prizes: Array, n_bidders: int) -> None:
+    """Prize shares: one per rank (at most ``n_bidders``), non-negative, finite, summing to at most 1."""
+    arr = np.asarray(prizes, np.float64)
+    if arr.ndim != 1 or not 1 <= arr.shape[0] <= n_bidders:
+        raise ValueError(f"prizes must be a vector of 1..{n_bidders} shares (one per rank), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"prizes must be finite and non-negative, got {arr.tolist()}")
+    if arr.sum() > 1 + 1e-6:
+        raise ValueError(
+            f"prizes share one item, so they must sum to at most 1, got {arr.tolist()} (sum {arr.sum():g})"
+        )
+
+
+def prize_shares(bids: Array, prizes: Array, entered: Array) -> Array:
+    """``[n]`` each bidder's share: the mean of the prizes of the ranks it occupies among the entered bids."""
+    n = bids.shape[0]
+    cumulative = jnp.concatenate([jnp.zeros(1, prizes.dtype), jnp.cumsum(prizes)])  # sum of the first k prizes
+    live = jnp.where(entered, bids, -jnp.inf)
+    above = jnp.sum(live[None, :] > live[:, None], axis=1)  # entered bids strictly higher
+    tied = jnp.sum(live[None, :] == live[:, None], axis=1)  # including itself
+    shares = (cumulative[jnp.minimum(above + tied, n)] - cumulative[jnp.minimum(above, n)]) / tied
+    return jnp.where(entered, shares, 0.0)
+
+
+def prize_all_pay(n_bidders: int, prizes: Sequence[float] = (1.0,), reserve: float = 0.0) -> Mechanism:
+    """All-pay with prize shares by rank: every entered bid pays itself; rank ``k`` gets ``prizes[k]`` of the item."""
+    require_two(n_bidders, "prize_all_pay")
+    check_prizes(prizes, n_bidders)
+    check_finite(reserve, "reserve", minimum=0.0)
+    padded = np.zeros(n_bidders, np.float32)
+    padded[: len(prizes)] = prizes
+
+    def init(key: PRNGKey) -> PrizeParams:
+        del key
+        return PrizeParams(prizes=jnp.asarray(padded), reserve=jnp.asarray(reserve, jnp.float32))
+
+    def apply(params: PrizeParams, bids: Array, key: PRNGKey) -> Outcome:
+        del key
+        check_bids(bids, n_bidders, 1)
+        if is_concrete(params.prizes):
+            check_prizes(params.prizes, n_bidders)
+        b = bids[:, 0]
+        entered = b >= params.reserve
+        shares = prize_shares(b, params.prizes, entered)
+        return Outcome(allocation=shares[:, None], payments=jnp.where(entered, b, 0.0))
+
+    return Mechanism(name="prize_all_pay", n_bidders=n_bidders, n_items=1, init=init, apply=apply)
+
+
 RULES: dict[str, Callable[..., Mechanism]] = {
     "first_price": first_price,
     "second_price": second_price,
@@ -109,13 +172,20 @@ RULES: dict[str, Callable[..., Mechanism]] = {
 }
 
 
-def simultaneous(rules: Sequence[Mechanism]) -> Mechanism:
+def simultaneous(rules: Sequence[Mechanism], decay: float = 1.0) -> Mechanism:
     """Sell ``m = len(rules)`` items at once, item ``j`` by the single-item ``rules[j]``.
 
     Params are the tuple of the rules' params; item ``j`` uses the ``j``-th key
     of ``split(key, m)`` (one item uses ``key`` itself, so ``simultaneous([r])``
-    is ``r``). A bidder pays the sum of its per-item payments.
+    is ``r``). A bidder pays the sum of its per-item payments, times
+    ``decay^(k - 1)`` when it wins ``k >= 1`` items (the original's
+    multi-item payment decay; the original multiplies by ``decay^k`` for
+    ``k > 1``, which skips ``decay^1``: taken here as a bug, and the
+    exponent is ``k - 1`` as in its VCG valuation).
     """
+    check_finite(decay, "decay", positive=True)
+    if decay > 1:
+        raise ValueError(f"decay must be in (0, 1], got {decay}")
     rules = tuple(rules)
     if not rules:
         raise ValueError("simultaneous needs at least one rule")
@@ -128,6 +198,7 @@ def simultaneous(rules: Sequence[Mechanism]) -> Mechanism:
     m = len(rules)
     names = [r.name for r in rules]
     name = f"simultaneous({names[0]} x {m})" if len(set(names)) == 1 else f"simultaneous({', '.join(names)})"
+    name = name if decay == 1 else f"{name[:-1]}, decay {decay:g})"
 
     def item_keys(key: PRNGKey) -> Sequence[PRNGKey]:
         return [key] if m == 1 else list(jax.random.split(key, m))
@@ -142,7 +213,11 @@ def simultaneous(rules: Sequence[Mechanism]) -> Mechanism:
             for j, (rule, p, k) in enumerate(zip(rules, params, item_keys(key), strict=True))
         ]
         allocation = jnp.concatenate([o.allocation for o in outcomes], axis=-1)
-        return Outcome(allocation=allocation, payments=sum(o.payments for o in outcomes))
+        payments = sum(o.payments for o in outcomes)
+        if decay != 1:
+            won = jnp.sum(allocation, axis=-1)
+            payments = payments * decay ** jnp.maximum(won - 1, 0)
+        return Outcome(allocation=allocation, payments=payments)
 
     return Mechanism(
         name=name, n_bidders=n, n_items=m, init=init, apply=apply, trainable=any(r.trainable for r in rules)

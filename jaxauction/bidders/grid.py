@@ -1,0 +1,154 @@
+"""The discrete choices of the tabular learners (Hedge, policy gradient): contexts and actions, for one item.
+
+Two kinds of grid:
+
+* ``absolute`` (the original platform's): the context is the integer value
+  level ``v`` in ``0..n_values-1`` and action ``a`` bids ``a`` in
+  ``0..n_bids-1``; without overbid only bids ``0..v`` are allowed. For
+  integer priors (``uniform_int``).
+* ``fraction`` (for continuous values): the context is the value's bin,
+  ``min(floor(v / top * n_contexts), n_contexts - 1)`` over ``[0, top]``, and
+  action ``a`` bids ``fractions[a] * v`` with ``fractions`` spread evenly over
+  ``[0, max_fraction]`` (1: never above the value).
+
+``Learner.bid_grid`` holds the actions' bids (absolute) or fractions, with
+``relative_grid`` telling the market which, so that full-information feedback
+(``Feedback.counterfactual [k, A]``) is the utility of every action.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxauction._checks import check_choice, check_finite, check_positive_int
+from jaxauction.bidders.base import Learner
+from jaxauction.types import BANDIT, Array, Feedback, Params, PRNGKey, State
+
+GRIDS = ("absolute", "fraction")
+
+
+@dataclasses.dataclass(frozen=True)
+class BidGrid:
+    """Contexts and actions of a tabular learner (static structure).
+
+    Build one with ``absolute_grid`` or ``fraction_grid``.
+    """
+
+    kind: str
+    n_contexts: int
+    n_actions: int
+    overbid: bool = False
+    top: float = 1.0  # fraction grids: values are binned over [0, top]
+    max_fraction: float = 1.0  # fraction grids: the largest bid as a fraction of the value
+
+    def __post_init__(self) -> None:
+        check_choice(self.kind, GRIDS, "grid")
+        check_positive_int(self.n_contexts, "n_contexts")
+        check_positive_int(self.n_actions, "n_actions", minimum=2)
+        check_finite(self.top, "top", positive=True)
+        check_finite(self.max_fraction, "max_fraction", positive=True)
+        if self.kind == "absolute" and not self.overbid and self.n_contexts > self.n_actions:
+            raise ValueError(f"without overbid a bidder may bid up to its value, so n_bids ({self.n_actions}) "
+                             f"must be >= n_values ({self.n_contexts})")  # fmt: skip
+
+    @property
+    def relative(self) -> bool:
+        return self.kind == "fraction"
+
+    @property
+    def points(self) -> np.ndarray:
+        """The actions' bids (absolute) or fractions of the value (fraction), ``[A]`` float32."""
+        if self.relative:
+            return np.linspace(0.0, self.max_fraction, self.n_actions).astype(np.float32)
+        return np.arange(self.n_actions, dtype=np.float32)
+
+    @property
+    def observation_levels(self) -> int | None:
+        """Absolute grids keep a table per integer value level (the market checks the prior draws only those)."""
+        return None if self.relative else self.n_contexts
+
+    @property
+    def max_bid(self) -> float | None:
+        return None if self.relative else float(self.n_actions - 1)
+
+    def context(self, values: Array) -> Array:
+        """``[...]`` int32 contexts of values ``[...]``."""
+        if self.relative:
+            return jnp.clip(jnp.floor(values / self.top * self.n_contexts), 0, self.n_contexts - 1).astype(jnp.int32)
+        return values.astype(jnp.int32)
+
+    def allowed(self, context: Array) -> Array:
+        """``[..., A]`` which actions a bidder in ``context`` may take."""
+        if self.relative or self.overbid:
+            return jnp.ones((*context.shape, self.n_actions), bool)
+        return jnp.arange(self.n_actions) <= context[..., None]
+
+    def bids(self, actions: Array, values: Array) -> Array:
+        """The bids ``[...]`` of ``actions [...]`` for bidders with ``values [...]``."""
+        points = jnp.asarray(self.points)[actions]
+        return points * values if self.relative else points
+
+    def action(self, bids: Array, values: Array) -> Array:
+        """The action that made ``bids`` (the nearest grid point; fraction grids: 0 for a value of 0)."""
+        if self.relative:
+            step = self.max_fraction / (self.n_actions - 1)
+            fraction = jnp.where(values > 0, bids / jnp.where(values > 0, values, 1.0), 0.0)
+            return jnp.clip(jnp.round(fraction / step), 0, self.n_actions - 1).astype(jnp.int32)
+        return bids.astype(jnp.int32)
+
+
+def absolute_grid(n_values: int = 10, n_bids: int = 10, overbid: bool = False) -> BidGrid:
+    """Integer values ``0..n_values-1``, bids ``0..n_bids-1`` (the original's grid)."""
+    return BidGrid("absolute", n_values, n_bids, overbid=overbid)
+
+
+def fraction_grid(top: float, n_bins: int = 10, n_fractions: int = 51, max_fraction: float = 1.0) -> BidGrid:
+    """Values binned into ``n_bins`` over ``[0, top]``; bids ``f * value`` for ``n_fractions`` even ``f``."""
+    return BidGrid("fraction", n_bins, n_fractions, top=float(top), max_fraction=float(max_fraction))
+
+
+def softmax_table_learner(
+    name: str,
+    n_bidders: int,
+    grid: BidGrid,
+    table: Callable[[State], Array],
+    init: Callable[[PRNGKey, Params], State],
+    update: Callable[[PRNGKey, State, Feedback, Params], State],
+    init_params: Callable[[], Params],
+    check_params: Callable[[Params], None],
+    feedback: str = BANDIT,
+) -> Learner:
+    """A group that bids an action drawn from ``softmax(table(state)[bidder, context])`` (``[k, C, A]`` logits,
+    ``-inf`` where not allowed) and whose ``policy`` is the table's argmax: Hedge and policy gradient."""
+    rows = jnp.arange(n_bidders)
+
+    def act(key: PRNGKey, state: State, observations: Array, params: Params) -> Array:
+        values = observations[:, 0]
+        actions = jax.random.categorical(key, table(state)[rows, grid.context(values)], axis=-1)
+        return grid.bids(actions, values)[:, None].astype(observations.dtype)
+
+    def policy(state: State, observations: Array, params: Params) -> Array:
+        values = observations[..., 0]  # [k, G]
+        best = jnp.argmax(table(state)[rows[:, None], grid.context(values)], axis=-1)  # [k, G]
+        return grid.bids(best, values)[..., None]
+
+    return Learner(
+        name=name,
+        n_bidders=n_bidders,
+        init=init,
+        act=act,
+        update=update,
+        init_params=init_params,
+        policy=policy,
+        feedback=feedback,
+        bid_grid=grid.points,
+        relative_grid=grid.relative,
+        observation_levels=grid.observation_levels,
+        max_bid=grid.max_bid,
+        check_params=check_params,
+    )

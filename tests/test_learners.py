@@ -1,0 +1,151 @@
+"""The bidders added for equilibrium studies: Hedge, policy gradient, fixed shading and equilibrium strategies."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxauction import Market, UniformPrior, first_price, init_params, population, second_price
+from jaxauction.bidders import (
+    absolute_grid,
+    equilibrium,
+    equilibrium_bids,
+    fraction_grid,
+    hedge,
+    policy_gradient,
+    shading,
+    truthful,
+)
+from jaxauction.market import counterfactual_utilities, learn, play
+from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
+from jaxauction.types import Feedback
+
+REWARD_MEANS = 0.5 - 0.08 * np.abs(np.arange(9) - 3.0)  # action 3 is best by a gap of 0.08
+
+
+def hedge_regret(variant: str, steps: int) -> float:
+    """Regret of one Hedge bidder (one context) against the best fixed action on a fixed noisy sequence."""
+    learner = hedge(1, absolute_grid(1, 9, overbid=True), variant, learning_rate=0.1, scale=1.0)
+    params = learner.init_params()
+    rewards = REWARD_MEANS + 0.3 * jax.random.uniform(jax.random.key(0), (steps, 9), minval=-1, maxval=1)
+    obs = jnp.zeros((1, 1))
+
+    def step(state, r):
+        probs = jax.nn.softmax(state.log_weights[0, 0])
+        fb = Feedback(obs, obs, obs, jnp.zeros(1), jnp.zeros(1), r[None, :])
+        return learner.update(jax.random.key(1), state, fb, params), jnp.dot(probs, r)
+
+    _, earned = jax.lax.scan(step, learner.init(jax.random.key(2), params), rewards)
+    return float(jnp.max(jnp.sum(rewards, 0)) - jnp.sum(earned))
+
+
+@pytest.mark.parametrize("variant", ["exponential", "linear"])
+def test_hedge_regret_grows_sublinearly(variant):
+    short, long = hedge_regret(variant, 2_000), hedge_regret(variant, 16_000)
+    assert 0 < short and long < 2 * short  # 8x the steps, less than 2x the regret (linear growth: 8x)
+    assert long / 16_000 < 0.005
+
+
+def test_hedge_weights_stay_normalised_and_off_grid_bids_are_never_made():
+    learner = hedge(2, absolute_grid(10, 10))  # no overbid: value v bids 0..v
+    params = learner.init_params()
+    state = learner.init(jax.random.key(0), params)
+    np.testing.assert_allclose(np.exp(np.asarray(state.log_weights)).sum(-1), 1.0, rtol=1e-6)
+    values = jnp.array([[3.0], [7.0]])
+    bids = jax.vmap(lambda k: learner.act(k, state, values, params))(jax.random.split(jax.random.key(1), 500))
+    assert np.all(np.asarray(bids)[:, :, 0] <= np.array([3, 7]))
+    fb = Feedback(values, values, values, jnp.zeros(2), jnp.zeros(2), jnp.tile(jnp.arange(10.0), (2, 1)))
+    state = learner.update(jax.random.key(2), state, fb, params)
+    rows = np.exp(np.asarray(state.log_weights)[[0, 1], [3, 7]])
+    np.testing.assert_allclose(rows.sum(-1), 1.0, rtol=1e-6)
+    assert rows[0, 4:].sum() == 0 and rows[0, 3] == rows[0].max()  # the highest allowed bid gained most weight
+
+
+def test_policy_gradient_improves_expected_utility():
+    means = jnp.array([0.1, 0.3, 0.9, 0.2, 0.0])
+    learner = policy_gradient(1, absolute_grid(1, 5, overbid=True), learning_rate=0.5, scale=1.0)
+    params = learner.init_params()
+    obs = jnp.zeros((1, 1))
+
+    def expected(state):
+        return float(jnp.dot(jax.nn.softmax(state.logits[0, 0]), means))
+
+    def step(state, key):
+        k_act, k_noise = jax.random.split(key)
+        bid = learner.act(k_act, state, obs, params)
+        utility = means[bid[0, 0].astype(int)] + 0.2 * jax.random.normal(k_noise, (1,))
+        return learner.update(key, state, Feedback(obs, bid, obs, jnp.zeros(1), utility), params), None
+
+    state = learner.init(jax.random.key(0), params)
+    before = expected(state)
+    state, _ = jax.lax.scan(step, state, jax.random.split(jax.random.key(3), 3_000))
+    assert before == pytest.approx(float(means.mean()))
+    assert expected(state) > 0.8  # from 0.3 (uniform) to near the best arm's 0.9
+
+
+def test_fraction_grid_counterfactuals_are_utilities_of_bidding_a_fraction_of_the_value():
+    grid = fraction_grid(top=1.0, n_bins=4, n_fractions=5)  # fractions 0, .25, .5, .75, 1
+    market = Market(first_price(2), population([hedge(1, grid), truthful(1)]), UniformPrior(0.0, 1.0))
+    params = init_params(market, jax.random.key(0))
+    states = market.population.init(jax.random.key(1), params.learners)
+    record = play(market, params, states, jax.random.key(2))
+    v0, v1 = np.asarray(record.types.values)[:, 0]
+    got = np.asarray(counterfactual_utilities(market, params, record, slice(0, 1), grid.points, relative=True))[0]
+    expected = [(v0 - f * v0) if f * v0 > v1 else 0.0 for f in grid.points]
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    learn(market, params, states, record, jax.random.key(2))  # the market hands them to the learner
+
+
+def test_grid_contexts_and_actions_round_trip():
+    grid = fraction_grid(top=10.0, n_bins=10, n_fractions=11)
+    values = jnp.array([0.0, 0.5, 9.99, 10.0, 4.2])
+    np.testing.assert_array_equal(grid.context(values), [0, 0, 9, 9, 4])
+    actions = jnp.array([0, 3, 10, 7, 5])
+    np.testing.assert_array_equal(grid.action(grid.bids(actions, values), values), [0, 3, 10, 7, 5])
+    with pytest.raises(ValueError, match="n_bids .5. must be >= n_values .10."):
+        absolute_grid(10, 5)
+    with pytest.raises(ValueError, match="top must be positive"):
+        fraction_grid(top=0.0)
+
+
+def test_shading_and_equilibrium_bidders_bid_their_formula():
+    values = jnp.array([[0.2], [0.8], [1.0]])
+    s = shading(3, 0.5)
+    np.testing.assert_allclose(s.act(jax.random.key(0), s.init(jax.random.key(0), ()), values, s.init_params()),
+                               0.5 * values)  # fmt: skip
+    np.testing.assert_allclose(equilibrium_bids("first_price", 4, values, 1.0), 0.75 * values)
+    np.testing.assert_allclose(equilibrium_bids("all_pay", 2, values, 1.0), 0.5 * values**2)
+    np.testing.assert_allclose(equilibrium_bids("second_price", 3, values, 1.0), values)
+    eq = equilibrium(3, "all_pay", 3, 2.0)
+    np.testing.assert_allclose(eq.act(jax.random.key(0), None, values, ()), 2 / 3 * values**3 / 4.0, rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown equilibrium rule"):
+        equilibrium_bids("third_price", 3, values, 1.0)
+    with pytest.raises(ValueError, match="shading alpha must be >= 0"):
+        shading(2, -0.1)
+
+
+def test_first_price_against_equilibrium_bidders_earns_the_equilibrium_revenue():
+    """Revenue equivalence: first price with (n-1)/n v bids earns second price's truthful (n-1)/(n+1)."""
+    n = 3
+    for mech, learner in ((first_price(n), equilibrium(n, "first_price", n, 1.0)), (second_price(n), truthful(n))):
+        market = Market(mech, population(learner), UniformPrior(0.0, 1.0))
+        params = init_params(market, jax.random.key(0))
+        records = jax.vmap(lambda k, mk=market, p=params: play(mk, p, mk.population.init(k, p.learners), k))(
+            jax.random.split(jax.random.key(5), 200_000)
+        )
+        assert float(records.outcome.payments.sum(-1).mean()) == pytest.approx((n - 1) / (n + 1), abs=0.004)
+
+
+def test_learners_from_the_registry_and_their_errors():
+    market = build_market(MechanismSpec("first_price"), PopulationSpec("hedge,policy_gradient,shading", 3),
+                          PriorSpec("uniform", 0, 5))  # fmt: skip
+    assert [g.name for g in market.population.groups] == ["hedge", "policy_gradient", "shading"]
+    assert market.population.groups[0].relative_grid  # continuous values: fractions of the value
+    market = build_market(MechanismSpec("first_price"), PopulationSpec("hedge_linear", 2), PriorSpec())
+    assert not market.population.groups[0].relative_grid and market.population.groups[0].observation_levels == 10
+    with pytest.raises(ValueError, match="hedge learning_rate must be in .0, 1."):
+        build_market(MechanismSpec("first_price"), PopulationSpec("hedge", 2, bidder_lr=1.5), PriorSpec())
+    with pytest.raises(ValueError, match="hedge learns from one item's bids; the market sells 2 items"):
+        build_market(MechanismSpec("first_price"), PopulationSpec("hedge", 2), PriorSpec(n_items=2))
+    with pytest.raises(ValueError, match="unknown learner 'dqn'"):
+        PopulationSpec("dqn", 2)

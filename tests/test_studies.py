@@ -1,0 +1,111 @@
+"""The market studies: equilibrium exploration, the reserve sweep and the all-pay prize design."""
+
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from experiments import all_pay_design, equilibrium, reserve_sweep
+from jaxauction.market import init_params, policy_grid
+from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
+from jaxauction.studies import bid_to_value, learn_policies
+
+QUIET = ["--no-progress", "--no-plots"]
+
+
+def fails(main, args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([*QUIET, *args])
+    assert exc.value.code == 2
+    return " ".join(capsys.readouterr().err.replace("│", " ").split())
+
+
+def test_learned_policies_are_reproducible_and_keys_matter():
+    market = build_market(MechanismSpec("first_price"), PopulationSpec("epsilon_greedy", 2, explore_steps=200),
+                          PriorSpec())  # fmt: skip
+    params = init_params(market, jax.random.key(0))
+    values = policy_grid(market)
+    fn = jax.jit(lambda k: learn_policies(market, params, k, 2_000, 1_000, values))
+    keys = jax.random.split(jax.random.key(1), 2)
+    a, b = fn(keys), fn(keys)
+    np.testing.assert_array_equal(a.bids, b.bids)
+    np.testing.assert_array_equal(a.revenue, b.revenue)
+    assert not np.array_equal(a.revenue[0], a.revenue[1])  # two seeds, two markets
+    assert a.bids.shape == (2, 2, 10)
+
+
+def test_bid_to_value_averages_the_upper_half():
+    values = np.arange(10.0)
+    assert bid_to_value(values, 0.5 * values) == pytest.approx(0.5)
+    assert bid_to_value(values, np.where(values < 5, 0.0, values)) == pytest.approx(1.0)  # lower half ignored
+
+
+def test_equilibrium_study_writes_settings_and_top_level_keys(tmp_path):
+    args = [*QUIET, "--mechanism", "first_price", "--bidders", "2", "--auctions", "2000", "--window", "1000",
+            "--explore-steps", "200", "--seeds", "2", "--out", str(tmp_path / "a")]  # fmt: skip
+    m = equilibrium.main(args)
+    assert m["theory_bid_to_value"] == pytest.approx(0.5)
+    assert 0 <= m["mean_bid_to_value"] <= 1
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert saved["settings"][0]["mean_bid_to_value"] == pytest.approx(m["mean_bid_to_value"])
+    assert (tmp_path / "a" / "settings.csv").read_text().count("\n") == 2
+    m = equilibrium.main([*args[:-1], str(tmp_path / "b"), "--solver", "--solver-iterations", "200", "--bidders",
+                          "2", "3"])  # fmt: skip
+    assert len(m["settings"]) == 2 and "mean_bid_to_value" not in m
+    assert m["settings"][1]["theory"] == "discrete equilibrium (fictitious play)"
+
+
+def test_equilibrium_study_refuses_bad_settings(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "x")]
+    assert "unknown mechanism 'all_pay'" in fails(equilibrium.main, ["--mechanism", "all_pay", *out], capsys)
+    assert "use --prior uniform_int" in fails(equilibrium.main, ["--solver", "--prior", "uniform", *out], capsys)
+    assert "integer value_range" in fails(equilibrium.main, ["--value-range", "10.5", *out], capsys)
+    assert "does not learn" in fails(equilibrium.main, ["--learner", "truthful", *out], capsys)
+    assert "bidders must be an integer >= 2" in fails(equilibrium.main, ["--bidders", "1", *out], capsys)
+
+
+def test_reserve_sweep_with_truthful_bidders_finds_myersons_reserve(tmp_path):
+    """Two truthful bidders, U[0, 1]: revenue peaks at reserve 1/2 with 5/12 (Myerson; done-when of the issue)."""
+    m = reserve_sweep.main([*QUIET, "--seeds", "8", "--reserves", "101", "--out", str(tmp_path / "r")])
+    assert m["best_reserve"] == pytest.approx(0.5, abs=0.03)
+    assert m["best_revenue"] == pytest.approx(5 / 12, abs=0.005)
+    assert m["pairs"] == 808 and m["theory"]["myerson_reserve"] == pytest.approx(0.5, abs=1e-4)
+    curve = np.asarray(m["theory"]["truthful_second_price_curve"])
+    assert curve[0] == pytest.approx(1 / 3, abs=1e-4) and curve.max() == pytest.approx(5 / 12, abs=1e-4)
+    np.testing.assert_allclose(m["revenue"], curve, atol=0.004)  # the whole simulated curve on the closed form
+
+
+def test_reserve_sweep_refuses_bad_settings(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "x")]
+    assert "must be a multiple of window" in fails(reserve_sweep.main, ["--auctions", "1500", "--window", "1000",
+                                                                      *out], capsys)  # fmt: skip
+    assert "sells one item" in fails(reserve_sweep.main, ["--items", "2", *out], capsys)
+    assert "must exceed low" in fails(reserve_sweep.main, ["--value-low", "2", "--value-high", "1", *out], capsys)
+
+
+def test_all_pay_design_runs_every_step(tmp_path):
+    m = all_pay_design.main([*QUIET, "--points", "3", "--auctions", "1000", "--window", "500", "--seeds", "2",
+                             "--surrogate-steps", "50", "--design-steps", "20", "--check-seeds", "2",
+                             "--out", str(tmp_path / "a")])  # fmt: skip
+    assert 0.5 <= m["best_w"] <= 1.0
+    np.testing.assert_allclose(m["w"], [0.5, 0.75, 1.0])
+    np.testing.assert_allclose(m["theory_revenue"], [0.25, 0.375, 0.5])
+    assert len(m["surrogate_revenue"]) == 3 and np.isfinite(m["best_w_check_revenue"])
+
+
+@pytest.mark.slow
+def test_learning_bidders_reach_the_first_and_second_price_equilibria(tmp_path):
+    """Hedge bidders on U[0, 10]: bid/value within 0.08 of (n-1)/n (first price) and of 1 (second price)."""
+    m = equilibrium.main([*QUIET, "--learner", "hedge", "--prior", "uniform", "--value-range", "10", "--bidders",
+                          "2", "4", "--auctions", "50000", "--window", "5000", "--seeds", "4",
+                          "--out", str(tmp_path / "e")])  # fmt: skip
+    for row in m["settings"]:
+        assert abs(row["mean_bid_to_value"] - row["theory_bid_to_value"]) < 0.08, row["mechanism"]
+
+
+@pytest.mark.slow
+def test_all_pay_revenue_tracks_the_w_over_2_curve(tmp_path):
+    m = all_pay_design.main([*QUIET, "--points", "6", "--seeds", "2", "--out", str(tmp_path / "a")])
+    np.testing.assert_allclose(m["revenue"], m["theory_revenue"], atol=0.05)
+    assert m["best_w"] > 0.9

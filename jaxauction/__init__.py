@@ -6,6 +6,7 @@ from jaxauction.bidders import (
     Learner,
     Population,
     absolute_grid,
+    dqn,
     effective_counts,
     epsilon,
     epsilon_greedy,
@@ -57,7 +58,7 @@ from jaxauction.mechanisms import (
     with_entry_fee,
 )
 from jaxauction.metrics import efficiency_ratio, mean_revenue, optimal_welfare, revenue, welfare
-from jaxauction.priors import RangeParams, UniformIntPrior, UniformPrior
+from jaxauction.priors import RangeParams, TruncatedGaussianPrior, UniformIntPrior, UniformPrior, WalletPrior
 from jaxauction.prng import key
 from jaxauction.specs import LEARNERS, PRIORS, MechanismSpec, PopulationSpec, PriorSpec, UtilitySpec, build_market
 from jaxauction.train import make_update, revenue_loss
@@ -79,6 +80,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "absolute_grid",
+    "dqn",
     "equilibrium",
     "equilibrium_bids",
     "fraction_grid",
@@ -125,6 +127,8 @@ __all__ = [
     "RuleParams",
     "TrainState",
     "Types",
+    "TruncatedGaussianPrior",
+    "WalletPrior",
     "UniformIntPrior",
     "UniformPrior",
     "Utility",

@@ -1,4 +1,21 @@
-"""A numerical equilibrium for discrete auctions: symmetric fictitious play on a bid grid.
+"""Equilibrium references: a numerical solver for discrete auctions, and closed forms for continuous ones.
+
+Closed forms (continuous values; the original's equilibrium documentation):
+
+* ``first_price_bids(grid, cdf, n)``: the symmetric first-price equilibrium
+  for i.i.d. values with CDF ``F`` from the bottom of the support ``s_0``,
+  ``b(v) = v - int_{s_0}^v F(x)^(n-1) dx / F(v)^(n-1)``, by quadrature
+  (``(n - 1) / n * v`` for ``U[0, H]``);
+* ``asymmetric_first_price_bids(values, w_own, w_other)``: two bidders with
+  ``U[0, w_1]`` and ``U[0, w_2]`` values: ``b_i(x) = (1 - sqrt(1 - k_i
+  x^2)) / (k_i x)`` with ``k_i = 1 / w_i^2 - 1 / w_j^2`` (``x / 2`` when the
+  ranges are equal);
+* ``wallet_second_price_bids(signals, n)``: the common-value wallet game
+  (``V = sum_i s_i``, signals ``U[0, H]``) under second price:
+  ``b(s) = E[V | s_i = s, highest other signal = s] = 2s + (n - 2) s / 2``
+  (``2s`` for two bidders).
+
+The solver:
 
 For ``n`` bidders with i.i.d. values uniform on ``0..V-1`` and bids
 ``0..B-1`` (without overbid, bids up to the value), a symmetric strategy is
@@ -33,6 +50,32 @@ import numpy as np
 from jaxauction._checks import check_choice, check_positive_int
 
 SOLVER_RULES = ("first_price", "second_price", "all_pay")
+
+
+def first_price_bids(grid: np.ndarray, cdf: np.ndarray, n: int) -> np.ndarray:
+    """The symmetric first-price equilibrium bid at each point of ``grid`` (increasing, from the bottom of the
+    support) for i.i.d. values with CDF ``cdf`` on that grid (use a fine grid: trapezoidal quadrature)."""
+    grid, cdf = np.asarray(grid, np.float64), np.asarray(cdf, np.float64)
+    power = cdf ** (n - 1)
+    integral = np.concatenate([[0.0], np.cumsum((power[1:] + power[:-1]) / 2 * np.diff(grid))])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        shade = np.where(power > 0, integral / power, 0.0)
+    return grid - shade
+
+
+def asymmetric_first_price_bids(values: np.ndarray, w_own: float, w_other: float) -> np.ndarray:
+    """Bidder ``i``'s first-price equilibrium bid with values ``U[0, w_own]`` against one ``U[0, w_other]``."""
+    x = np.asarray(values, np.float64)
+    k = 1 / w_own**2 - 1 / w_other**2
+    if abs(k) < 1e-12:
+        return x / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x > 0, (1 - np.sqrt(1 - k * x**2)) / (k * x), 0.0)
+
+
+def wallet_second_price_bids(signals: np.ndarray, n: int) -> np.ndarray:
+    """The wallet game's symmetric second-price equilibrium, signals ``U[0, H]``: ``(n + 2) / 2 * s``."""
+    return (n + 2) / 2 * np.asarray(signals, np.float64)
 
 
 class DiscreteGame(NamedTuple):

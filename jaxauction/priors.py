@@ -195,4 +195,94 @@ class ExponentialPrior:
         return Types(values=-params.mean * jnp.log1p(-uniform(key, params.mean.shape)))
 
 
-Prior = UniformIntPrior | UniformPrior | ExponentialPrior
+class GaussianParams(NamedTuple):
+    """Per bidder and item truncation bounds, means and standard deviations, ``[n, m]`` float32."""
+
+    low: Array
+    high: Array
+    mean: Array
+    sd: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class TruncatedGaussianPrior(_RangePrior):
+    """Values ``N(mean, sd)`` truncated to ``[low, high]``; by default ``mean = (low + high) / 2`` and
+    ``sd = (high - low) / 6`` (the original docs' Gaussian setting: ``N(50, 16)`` on a range of 100).
+
+    Drawn by inverting the CDF on the truncated interval (exact, no rejection).
+    ``integer=True`` rounds to the nearest integer (``gaussian_int``).
+    """
+
+    low: Bound = 0.0
+    high: Bound = 1.0
+    mean: Bound | None = None
+    sd: Bound | None = None
+    integer: bool = False
+    name = "gaussian"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for label in ("mean", "sd"):
+            value = getattr(self, label)
+            if value is not None:
+                object.__setattr__(self, label, _as_tuple(value))
+                arr = np.asarray(value, np.float64)
+                if not np.all(np.isfinite(arr)) or (label == "sd" and np.any(arr <= 0)):
+                    raise ValueError(f"gaussian prior {label} must be finite{' and positive' if label == 'sd' else ''}"
+                                     f", got {value!r}")  # fmt: skip
+
+    def init_params(self, n_bidders: int, n_items: int = 1) -> GaussianParams:
+        bounds = super().init_params(n_bidders, n_items)
+        mean = (bounds.low + bounds.high) / 2 if self.mean is None else broadcast_bound(self.mean, n_bidders,
+                                                                                          n_items, "mean")  # fmt: skip
+        sd = (bounds.high - bounds.low) / 6 if self.sd is None else broadcast_bound(self.sd, n_bidders, n_items, "sd")
+        return GaussianParams(bounds.low, bounds.high, jnp.asarray(mean, jnp.float32), jnp.asarray(sd, jnp.float32))
+
+    def check_params(self, params: GaussianParams) -> None:
+        super().check_params(RangeParams(params.low, params.high))
+        if is_concrete(params.sd) and np.any(np.asarray(params.sd) <= 0):
+            raise ValueError(f"gaussian prior sd must be positive, got {np.asarray(params.sd).tolist()}")
+
+    def support(self, params: GaussianParams) -> tuple[Array, Array]:
+        return params.low, params.high
+
+    def cdf(self, params: GaussianParams, x: Array) -> Array:
+        """``P(value <= x)`` of the truncated (continuous) distribution."""
+        a, b, z = ((t - params.mean) / params.sd for t in (params.low, params.high, x))
+        phi_a, phi_b = jax.scipy.special.ndtr(a), jax.scipy.special.ndtr(b)
+        return jnp.clip((jax.scipy.special.ndtr(z) - phi_a) / (phi_b - phi_a), 0.0, 1.0)
+
+    def sample(self, key: PRNGKey, params: GaussianParams) -> Types:
+        a, b = ((t - params.mean) / params.sd for t in (params.low, params.high))
+        phi_a, phi_b = jax.scipy.special.ndtr(a), jax.scipy.special.ndtr(b)
+        u = phi_a + uniform(key, params.low.shape) * (phi_b - phi_a)
+        values = jnp.clip(params.mean + params.sd * jax.scipy.special.ndtri(u), params.low, params.high)
+        return Types(values=jnp.round(values) if self.integer else values)
+
+
+@dataclasses.dataclass(frozen=True)
+class WalletPrior(_RangePrior):
+    """A common-value setting, the wallet game: each bidder observes its own signal ``s_i`` uniform on
+    ``[low, high]`` (integers with ``integer=True``) and every bidder's value is ``V = sum_i s_i``.
+
+    ``Types.signals`` are the signals (what bidders bid on), ``Types.values`` the common value for every
+    bidder, ``Types.common`` the value itself. ``support`` is the signals' range. One item.
+    """
+
+    low: Bound = 0.0
+    high: Bound = 1.0
+    integer: bool = False
+    name = "wallet"
+
+    def sample(self, key: PRNGKey, params: RangeParams) -> Types:
+        u = uniform(key, params.low.shape)
+        if self.integer:
+            width = params.high - params.low + 1
+            signals = jnp.minimum(jnp.floor(u * width), width - 1) + params.low
+        else:
+            signals = params.low + u * (params.high - params.low)
+        common = jnp.sum(signals[:, 0])
+        return Types(values=jnp.broadcast_to(common, signals.shape), signals=signals, common=common)
+
+
+Prior = UniformIntPrior | UniformPrior | ExponentialPrior | TruncatedGaussianPrior | WalletPrior

@@ -32,6 +32,7 @@ from jaxauction.bidders import (
     BidGrid,
     Learner,
     absolute_grid,
+    dqn,
     epsilon_greedy,
     fraction_grid,
     hedge,
@@ -55,10 +56,18 @@ from jaxauction.mechanisms import (
     random_allocation,
     simultaneous,
     vcg,
+    with_budgets,
     with_entry_fee,
 )
 from jaxauction.mechanisms.deep import PRECISIONS
-from jaxauction.priors import Prior, UniformIntPrior, UniformPrior, broadcast_bound
+from jaxauction.priors import (
+    Prior,
+    TruncatedGaussianPrior,
+    UniformIntPrior,
+    UniformPrior,
+    WalletPrior,
+    broadcast_bound,
+)
 from jaxauction.utilities import UTILITIES, Utility
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -90,6 +99,11 @@ class MechanismSpec:
     """multi_unit_*: identical units sold, one per bidder"""
     entry_fee: float = 0.0
     """every participant (a bidder with a positive bid) pays this; a bid of 0 stays out (initial value of a param)"""
+    budgets: tuple[float, ...] = ()
+    """per-auction budgets, one number or one per bidder: a winner charged above its budget loses its items and
+    pays budget_penalty instead (the original's budget_with_punish; initial values of params)"""
+    budget_penalty: tuple[float, ...] = (0.0,)
+    """what a bidder over its budget pays, one number or one per bidder"""
     decay: float = 1.0
     """several items: a bidder winning k items pays decay^(k-1) x its payments (simultaneous rules) or is worth
     decay^(k-1) x its winning bids (vcg)"""
@@ -111,9 +125,11 @@ class MechanismSpec:
                 f"compute_dtype and matmul_precision apply to mechanism 'deep' only, not {self.mechanism!r}"
             )
         network = self.mechanism in ("deep", "deep_anonymous")
-        if (self.reserve or self.temperature or self.entry_fee or self.decay != 1) and network:
-            raise ValueError(f"reserve, temperature, entry_fee and decay apply to the classical rules, not to "
-                             f"mechanism {self.mechanism!r}")  # fmt: skip
+        if (self.reserve or self.temperature or self.entry_fee or self.decay != 1 or self.budgets) and network:
+            raise ValueError(f"reserve, temperature, entry_fee, budgets and decay apply to the classical rules, not "
+                             f"to mechanism {self.mechanism!r}")  # fmt: skip
+        if self.budget_penalty != (0.0,) and not self.budgets:
+            raise ValueError("budget_penalty applies when budgets are set (--budgets)")
         if self.temperature and self.mechanism not in RULES:
             raise ValueError(f"temperature (a smooth reserve) applies to {sorted(RULES)}, not {self.mechanism!r}")
         if self.reserve and self.mechanism == "vcg":
@@ -140,7 +156,7 @@ class PopulationSpec:
     learner: str = "epsilon_greedy"
     """one learner for every bidder, or a comma list with one per bidder
     (e.g. truthful,epsilon_greedy,epsilon_greedy); learners: epsilon_greedy, hedge, hedge_linear,
-    policy_gradient, shading, truthful"""
+    policy_gradient, dqn, shading, truthful"""
     n_bidders: Annotated[int, tyro.conf.arg(aliases=("--bidders",))] = 3
     """number of bidders"""
     n_bids: int = 10
@@ -148,16 +164,21 @@ class PopulationSpec:
     overbid: bool = False
     """epsilon_greedy: allow bids above the value"""
     explore_steps: int = 20_000
-    """epsilon_greedy: forced uniform exploration, in updates (initial value of a param)"""
+    """epsilon_greedy, dqn: forced uniform exploration, in updates (initial value of a param)"""
     half_life: float = 10_000.0
-    """epsilon_greedy: eps = 0.5 ** (t / half_life) (initial value of a param)"""
+    """epsilon_greedy, dqn: eps = 0.5 ** (t / half_life) (initial value of a param)"""
     bid_fractions: int = 51
     """hedge, policy_gradient on continuous values: bids are this many fractions of the value, evenly over
-    [0, 1], learned per value bin (integer values use the integer grid 0..n_bids-1, like epsilon_greedy)"""
+    [0, max_fraction], learned per value bin (integer values use the integer grid 0..n_bids-1, like
+    epsilon_greedy)"""
+    max_fraction: float = 1.0
+    """hedge, policy_gradient on continuous values: the highest bid as a multiple of the observation (above 1
+    for common-value settings, where the value exceeds the own signal)"""
     value_bins: int = 10
     """hedge, policy_gradient on continuous values: value bins (contexts) over [0, the prior's top]"""
     bidder_lr: float | None = None
-    """hedge: eps in (0, 1) (default 0.05); policy_gradient: step size (default 0.5) (initial value of a param)"""
+    """hedge: eps in (0, 1) (default 0.05); policy_gradient: step size (default 0.5); dqn: Adam's step size
+    (default 1e-3)"""
     shading: float = 1.0
     """shading: bid = shading * value (initial value of a param)"""
 
@@ -167,6 +188,7 @@ class PopulationSpec:
         check_positive_int(self.bid_fractions, "bid_fractions", minimum=2)
         check_positive_int(self.value_bins, "value_bins")
         check_finite(self.shading, "shading", minimum=0.0)
+        check_finite(self.max_fraction, "max_fraction", positive=True)
         if self.bidder_lr is not None:
             check_finite(self.bidder_lr, "bidder_lr", positive=True)
         check_positive_int(self.explore_steps, "explore_steps", minimum=0)
@@ -191,7 +213,9 @@ class PriorSpec:
     """The bidders' values."""
 
     prior: str = "uniform_int"
-    """value distribution: uniform_int (integers value_low..value_high) or uniform ([value_low, value_high))"""
+    """value distribution: uniform_int (integers value_low..value_high), uniform ([value_low, value_high)),
+    gaussian / gaussian_int (N(mid-range, range/6) truncated to the range; _int rounds), wallet / wallet_int
+    (common value: each bidder sees its own signal on the range, every value is the sum of the signals)"""
     value_low: float | tuple[float, ...] = 0
     """lowest value; several numbers give one per bidder (initial value of a param)"""
     value_high: float | tuple[float, ...] = 9
@@ -238,10 +262,19 @@ def _per_item(rule: Callable[[MechanismSpec, int], Mechanism]) -> Callable[..., 
     def build(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
         del bid_scale
         single = rule(spec, n_bidders)
-        mechanism = single if n_items == 1 else simultaneous([single] * n_items, spec.decay)
-        return with_entry_fee(mechanism, spec.entry_fee) if spec.entry_fee else mechanism
+        return _extras(spec, single if n_items == 1 else simultaneous([single] * n_items, spec.decay))
 
     return build
+
+
+def _extras(spec: MechanismSpec, mechanism: Mechanism) -> Mechanism:
+    """The spec's entry fee and budgets around a classical mechanism."""
+    if spec.entry_fee:
+        mechanism = with_entry_fee(mechanism, spec.entry_fee)
+    if spec.budgets:
+        one = lambda x: x[0] if len(x) == 1 else x  # noqa: E731 - one number for every bidder
+        mechanism = with_budgets(mechanism, one(spec.budgets), one(spec.budget_penalty))
+    return mechanism
 
 
 def _classical(name: str) -> Callable[..., Mechanism]:
@@ -250,8 +283,7 @@ def _classical(name: str) -> Callable[..., Mechanism]:
 
 def _vcg(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
     del bid_scale
-    mechanism = vcg(n_bidders, n_items, spec.decay)
-    return with_entry_fee(mechanism, spec.entry_fee) if spec.entry_fee else mechanism
+    return _extras(spec, vcg(n_bidders, n_items, spec.decay))
 
 
 def _deep(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
@@ -314,7 +346,7 @@ def bid_grid(spec: PopulationSpec, values: ValueScale, m: int, name: str) -> Bid
         raise ValueError(f"{name} learns from one item's bids; the market sells {m} items")
     if values.integer:
         return absolute_grid(values.n_values, spec.n_bids, spec.overbid)
-    return fraction_grid(values.top, spec.value_bins, spec.bid_fractions)
+    return fraction_grid(values.top, spec.value_bins, spec.bid_fractions, spec.max_fraction)
 
 
 def _hedge(variant: str) -> Callable[..., Learner]:
@@ -330,7 +362,14 @@ def _policy_gradient(spec: PopulationSpec, k: int, m: int, values: ValueScale) -
     return policy_gradient(k, bid_grid(spec, values, m, "policy_gradient"), lr)
 
 
+def _dqn(spec: PopulationSpec, k: int, m: int, values: ValueScale) -> Learner:
+    lr = 1e-3 if spec.bidder_lr is None else spec.bidder_lr
+    grid = bid_grid(spec, values, m, "dqn")
+    return dqn(k, grid, learning_rate=lr, explore_steps=spec.explore_steps, half_life=spec.half_life)
+
+
 LEARNERS: dict[str, Callable[..., Learner]] = {
+    "dqn": _dqn,
     "epsilon_greedy": lambda spec, k, m, values: epsilon_greedy(
         k, values.n_values, spec.n_bids, spec.overbid, m, spec.explore_steps, spec.half_life
     ),
@@ -341,7 +380,14 @@ LEARNERS: dict[str, Callable[..., Learner]] = {
     "truthful": lambda spec, k, m, values: truthful(k),
 }
 
-PRIORS: dict[str, Callable[..., Prior]] = {"uniform_int": UniformIntPrior, "uniform": UniformPrior}
+PRIORS: dict[str, Callable[..., Prior]] = {
+    "uniform_int": UniformIntPrior,
+    "uniform": UniformPrior,
+    "gaussian": TruncatedGaussianPrior,
+    "gaussian_int": lambda low, high: TruncatedGaussianPrior(low, high, integer=True),
+    "wallet": WalletPrior,
+    "wallet_int": lambda low, high: WalletPrior(low, high, integer=True),
+}
 
 
 def highest_bid(groups: list[Learner] | tuple[Learner, ...], prior: Prior, n: int, m: int) -> float:

@@ -76,3 +76,21 @@ def test_bad_games_are_refused():
         solve(DiscreteGame("first_price", 1))
     with pytest.raises(ValueError, match=r"n_bids \(5\) must be >= n_values \(10\)"):
         solve(DiscreteGame("first_price", 3, 10, 5))
+
+
+def test_closed_forms():
+    from jaxauction.equilibrium import asymmetric_first_price_bids, first_price_bids, wallet_second_price_bids
+
+    grid = np.linspace(0, 10, 20_001)
+    for n in (2, 3, 6):
+        np.testing.assert_allclose(first_price_bids(grid, grid / 10, n), (n - 1) / n * grid, atol=1e-3)
+    x = np.linspace(0, 10, 11)
+    np.testing.assert_allclose(asymmetric_first_price_bids(x, 10, 10), x / 2)
+    weak, strong = asymmetric_first_price_bids(x[1:], 10, 20), asymmetric_first_price_bids(x[1:], 20, 10)
+    assert np.all(weak > x[1:] / 2) and np.all(strong < x[1:] / 2)  # the weak bidder bids more aggressively
+    # both bidders' top bids coincide (w1 w2 / (w1 + w2) ... here 20/3): the strong one at 20, the weak one at 10
+    assert asymmetric_first_price_bids(np.array([10.0]), 10, 20)[0] == pytest.approx(
+        asymmetric_first_price_bids(np.array([20.0]), 20, 10)[0]
+    )
+    np.testing.assert_allclose(wallet_second_price_bids(x, 2), 2 * x)
+    np.testing.assert_allclose(wallet_second_price_bids(x, 4), 3 * x)

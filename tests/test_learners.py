@@ -149,3 +149,41 @@ def test_learners_from_the_registry_and_their_errors():
         build_market(MechanismSpec("first_price"), PopulationSpec("hedge", 2), PriorSpec(n_items=2))
     with pytest.raises(ValueError, match="unknown learner 'dqn'"):
         PopulationSpec("dqn", 2)
+
+
+def test_dqn_fits_the_rewards_of_a_fixed_bandit():
+    """A Q-network bidder fed a fixed contextual bandit (uniform exploration) learns its mean rewards."""
+    from jaxauction.bidders import dqn
+
+    means = jnp.array([[0.2, 0.8, 0.1], [0.6, 0.3, 0.9]])  # [context, action]
+    learner = dqn(1, absolute_grid(2, 3, overbid=True), learning_rate=1e-2, explore_steps=10**9)
+    params = learner.init_params()
+
+    def step(state, key):
+        k_value, k_act, k_noise, k_update = jax.random.split(key, 4)
+        obs = jax.random.randint(k_value, (1, 1), 0, 2).astype(jnp.float32)
+        bid = learner.act(k_act, state, obs, params)
+        utility = means[obs[0, 0].astype(int), bid[0, 0].astype(int)] + 0.1 * jax.random.normal(k_noise, (1,))
+        return learner.update(k_update, state, Feedback(obs, bid, bid, jnp.zeros(1), utility), params), None
+
+    state, _ = jax.lax.scan(step, learner.init(jax.random.key(0), params), jax.random.split(jax.random.key(1), 3000))
+    network = jax.tree.map(lambda x: x[0], state.network)
+    from jaxauction.bidders.dqn import QNetwork
+
+    q = QNetwork((32, 32), 3).apply(network, jnp.eye(2))
+    np.testing.assert_allclose(q, means, atol=0.05)
+    greedy = learner.policy(state, jnp.array([[[0.0], [1.0]]]), params)
+    np.testing.assert_array_equal(greedy[0, :, 0], [1, 2])  # the best arm of each context
+
+
+def test_dqn_bidders_learn_inside_the_market():
+    market = build_market(MechanismSpec("first_price"), PopulationSpec("dqn", 2, explore_steps=500, half_life=500),
+                          PriorSpec())  # fmt: skip
+    from jaxauction import run_round
+
+    params = init_params(market, jax.random.key(0))
+    states = market.population.init(jax.random.key(1), params.learners)
+    states, metrics = jax.jit(lambda s: run_round(market, 4000, 1000, params, s, jax.random.key(2)))(states)
+    assert np.all(np.isfinite(np.asarray(metrics.revenue)))
+    bids = market.population.policy(states, jnp.arange(10.0)[:, None], params.learners)
+    assert np.all(np.asarray(bids)[..., 0] <= np.arange(10))  # no overbid: bids stay at or below the value

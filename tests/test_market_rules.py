@@ -199,3 +199,23 @@ def test_risk_shaping_utilities():
     s = seller()
     sold = Outcome(allocation=jnp.array([[0.0], [1.0], [0.0]]), payments=jnp.array([0.0, -3.5, 0.0]))
     np.testing.assert_allclose(s.apply(types, sold, ()), [0.0, 0.5, 0.0])  # paid 3.5 to supply at cost 3
+
+
+def test_budgets_with_penalty_are_exact():
+    from jaxauction.mechanisms import with_budgets
+
+    rule = with_budgets(first_price(3), (4.0, 10.0, 10.0), (1.0, 0.0, 0.0))
+    out = outcome(rule, [5.0, 3.0, 2.0])  # bidder 0 wins at 5 > its budget 4: loses the item, pays its penalty 1
+    np.testing.assert_array_equal(out.allocation, 0)
+    np.testing.assert_array_equal(out.payments, [1.0, 0.0, 0.0])
+    out = outcome(rule, [4.0, 3.0, 2.0])  # at the budget: allowed
+    np.testing.assert_array_equal(out.allocation[:, 0], [1, 0, 0])
+    np.testing.assert_array_equal(out.payments, [4.0, 0.0, 0.0])
+    market = build_market(MechanismSpec("second_price", budgets=(3.0,), budget_penalty=(0.5,)),
+                          PopulationSpec("truthful", 2), PriorSpec())  # fmt: skip
+    assert market.mechanism.name == "second_price+budgets"
+    for bad, message in [(-1.0, "budgets must be finite and non-negative"), ((1.0, 2.0, 3.0), "one per bidder")]:
+        with pytest.raises(ValueError, match=message):
+            with_budgets(first_price(2), bad)
+    with pytest.raises(ValueError, match="budget_penalty applies when budgets are set"):
+        MechanismSpec("first_price", budget_penalty=(1.0,))

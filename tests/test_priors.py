@@ -83,3 +83,28 @@ def test_bad_params_and_shapes_raise():
         prior.check_params(params._replace(high=params.low))
     with pytest.raises(ValueError, match="finite"):
         prior.check_params(params._replace(high=params.high * np.nan))
+
+
+def test_truncated_gaussian_and_wallet_priors():
+    import jax
+
+    from jaxauction.priors import TruncatedGaussianPrior, WalletPrior
+
+    prior = TruncatedGaussianPrior(0.0, 100.0)  # N(50, 16.7) on [0, 100], the original docs' Gaussian setting
+    params = prior.init_params(3, 1)
+    values = jax.vmap(lambda k: prior.sample(k, params).values)(jax.random.split(jax.random.key(0), 50_000))
+    assert float(values.min()) >= 0 and float(values.max()) <= 100
+    assert float(values.mean()) == pytest.approx(50, abs=0.3)
+    assert float(values.std()) == pytest.approx(16.45, abs=0.3)  # 100/6, narrowed by the truncation at 3 sd
+    x = jax.numpy.asarray(60.0)
+    one = jax.tree.map(lambda a: a[0, 0], params)
+    assert float(prior.cdf(one, x)) == pytest.approx(float((values[:, 0, 0] <= 60).mean()), abs=0.01)
+    rounded = TruncatedGaussianPrior(0, 9, integer=True)
+    draws = rounded.sample(jax.random.key(1), rounded.init_params(1000, 1)).values
+    np.testing.assert_array_equal(draws, np.round(draws))
+    with pytest.raises(ValueError, match="sd must be finite and positive"):
+        TruncatedGaussianPrior(0.0, 1.0, sd=0.0)
+    wallet = WalletPrior(0, 9, integer=True)
+    types = wallet.sample(jax.random.key(2), wallet.init_params(3, 1))
+    np.testing.assert_array_equal(types.values[:, 0], types.signals.sum())  # everyone's value: the signals' sum
+    np.testing.assert_array_equal(types.observation(), types.signals)  # bidders bid on their own signal

@@ -1,6 +1,7 @@
 """Bidders: learners over stacked groups, and populations that mix them."""
 
 from jaxauction.bidders.base import FEEDBACKS, Learner, per_bidder
+from jaxauction.bidders.dqn import DQNParams, DQNState, dqn
 from jaxauction.bidders.epsilon_greedy import (
     EpsilonGreedyParams,
     EpsilonGreedyState,
@@ -19,6 +20,9 @@ __all__ = [
     "EQUILIBRIA",
     "FEEDBACKS",
     "BidGrid",
+    "DQNParams",
+    "DQNState",
+    "dqn",
     "HedgeParams",
     "HedgeState",
     "PolicyGradientParams",

@@ -19,10 +19,12 @@ from jaxauction.mechanisms.deep import (
 from jaxauction.mechanisms.market_rules import (
     MULTI_UNIT_PRICING,
     PROCUREMENT_RULES,
+    BudgetParams,
     multi_unit,
     procurement,
     random_allocation,
     vcg,
+    with_budgets,
     with_entry_fee,
 )
 from jaxauction.mechanisms.rules import (
@@ -62,6 +64,8 @@ __all__ = [
     "procurement",
     "random_allocation",
     "vcg",
+    "BudgetParams",
+    "with_budgets",
     "with_entry_fee",
     "AnonymousPaymentNet",
     "anonymous_payment",

@@ -22,6 +22,11 @@ multi-unit auctions and VCG for several items.
   the efficiency metric uses). The original's unwired
   ``uniform_multi_payment`` charges every bidder, winners or not: a bug,
   not reproduced.
+* ``with_budgets(mechanism, budgets, penalties)``: per-auction budgets (the
+  original's ``budget_with_punish``): a bidder who wins something and is
+  charged more than its budget loses what it won (the items go unsold) and
+  pays its penalty instead. Budgets and penalties are per-bidder params
+  (``[n]``, sweepable); budgets are caps per auction, not depleting.
 * ``vcg(n, m, decay)``: the welfare-maximising assignment of ``m`` items
   over every way of giving each item to a bidder or leaving it unsold
   (``(n + 1)^m`` assignments, enumerated), where a bidder winning the set
@@ -36,6 +41,7 @@ multi-unit auctions and VCG for several items.
 from __future__ import annotations
 
 import itertools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -120,6 +126,42 @@ def with_entry_fee(mechanism: Mechanism, fee: float) -> Mechanism:
         return Outcome(allocation=allocation, payments=payments)
 
     return mechanism._replace(name=f"{mechanism.name}+entry_fee", init=init, apply=apply)
+
+
+class BudgetParams(NamedTuple):
+    inner: Params
+    budgets: Array  # [n] float32 per-auction budgets
+    penalties: Array  # [n] float32 what a bidder over its budget pays instead
+
+
+def _per_bidder(value: float | tuple[float, ...], n: int, name: str) -> np.ndarray:
+    arr = np.broadcast_to(np.asarray(value, np.float64), (n,)) if np.ndim(value) == 0 else np.asarray(value, np.float64)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} needs one number or one per bidder ({n}), got {value!r}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise ValueError(f"{name} must be finite and non-negative, got {arr.tolist()}")
+    return arr.astype(np.float32)
+
+
+def with_budgets(mechanism: Mechanism, budgets: float | tuple[float, ...], penalties: float | tuple[float, ...] = 0.0
+                 ) -> Mechanism:  # fmt: skip
+    """``mechanism`` under per-auction budgets: a winner charged above its budget loses its items, pays its penalty."""
+    n = mechanism.n_bidders
+    b, p = _per_bidder(budgets, n, "budgets"), _per_bidder(penalties, n, "penalties")
+
+    def init(key: PRNGKey) -> BudgetParams:
+        return BudgetParams(mechanism.init(key), jnp.asarray(b), jnp.asarray(p))
+
+    def apply(params: BudgetParams, bids: Array, key: PRNGKey) -> Outcome:
+        check_bids(bids, n, mechanism.n_items)
+        out = mechanism.apply(params.inner, bids, key)
+        over = (jnp.sum(out.allocation, axis=-1) > 0) & (out.payments > params.budgets)
+        return Outcome(
+            allocation=jnp.where(over[:, None], 0.0, out.allocation),
+            payments=jnp.where(over, params.penalties, out.payments),
+        )
+
+    return mechanism._replace(name=f"{mechanism.name}+budgets", init=init, apply=apply)
 
 
 def multi_unit(n_bidders: int, units: int, pricing: str = "uniform", reserve: float = 0.0) -> Mechanism:

@@ -23,12 +23,14 @@ if [[ "${DRY_RUN:-0}" == 1 ]]; then
   MARKETS=1,64 BF16_MARKETS=64 BUDGET_AUCTIONS=20000 FORWARD=4096 BREAKDOWN="--markets 64 --auctions 200"
   SIZES=4096,16384 CHUNKED_SIZE=16384 CHUNK=4096 E2E_SEEDS=1 E2E_ARGS="-- --rounds 2 --auctions-per-round 20000"
   TEST_PLATFORM=cpu TESTS="tests/test_market.py" RN_SETTINGS=single2 RN_ITERATIONS=2
+  STUDY_ARGS="--reserves 11 --seeds 2 --auctions 1000 --repeats 1"
 else
   MARKETS=1,4096,65536,262144,1048576,2097152,4194304 BF16_MARKETS=262144,1048576,2097152
   BUDGET_AUCTIONS=200000000 FORWARD=1048576,4194304 BREAKDOWN="--markets 2097152 --auctions 100"
   SIZES=65536,1048576,4194304,8388608 CHUNKED_SIZE=16777216 CHUNK=1048576 E2E_SEEDS=1,1024 E2E_ARGS=""
   TEST_PLATFORM=cuda TESTS="tests/test_mechanisms.py tests/test_market.py tests/test_dmo.py tests/test_bidders.py"
   TESTS="$TESTS tests/test_priors.py" RN_SETTINGS=single2,additive_2x2,additive_5x10 RN_ITERATIONS=200
+  STUDY_ARGS="--reserves 1001 --seeds 16,1024 --auctions 10000"
 fi
 
 step() {  # step NAME LIMIT_SECONDS COMMAND...
@@ -57,6 +59,8 @@ step throughput_f32 150 python3 -m benchmarks.throughput --markets "$MARKETS" --
   --repeats 3 --forward "$FORWARD" --out "$OUT/throughput_f32.json"
 step regretnet 60 python3 -m benchmarks.regretnet --settings "$RN_SETTINGS" --iterations "$RN_ITERATIONS" \
   --out "$OUT/regretnet.json"
+# shellcheck disable=SC2086
+step studies 60 python3 -m benchmarks.studies $STUDY_ARGS --out "$OUT/studies.json"
 step update 110 python3 -m benchmarks.update --sizes "$SIZES" --dtypes float32,bfloat16 --repeats 3 \
   --out "$OUT/update.json"
 step throughput_bf16 70 python3 -m benchmarks.throughput --markets "$BF16_MARKETS" --auction-budget "$BUDGET_AUCTIONS" \

@@ -22,15 +22,14 @@ import time
 from typing import Annotated, Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tyro
 
 from jaxauction import cli, evaluation, io, plots
 from jaxauction._checks import check_positive_int
 from jaxauction.driver import Session
-from jaxauction.evaluation import reserve_grid, with_reserve
-from jaxauction.market import init_params, tile_params
+from jaxauction.evaluation import reserve_grid, swept_reserves
+from jaxauction.market import init_params
 from jaxauction.priors import UniformPrior
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.studies import mean_se, sweep_revenue
@@ -93,7 +92,7 @@ def run(argv: list[str] | None) -> dict[str, Any]:
     market = build_market(MechanismSpec("second_price"), config.bidders, config.values)
     session = Session(NAME, config, spec)
     grid = reserve_grid(market, config.reserves)
-    swept = with_reserve(tile_params(init_params(market, jax.random.key(0)), len(grid)), jnp.asarray(grid))
+    swept = swept_reserves(init_params(market, jax.random.key(0)), grid)
     keys = jax.random.split(jax.random.key(spec.seed), spec.seeds)
     start = time.perf_counter()
     program = jax.jit(lambda p, k: sweep_revenue(market, p, k, config.auctions, config.window)).lower(swept, keys)

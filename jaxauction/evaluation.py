@@ -47,6 +47,11 @@ def with_reserve(params: MarketParams, reserve: Array) -> MarketParams:
     return params._replace(mechanism=params.mechanism._replace(reserve=reserve))
 
 
+def swept_reserves(params: MarketParams, reserves: np.ndarray) -> MarketParams:
+    """``params`` tiled on a leading ``[len(reserves)]`` sweep axis with the classical rule's reserve swept."""
+    return with_reserve(tile_params(params, len(reserves)), jnp.asarray(reserves))
+
+
 def _stats(rewards: Array) -> dict[str, Any]:
     r = np.asarray(rewards, np.float64).reshape(-1)
     se = float(r.std(ddof=1) / math.sqrt(r.size)) if r.size > 1 else float("nan")
@@ -96,8 +101,7 @@ def baselines(
     if market.n_items == 1 and reserves > 1:
         sp = with_rule(market, "second_price")
         grid = reserve_grid(market, reserves)
-        swept = tile_params(params._replace(mechanism=init_params(sp, jax.random.key(0)).mechanism), len(grid))
-        swept = with_reserve(swept, jnp.asarray(grid))
+        swept = swept_reserves(params._replace(mechanism=init_params(sp, jax.random.key(0)).mechanism), grid)
         sweep = jax.jit(jax.vmap(lambda p, k: fresh_rewards(sp, p, k, auctions, window, markets), in_axes=(0, None)))
         rewards = np.asarray(sweep(swept, keys))  # [reserves, seeds]
         best = int(np.argmax(rewards.mean(axis=1)))

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-from jaxauction._checks import check_positive_int, is_concrete
+from jaxauction._checks import check_choice, check_positive_int, is_concrete
 from jaxauction.bidders.population import Population
 from jaxauction.mechanisms.base import Mechanism, checked
 from jaxauction.metrics import KahanSum, efficiency_ratio, optimal_welfare, revenue, welfare
@@ -32,6 +32,8 @@ from jaxauction.priors import Prior
 from jaxauction.types import FULL_INFORMATION, Array, Feedback, Outcome, Params, PRNGKey, State, Types
 from jaxauction.utilities import Utility, quasi_linear
 
+WINNER_ONLY = "winner_only"
+INFORMATION_RULES = ("full", WINNER_ONLY)
 _UPDATE_KEY = 0x75706474  # fold_in data that derives an auction's update key
 
 
@@ -41,6 +43,13 @@ class Market(NamedTuple):
     ``checked=True`` adds ``checkify`` checks (finite, non-negative bids;
     finite outcomes) to every auction; run the program under
     ``checkify.checkify`` (the driver does, with ``checked=True``).
+
+    ``information`` is what full-information learners observe after an
+    auction: ``"full"``, their utility for every bid of their grid;
+    ``"winner_only"``, the auctioneer reveals the price to winners only, so a
+    bidder who won nothing observes only the bids up to its own (they would
+    have lost too under a highest-bid rule) and learns nothing about higher
+    ones (``Feedback.observed``).
     """
 
     mechanism: Mechanism
@@ -48,6 +57,7 @@ class Market(NamedTuple):
     prior: Prior
     utility: Utility = quasi_linear()
     checked: bool = False
+    information: str = "full"
 
     @property
     def n_bidders(self) -> int:
@@ -96,6 +106,7 @@ def check_market(market: Market, params: MarketParams | None = None) -> None:
     covers every value its bidders can draw; learner params are valid.
     """
     n, m = market.n_bidders, market.n_items
+    check_choice(market.information, INFORMATION_RULES, "information rule")
     if market.population.n_bidders != n:
         raise ValueError(f"the mechanism is built for {n} bidders but the population has {market.population.n_bidders}")
     for group, sl in zip(market.population.groups, market.population.slices, strict=True):
@@ -182,12 +193,17 @@ def learn(
     for group, sl, state, p, k in zip(
         population.groups, population.slices, states, params.learners, update_keys, strict=True
     ):
-        counterfactual = None
+        counterfactual = observed = None
         if group.feedback == FULL_INFORMATION:
             counterfactual = counterfactual_utilities(market, params, record, sl, group.bid_grid, group.relative_grid)
+            if market.information == WINNER_ONLY:
+                grid = jnp.asarray(group.bid_grid)[None, :]
+                bids = grid * observations[sl, :1] if group.relative_grid else grid
+                won = jnp.sum(record.outcome.allocation[sl], axis=-1) > 0
+                observed = won[:, None] | (bids <= record.bids[sl, :1])
         feedback = Feedback(
             observations[sl], record.bids[sl], record.outcome.allocation[sl], record.outcome.payments[sl],
-            record.utility[sl], counterfactual,
+            record.utility[sl], counterfactual, observed,
         )  # fmt: skip
         new_states.append(group.update(k, state, feedback, p))
     return tuple(new_states)

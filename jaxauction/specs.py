@@ -104,6 +104,9 @@ class MechanismSpec:
     pays budget_penalty instead (the original's budget_with_punish; initial values of params)"""
     budget_penalty: tuple[float, ...] = (0.0,)
     """what a bidder over its budget pays, one number or one per bidder"""
+    information: Literal["full", "winner_only"] = "full"
+    """what full-information bidders (hedge) observe: full (every bid's utility) or winner_only (the price is
+    revealed to winners; losers learn only about bids up to their own)"""
     decay: float = 1.0
     """several items: a bidder winning k items pays decay^(k-1) x its payments (simultaneous rules) or is worth
     decay^(k-1) x its winning bids (vcg)"""
@@ -415,6 +418,7 @@ def build_market(
         prior=value_prior,
         utility=utility.build(),
         checked=checked,
+        information=mechanism.information,
     )
     check_market(market)
     return market

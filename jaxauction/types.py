@@ -69,6 +69,8 @@ class Feedback(NamedTuple):
       the utility each bidder would have had with each bid of its learner's
       grid, the other bids and the mechanism's randomness held fixed; ``None``
       for bandit feedback.
+    observed: ``[k, G]`` which of those counterfactuals the bidder actually
+      observes under the market's information rule (``None``: all of them).
     """
 
     observation: Array
@@ -77,3 +79,4 @@ class Feedback(NamedTuple):
     payments: Array
     utility: Array
     counterfactual: Array | None = None
+    observed: Array | None = None

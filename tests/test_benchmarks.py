@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import breakdown, regretnet, throughput, update
+from benchmarks import breakdown, regretnet, studies, throughput, update
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +30,14 @@ def test_regretnet_benchmark_counts_flops():
     # 2x2: forward = 2 x (4*100 + 100*100 + 100*6) + 2 x (4*100 + 100*100 + 100*2) multiply-adds; 53 passes x 3
     assert row["flops_per_iteration"] == 3 * 8 * 53 * (2 * (400 + 10_000 + 600) + 2 * (400 + 10_000 + 200))
     assert row["ms_per_iteration"] > 0 and 0 < row["roofline_fraction"] < 1
+
+
+def test_studies_benchmark_writes_rows(tmp_path):
+    out = tmp_path / "studies.json"
+    studies.main(["--learners", "truthful", "--reserves", "3", "--seeds", "2", "--auctions", "100", "--repeats", "1",
+                  "--out", str(out)])  # fmt: skip
+    row = json.loads(out.read_text())["rows"][0]
+    assert row["reserves"] * row["seeds"] == 6 and row["pairs_per_second"] > 0
 
 
 @pytest.mark.slow

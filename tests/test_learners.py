@@ -187,3 +187,31 @@ def test_dqn_bidders_learn_inside_the_market():
     assert np.all(np.isfinite(np.asarray(metrics.revenue)))
     bids = market.population.policy(states, jnp.arange(10.0)[:, None], params.learners)
     assert np.all(np.asarray(bids)[..., 0] <= np.arange(10))  # no overbid: bids stay at or below the value
+
+
+def test_winner_only_information_hides_losers_counterfactuals_above_their_bid():
+    grid = absolute_grid(10, 10)
+    learner = hedge(2, grid)
+    market = Market(second_price(2), population(learner), __import__("jaxauction").UniformIntPrior(0, 9),
+                    information="winner_only")  # fmt: skip
+    params = init_params(market, jax.random.key(0))
+    states = market.population.init(jax.random.key(1), params.learners)
+    seen = []
+    original = learner.update
+
+    def spy(key, state, feedback, p):
+        seen.append(feedback)
+        return original(key, state, feedback, p)
+
+    spied = Market(market.mechanism, population(learner._replace(update=spy)), market.prior, information="winner_only")
+    record = play(spied, params, states, jax.random.key(3))
+    learn(spied, params, states, record, jax.random.key(3))
+    observed = np.asarray(seen[0].observed)
+    bids, won = np.asarray(record.bids)[:, 0], np.asarray(record.outcome.allocation)[:, 0] > 0
+    for i in range(2):
+        expected = np.ones(10, bool) if won[i] else np.arange(10) <= bids[i]
+        np.testing.assert_array_equal(observed[i], expected)
+    with pytest.raises(ValueError, match="unknown information rule 'none'"):
+        from jaxauction import check_market
+
+        check_market(market._replace(information="none"))

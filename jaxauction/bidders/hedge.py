@@ -12,7 +12,9 @@ it would have had with every action of its grid, the others' bids held fixed
   ``W_a (1 - eps)^(-r_a / rho)`` otherwise;
 * ``linear``: ``W_a <- W_a max(0, 1 + eps r_a / rho)``;
 
-then normalises the row to sum 1. ``eps`` is the learning rate (the docs use
+then normalises the row to sum 1. Under an information rule that hides
+some counterfactuals (``Feedback.observed``), only the observed actions'
+weights move. ``eps`` is the learning rate (the docs use
 0.05) and ``rho`` the utility scale (not stated in the docs; here the top of
 the bid grid by default, so that ``|r / rho| <= 1`` for bids up to the value
 and the linear factor stays positive). Documented oddity, fixed: the docs'
@@ -90,6 +92,8 @@ def hedge(
             step = jnp.where(r > 0, r * jnp.log1p(eps), -r * jnp.log1p(-eps))
         else:
             step = jnp.log(jnp.maximum(1.0 + eps * r, 0.0))
+        if feedback.observed is not None:  # the market's information rule hides some counterfactuals
+            step = jnp.where(feedback.observed, step, 0.0)
         row = state.log_weights[jnp.arange(k), context] + step
         row = row - jax.nn.logsumexp(row, axis=-1, keepdims=True)
         return HedgeState(state.log_weights.at[jnp.arange(k), context].set(row), state.t + 1)

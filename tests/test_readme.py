@@ -18,4 +18,8 @@ def test_api_tour_runs(tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
     assert namespace["logs"].platform_reward.shape == (4, 3)
+    ns = namespace
+    bids = ns["fp_market"].population.policy(ns["fp_states"], ns["jnp"].full((1, 1), 0.8), ns["fp_params"].learners)
+    assert abs(float(bids.mean()) - 0.4) < 0.08  # Hedge bidders near the first-price equilibrium v / 2
+    assert abs(namespace["eq"].revenue - 4.47) < 0.05
     assert (tmp_path / "run" / "metrics.json").exists() or (tmp_path / "run" / "rounds.csv").exists()

@@ -68,7 +68,8 @@ class LearningAwareConfig:
     """the reserve the search starts from"""
     es: ESSpec = ESSpec(es_learning_rate=0.3)
     reserves: int = 19
-    """reserve prices on the baseline's grid"""
+    """reserve prices evenly on the best-reserve grid, 0 .. the highest value; with integer bids the grid also
+    holds a reserve just below every bid level (where the best reserves are)"""
     eval_seeds: int = 16
     """fresh-bidder evaluation seeds (at least --seeds); evaluation seed i uses the rule of search seed i mod seeds"""
 

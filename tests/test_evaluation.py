@@ -30,7 +30,7 @@ def test_theory_references_match_known_values():
 
 def test_baselines_with_truthful_bidders_match_theory():
     """Truthful bidders: second price earns E[second] = 4.5, first price E[max] = 6.975, and the best reserve on
-    the grid 0, 0.5, ..., 9 is 5 (Myerson's), earning what exhaustive enumeration gives."""
+    the grid 0, 0.5, ..., 9 and k - 0.01 is 5 (Myerson's), earning what exhaustive enumeration gives."""
     config = ja.DMOConfig.of(**TRUTHFUL)
     market = config.market()
     params = ja.init_params(market, jax.random.key(0))
@@ -40,7 +40,7 @@ def test_baselines_with_truthful_bidders_match_theory():
     assert abs(found["second_price"]["mean"] - 4.5) < se(2.07)
     assert abs(found["first_price"]["mean"] - 6.975) < se(1.95)
     best = found["second_price_best_reserve"]
-    assert best["reserve"] == 5.0 and len(best["sweep"]["reserves"]) == 19
+    assert best["reserve"] == 5.0 and len(best["sweep"]["reserves"]) == 19 + 9  # + k - 0.01 for k = 1..9
     exact = np.mean([max(sorted(p)[1], 5) if max(p) >= 5 else 0 for p in itertools.product(range(10), repeat=3)])
     assert abs(best["mean"] - exact) < se(2.5)
 

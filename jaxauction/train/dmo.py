@@ -123,7 +123,8 @@ class EvaluationSpec:
     """after training, fresh bidders learn against the final rule for a round's budget; the same learners,
     seeds and budget against second price, first price and second price with the best reserve (baselines)"""
     reserves: int = 19
-    """reserve prices on the best-reserve grid, 0 .. the highest value"""
+    """reserve prices evenly on the best-reserve grid, 0 .. the highest value; with integer bids the grid also
+    holds a reserve just below every bid level (where the best reserves are)"""
 
     def __post_init__(self) -> None:
         check_positive_int(self.reserves, "reserves")

@@ -68,6 +68,7 @@ from jaxauction.priors import (
     WalletPrior,
     broadcast_bound,
 )
+from jaxauction.types import FULL_INFORMATION
 from jaxauction.utilities import UTILITIES, Utility
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -260,7 +261,8 @@ class UtilitySpec:
 
 
 def _per_item(rule: Callable[[MechanismSpec, int], Mechanism]) -> Callable[..., Mechanism]:
-    """A builder selling each item by the single-item ``rule(spec, n_bidders)``, with the spec's entry fee."""
+    """A builder selling each item by the single-item ``rule(spec, n_bidders)``, with the spec's entry fee and
+    budgets."""
 
     def build(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
         del bid_scale
@@ -409,6 +411,8 @@ def build_market(
 ) -> Market:
     """The market the specs describe, validated (``check_market``) with its default params."""
     n, m = bidders.n_bidders, prior.n_items
+    if mechanism.decay != 1 and m == 1:
+        raise ValueError("decay discounts bidders who win several items: it needs --items >= 2")
     value_prior = prior.build()
     values = ValueScale(float(np.max(broadcast_bound(value_prior.high, n, m, "high"))), value_prior.integer)
     groups = [LEARNERS[name](bidders, len(list(run)), m, values) for name, run in itertools.groupby(bidders.learners)]
@@ -421,6 +425,9 @@ def build_market(
         information=mechanism.information,
     )
     check_market(market)
+    if market.information != "full" and all(g.feedback != FULL_INFORMATION for g in market.population.groups):
+        raise ValueError(f"information {market.information!r} restricts full-information feedback, but no bidder "
+                         f"learns from it ({', '.join(bidders.learners)}); use hedge or hedge_linear")  # fmt: skip
     return market
 
 

@@ -219,3 +219,13 @@ def test_budgets_with_penalty_are_exact():
             with_budgets(first_price(2), bad)
     with pytest.raises(ValueError, match="budget_penalty applies when budgets are set"):
         MechanismSpec("first_price", budget_penalty=(1.0,))
+
+
+def test_market_level_settings_that_would_do_nothing_are_refused():
+    with pytest.raises(ValueError, match="decay discounts bidders who win several items"):
+        build_market(MechanismSpec("first_price", decay=0.5), PopulationSpec(), PriorSpec())
+    with pytest.raises(ValueError, match="no bidder learns from it"):
+        build_market(MechanismSpec("first_price", information="winner_only"), PopulationSpec(), PriorSpec())
+    market = build_market(MechanismSpec("multi_unit_uniform", units=2), PopulationSpec("truthful", 4),
+                          PriorSpec("uniform", 0.0, 1.0, n_items=2))  # fmt: skip
+    assert market.mechanism.units == 2  # the efficiency metric counts two units per item

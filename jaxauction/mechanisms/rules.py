@@ -195,6 +195,8 @@ def simultaneous(rules: Sequence[Mechanism], decay: float = 1.0) -> Mechanism:
             raise ValueError(f"simultaneous takes single-item rules; {rule.name!r} sells {rule.n_items} items")
         if rule.n_bidders != n:
             raise ValueError(f"every rule must be built for {n} bidders; {rule.name!r} is built for {rule.n_bidders}")
+    if len({rule.units for rule in rules}) > 1:
+        raise ValueError(f"simultaneous rules must sell as many units each, got {[r.units for r in rules]}")
     m = len(rules)
     names = [r.name for r in rules]
     name = f"simultaneous({names[0]} x {m})" if len(set(names)) == 1 else f"simultaneous({', '.join(names)})"
@@ -220,5 +222,6 @@ def simultaneous(rules: Sequence[Mechanism], decay: float = 1.0) -> Mechanism:
         return Outcome(allocation=allocation, payments=payments)
 
     return Mechanism(
-        name=name, n_bidders=n, n_items=m, init=init, apply=apply, trainable=any(r.trainable for r in rules)
-    )
+        name=name, n_bidders=n, n_items=m, init=init, apply=apply, trainable=any(r.trainable for r in rules),
+        units=rules[0].units,
+    )  # fmt: skip

@@ -147,8 +147,8 @@ def test_learners_from_the_registry_and_their_errors():
         build_market(MechanismSpec("first_price"), PopulationSpec("hedge", 2, bidder_lr=1.5), PriorSpec())
     with pytest.raises(ValueError, match="hedge learns from one item's bids; the market sells 2 items"):
         build_market(MechanismSpec("first_price"), PopulationSpec("hedge", 2), PriorSpec(n_items=2))
-    with pytest.raises(ValueError, match="unknown learner 'dqn'"):
-        PopulationSpec("dqn", 2)
+    with pytest.raises(ValueError, match="unknown learner 'ppo'"):
+        PopulationSpec("ppo", 2)
 
 
 def test_dqn_fits_the_rewards_of_a_fixed_bandit():

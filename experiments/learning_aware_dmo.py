@@ -3,6 +3,8 @@
     python -m experiments.learning_aware_dmo                       # the CPU default (a reduced market, below)
     python -m experiments.learning_aware_dmo --preset seed         # the seed market: a GPU job
     python -m experiments.learning_aware_dmo --rule first_price --seeds 16
+    python -m experiments.regretnet --setting seed3 --iterations 20000 --out runs/seed3
+    python -m experiments.learning_aware_dmo --deploy runs/seed3                 # IC first, then deploy
 
 The rule is a classical rule (``--rule``) whose reserve price is learned. Its
 fitness is the platform reward of *fresh* epsilon-greedy bidders who learn
@@ -13,6 +15,12 @@ bidders, values and bids 0..9, 20,000 auctions per evaluation with
 exploration 4,000 and half-life 2,000 (the seed's schedule scaled by 1/5).
 ``--preset seed`` sets the seed's 100,000 auctions, window 10,000,
 exploration 20,000 and half-life 10,000.
+
+IC first, then deploy (``--deploy DIR``): instead of a search, the rule is
+the one a RegretNet run trained with its regret penalty on the values (for
+example ``--setting seed3``, the seed market's 3 bidders and values 0..9),
+deployed into this market of learning bidders. Its setting must match the
+market (bidders, one item, value range).
 
 After the search, the learned rule and the baselines (second price, first
 price, second price with the best reserve on a grid) are evaluated with fresh
@@ -25,21 +33,23 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxauction import cli, evaluation, io
+from jaxauction import checkpoint, cli, evaluation, io
 from jaxauction._checks import check_choice, check_positive_int
-from jaxauction.driver import Session
+from jaxauction.driver import RunError, Session
 from jaxauction.market import Market, init_params
 from jaxauction.mechanisms import RULES
 from jaxauction.regret import Protocol
 from jaxauction.regret import evaluate as evaluate_regret
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.train.es import ESLog, ESSpec, make_es
+from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
 
 NAME = "learning_aware_dmo"
 SEED_PRESET = {"auctions": 100_000, "window": 10_000, "explore_steps": 20_000, "half_life": 10_000.0}
@@ -72,10 +82,14 @@ class LearningAwareConfig:
     holds a reserve just below every bid level (where the best reserves are)"""
     eval_seeds: int = 16
     """fresh-bidder evaluation seeds (at least --seeds); evaluation seed i uses the rule of search seed i mod seeds"""
+    regret_profiles: int = 2_000
+    """value profiles for the final rule's regret (4 random starts x 100 Adam steps each, and the grid)"""
+    deploy: Path | None = None
+    """skip the search: deploy the rule trained by this experiments.regretnet run (seed 0) and evaluate it"""
 
     def __post_init__(self) -> None:
         check_choice(self.rule, RULES, "rule")
-        for name in ("auctions", "window", "markets", "iterations", "reserves", "eval_seeds"):
+        for name in ("auctions", "window", "markets", "iterations", "reserves", "eval_seeds", "regret_profiles"):
             check_positive_int(getattr(self, name), name)
         if self.auctions % self.window:
             raise ValueError(f"auctions ({self.auctions}) must be a multiple of window ({self.window})")
@@ -100,9 +114,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 def run(argv: list[str] | None) -> dict[str, Any] | None:
     config, spec = cli.parse(LearningAwareConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0],
                              extendable=("iterations",))  # fmt: skip
-    session = Session(NAME, config, spec)
     c = config.resolved()
     market = c.market()
+    if c.deploy is not None:
+        deployed = deployed_rule(c.deploy, market)  # checked before the session touches any folder
+        return evaluate_deployed(Session(NAME, config, spec), c, spec, market, *deployed)
+    session = Session(NAME, config, spec)
     base = init_params(market, jax.random.key(0))
 
     def fitness(reserve, key):
@@ -137,7 +154,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     keys = evaluation.evaluation_keys(spec.seed, n_eval)
     report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
     rule0 = jax.tree.map(lambda x: x[0], learned.mechanism)
-    protocol = Protocol(profiles=2_000, random_starts=4, steps=100, stronger=1, revenue_profiles=0)
+    protocol = Protocol(profiles=c.regret_profiles, random_starts=4, steps=100, stronger=1, revenue_profiles=0)
     regret = evaluate_regret(market.mechanism, rule0, market.prior, jax.random.key(spec.seed), protocol)
     logs: ESLog = result.logs
     m = {
@@ -175,6 +192,58 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     if spec.plots:
         write_plots(session, m, market, rule0, c)
     print(f"results in {session.out}/")
+    return m
+
+
+def deployed_rule(run: Path, market: Market):
+    """``(mechanism, params, setting name)`` of a RegretNet run's trained rule (seed 0), checked against ``market``."""
+    meta = checkpoint.read_meta(run)
+    if meta.get("experiment") != "regretnet":
+        raise RunError(f"--deploy {run}: the checkpoint was written by {meta.get('experiment')!r}, not regretnet")
+    train = cli.from_dict(RegretNetConfig, meta["config"]["train"])
+    s = train.the_setting
+    low, high = (np.asarray(b, np.float64) for b in s.prior.support(s.prior.init_params(s.n_bidders, s.n_items)))
+    m_low, m_high = (np.asarray(b, np.float64) for b in market.prior.support(market.prior.init_params(
+        market.n_bidders, 1)))  # fmt: skip
+    if (s.n_bidders, s.n_items) != (market.n_bidders, 1) or low.min() != m_low.min() or high.max() != m_high.max():
+        raise RunError(f"--deploy {run}: the rule was trained for {s.name} ({s.n_bidders} bidders, {s.n_items} "
+                       f"item(s), values {low.min():g}..{high.max():g}); this market has {market.n_bidders} bidders, "
+                       f"1 item, values {m_low.min():g}..{m_high.max():g}")  # fmt: skip
+    trainer = make_regretnet(train)
+    seeds = meta["run"]["seeds"]
+    template = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
+    state, _ = checkpoint.load(run, template)
+    return trainer.mechanism, jax.tree.map(lambda x: x[0], state.params), s.name
+
+
+def evaluate_deployed(session: Session, c: LearningAwareConfig, spec, market: Market, mechanism, rule, name: str):
+    """The honest evaluation of a deployed RegretNet rule against this market's learning bidders."""
+    market = market._replace(mechanism=mechanism)
+    base = init_params(market, jax.random.key(0))._replace(mechanism=rule)
+    n_eval = max(spec.seeds, c.eval_seeds)
+    learned = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_eval, *jnp.shape(x))), base)
+    keys = evaluation.evaluation_keys(spec.seed, n_eval)
+    report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
+    protocol = Protocol(profiles=c.regret_profiles, random_starts=4, steps=100, stronger=1, revenue_profiles=0)
+    regret = evaluate_regret(mechanism, rule, market.prior, jax.random.key(spec.seed), protocol)
+    m = {
+        "config": c,
+        "deployed": {"run": str(c.deploy), "setting": name},
+        "learned": {k: report["final_eval"][k] for k in ("mean", "se", "per_seed")},
+        "baselines": report["baselines"],
+        "theory": report["theory"],
+        **report["diagnostics"],
+        "regret": regret.as_dict(),
+        "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+    }
+    if session.leader:
+        io.write_json(session.out / "metrics.json", m)
+        print(f"evaluation: fresh bidders, {c.auctions:,} auctions x {c.markets} markets, mean +- s.e. over {n_eval} "
+              "seed(s); the same learners and keys for every rule")  # fmt: skip
+        print("\n".join(evaluation.comparison_lines(report, f"deployed RegretNet ({name})")))
+        print(f"regret of the deployed rule as a direct mechanism: {regret.regret_mean:.3g} (searches: "
+              f"{', '.join(regret.searches)})")  # fmt: skip
+        print(f"results in {session.out}/")
     return m
 
 

@@ -9,6 +9,11 @@ result (a target, not a truth). Values are i.i.d. across bidders.
   optimum (second price, reserve 1/2) and second price, both exact;
 * ``single3_exp``: 1 item, 3 bidders, exponential values with mean 3; optimum
   about 2.749 (MyersonNet), second price 2.5;
+* ``seed3``: the seed market's values: 1 item, 3 bidders, integers uniform on
+  0..9; Myerson's optimum for bidders who best-respond 5.275 (second price,
+  reserve 5; exact) and truthful second price 4.5. A rule trained here can be
+  deployed against the seed market's learning bidders
+  (``experiments.learning_aware_dmo --deploy``);
 * ``additive_1x2``: 1 bidder, 2 items, additive U[0,1]; optimum 0.549201 exact
   (Manelli-Vincent);
 * ``unit_1x2_23``: 1 bidder, 2 items, unit-demand U[2,3]; optimum about 2.1331
@@ -26,7 +31,7 @@ import dataclasses
 from typing import Any
 
 from jaxauction._checks import check_choice
-from jaxauction.priors import ExponentialPrior, UniformPrior
+from jaxauction.priors import ExponentialPrior, UniformIntPrior, UniformPrior
 
 DEMANDS = ("additive", "unit")
 
@@ -88,6 +93,15 @@ SETTINGS: dict[str, Setting] = {
         _single(2),
         _single(3),
         _single(5),
+        Setting(
+            "seed3",
+            3,
+            1,
+            UniformIntPrior(0, 9),
+            optimum=5.275,
+            optimum_exact=True,
+            baselines=(("second price", 4.5), ("second price, reserve 5", 5.275)),
+        ),
         Setting(
             "single3_exp",
             3,

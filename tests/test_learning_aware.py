@@ -28,3 +28,24 @@ def test_bad_configurations_stop_with_a_message(tmp_path, capsys):
     with pytest.raises(SystemExit):
         learning_aware_dmo.main(["--rule", "vickrey", "--out", str(tmp_path)])
     assert "unknown rule 'vickrey'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_ic_first_then_deploy_evaluates_a_regretnet_rule_in_the_market(tmp_path, capsys):
+    from experiments import regretnet
+
+    tiny_eval = ["--profiles", "50", "--random-starts", "1", "--steps", "5", "--stronger", "1", "--revenue-profiles",
+                 "50", "--grid", "0", "--no-interim", "--no-progress", "--no-plots"]  # fmt: skip
+    regretnet.main(["--setting", "seed3", "--iterations", "20", "--log-every", "10", "--train-size", "1024",
+                    *tiny_eval, "--out", str(tmp_path / "rn")])  # fmt: skip
+    m = learning_aware_dmo.main([*TINY, "--deploy", str(tmp_path / "rn"), "--regret-profiles", "20", "--out",
+                                 str(tmp_path / "deploy")])  # fmt: skip
+    assert m["deployed"]["setting"] == "seed3"
+    for key in ("learned", "baselines", "theory", "losers_share", "ir_violation_rate", "anonymity", "regret"):
+        assert key in m
+    assert m["ir_violation_rate"] == 0.0  # RegretNet's payments are a fraction of the value received
+    regretnet.main(["--setting", "single3", "--iterations", "20", "--log-every", "10", "--train-size", "1024",
+                    *tiny_eval, "--out", str(tmp_path / "wrong")])  # fmt: skip
+    with pytest.raises(SystemExit):
+        learning_aware_dmo.main([*TINY, "--deploy", str(tmp_path / "wrong"), "--out", str(tmp_path / "x")])
+    assert "trained for single3" in capsys.readouterr().err

@@ -16,7 +16,7 @@ def test_single_item_optimum_is_myerson(name, optimum):
 
 
 def test_every_setting_builds_its_prior():
-    assert len(SETTINGS) == 12
+    assert len(SETTINGS) == 13
     for s in SETTINGS.values():
         params = s.prior.init_params(s.n_bidders, s.n_items)
         low, high = s.prior.support(params)
@@ -24,6 +24,15 @@ def test_every_setting_builds_its_prior():
     low, high = setting("additive_1x2_416_47").prior.support(setting("additive_1x2_416_47").prior.init_params(1, 2))
     np.testing.assert_array_equal(low, [[4, 4]])
     np.testing.assert_array_equal(high, [[16, 7]])
+
+
+def test_seed_setting_optimum_matches_the_market_theory():
+    """seed3's Myerson figure is the one the market evaluation computes for the seed's prior."""
+    import jaxauction as ja
+    from jaxauction import evaluation
+
+    market = ja.DMOConfig.of(mechanism="second_price").market()
+    assert setting("seed3").optimum == pytest.approx(evaluation.theory(market)["myerson_optimum"], abs=1e-9)
 
 
 def test_exponential_prior_second_price_revenue():

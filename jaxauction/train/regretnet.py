@@ -55,8 +55,8 @@ class RegretNetConfig:
     """One training run; ``None`` means the reference configuration's value for the setting."""
 
     setting: str = "additive_2x2"
-    """the setting (jaxauction.settings): single2, single3, single5, single3_exp, additive_1x2, unit_1x2_23,
-    additive_1x2_416_47, additive_2x2, additive_2x3, additive_2x5, additive_3x10, additive_5x10"""
+    """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, additive_1x2,
+    unit_1x2_23, additive_1x2_416_47, additive_2x2, additive_2x3, additive_2x5, additive_3x10, additive_5x10"""
     model: Literal["regretnet", "rochetnet"] = "regretnet"
     """regretnet (any setting) or rochetnet (one bidder)"""
     iterations: int = 400_000

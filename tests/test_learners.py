@@ -88,12 +88,18 @@ def test_fraction_grid_counterfactuals_are_utilities_of_bidding_a_fraction_of_th
     market = Market(first_price(2), population([hedge(1, grid), truthful(1)]), UniformPrior(0.0, 1.0))
     params = init_params(market, jax.random.key(0))
     states = market.population.init(jax.random.key(1), params.learners)
-    record = play(market, params, states, jax.random.key(2))
-    v0, v1 = np.asarray(record.types.values)[:, 0]
-    got = np.asarray(counterfactual_utilities(market, params, record, slice(0, 1), grid.points, relative=True))[0]
-    expected = [(v0 - f * v0) if f * v0 > v1 else 0.0 for f in grid.points]
-    np.testing.assert_allclose(got, expected, atol=1e-6)
-    learn(market, params, states, record, jax.random.key(2))  # the market hands them to the learner
+
+    @jax.jit
+    def go(key):
+        record = play(market, params, states, key)
+        got = counterfactual_utilities(market, params, record, slice(0, 1), grid.points, relative=True)[0]
+        learn(market, params, states, record, key)  # the market hands them to the learner
+        return record.types.values[:, 0], got
+
+    for key in jax.random.split(jax.random.key(2), 3):
+        (v0, v1), got = go(key)
+        expected = [(v0 - f * v0) if f * v0 > v1 else 0.0 for f in grid.points]
+        np.testing.assert_allclose(got, expected, atol=1e-6)
 
 
 def test_grid_contexts_and_actions_round_trip():
@@ -130,7 +136,7 @@ def test_first_price_against_equilibrium_bidders_earns_the_equilibrium_revenue()
     for mech, learner in ((first_price(n), equilibrium(n, "first_price", n, 1.0)), (second_price(n), truthful(n))):
         market = Market(mech, population(learner), UniformPrior(0.0, 1.0))
         params = init_params(market, jax.random.key(0))
-        records = jax.vmap(lambda k, mk=market, p=params: play(mk, p, mk.population.init(k, p.learners), k))(
+        records = jax.jit(jax.vmap(lambda k, mk=market, p=params: play(mk, p, mk.population.init(k, p.learners), k)))(
             jax.random.split(jax.random.key(5), 200_000)
         )
         assert float(records.outcome.payments.sum(-1).mean()) == pytest.approx((n - 1) / (n + 1), abs=0.004)
@@ -151,6 +157,7 @@ def test_learners_from_the_registry_and_their_errors():
         PopulationSpec("ppo", 2)
 
 
+@pytest.mark.slow
 def test_dqn_fits_the_rewards_of_a_fixed_bandit():
     """A Q-network bidder fed a fixed contextual bandit (uniform exploration) learns its mean rewards."""
     from jaxauction.bidders import dqn
@@ -176,6 +183,7 @@ def test_dqn_fits_the_rewards_of_a_fixed_bandit():
     np.testing.assert_array_equal(greedy[0, :, 0], [1, 2])  # the best arm of each context
 
 
+@pytest.mark.slow
 def test_dqn_bidders_learn_inside_the_market():
     market = build_market(MechanismSpec("first_price"), PopulationSpec("dqn", 2, explore_steps=500, half_life=500),
                           PriorSpec())  # fmt: skip
@@ -196,21 +204,20 @@ def test_winner_only_information_hides_losers_counterfactuals_above_their_bid():
                     information="winner_only")  # fmt: skip
     params = init_params(market, jax.random.key(0))
     states = market.population.init(jax.random.key(1), params.learners)
-    seen = []
-    original = learner.update
+    # a spy learner whose new state is the feedback's mask of observed counterfactuals
+    spy = learner._replace(update=lambda key, state, feedback, p: feedback.observed)
+    spied = Market(market.mechanism, population(spy), market.prior, information="winner_only")
 
-    def spy(key, state, feedback, p):
-        seen.append(feedback)
-        return original(key, state, feedback, p)
+    @jax.jit
+    def go(key):
+        record = play(spied, params, states, key)
+        return record, learn(spied, params, states, record, key)[0]
 
-    spied = Market(market.mechanism, population(learner._replace(update=spy)), market.prior, information="winner_only")
-    record = play(spied, params, states, jax.random.key(3))
-    learn(spied, params, states, record, jax.random.key(3))
-    observed = np.asarray(seen[0].observed)
+    record, observed = go(jax.random.key(3))
     bids, won = np.asarray(record.bids)[:, 0], np.asarray(record.outcome.allocation)[:, 0] > 0
     for i in range(2):
         expected = np.ones(10, bool) if won[i] else np.arange(10) <= bids[i]
-        np.testing.assert_array_equal(observed[i], expected)
+        np.testing.assert_array_equal(np.asarray(observed)[i], expected)
     with pytest.raises(ValueError, match="unknown information rule 'none'"):
         from jaxauction import check_market
 

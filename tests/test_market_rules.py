@@ -79,8 +79,8 @@ def test_additive_vcg_is_second_price_item_by_item():
     bids = jax.random.uniform(jax.random.key(3), (200, 3, 2))
     sp = simultaneous([second_price(3)] * 2)
     keys = jax.random.split(KEY, 200)
-    a = jax.vmap(vcg(3, 2).apply, in_axes=(None, 0, 0))((), bids, keys)
-    b = jax.vmap(sp.apply, in_axes=(None, 0, 0))(sp.init(KEY), bids, keys)
+    a = jax.jit(jax.vmap(vcg(3, 2).apply, in_axes=(None, 0, 0)))((), bids, keys)
+    b = jax.jit(jax.vmap(sp.apply, in_axes=(None, 0, 0)))(sp.init(KEY), bids, keys)
     np.testing.assert_array_equal(a.allocation, b.allocation)
     np.testing.assert_allclose(a.payments, b.payments, atol=1e-6)
 

@@ -92,7 +92,7 @@ def test_truncated_gaussian_and_wallet_priors():
 
     prior = TruncatedGaussianPrior(0.0, 100.0)  # N(50, 16.7) on [0, 100], the original docs' Gaussian setting
     params = prior.init_params(3, 1)
-    values = jax.vmap(lambda k: prior.sample(k, params).values)(jax.random.split(jax.random.key(0), 50_000))
+    values = jax.jit(jax.vmap(lambda k: prior.sample(k, params).values))(jax.random.split(jax.random.key(0), 50_000))
     assert float(values.min()) >= 0 and float(values.max()) <= 100
     assert float(values.mean()) == pytest.approx(50, abs=0.3)
     assert float(values.std()) == pytest.approx(16.45, abs=0.3)  # 100/6, narrowed by the truncation at 3 sd

@@ -84,6 +84,7 @@ def test_reserve_sweep_refuses_bad_settings(tmp_path, capsys):
     assert "must exceed low" in fails(reserve_sweep.main, ["--value-low", "2", "--value-high", "1", *out], capsys)
 
 
+@pytest.mark.slow
 def test_all_pay_design_runs_every_step(tmp_path):
     m = all_pay_design.main([*QUIET, "--points", "3", "--auctions", "1000", "--window", "500", "--seeds", "2",
                              "--surrogate-steps", "50", "--design-steps", "20", "--check-seeds", "2",

@@ -61,6 +61,12 @@ class LearningAwareConfig:
 
     rule: str = "second_price"
     """the classical rule whose reserve is learned: first_price, second_price, third_price or all_pay"""
+    family: Literal["reserve", "network"] = "reserve"
+    """what ES learns: reserve (the reserve of --rule) or network (a deep_allocation rule: an anonymous learned
+    allocation with a no-sale option, winners paying a learned fraction of their bid; with the default ES
+    settings, sigma 0.05 and learning rate 0.02 on its weights)"""
+    network_hidden: tuple[int, ...] = (16, 16)
+    """network: hidden widths of its per-bidder and keep networks"""
     preset: Literal["cpu", "seed"] = "cpu"
     """cpu: the reduced market below; seed: the seed market's sizes (overrides auctions, window, explore-steps,
     half-life)"""
@@ -97,13 +103,19 @@ class LearningAwareConfig:
             raise ValueError("learning-aware optimization of a reserve sells one item (--items 1)")
 
     def resolved(self) -> LearningAwareConfig:
-        """The configuration with the preset applied."""
-        if self.preset == "cpu":
-            return self
-        bidders = dataclasses.replace(self.bidders, explore_steps=20_000, half_life=10_000.0)
-        return dataclasses.replace(self, bidders=bidders, auctions=100_000, window=10_000, preset="cpu")
+        """The configuration with the preset applied (and, for the network family, its ES defaults)."""
+        c = self
+        if c.family == "network" and c.es == LearningAwareConfig.es:
+            c = dataclasses.replace(c, es=dataclasses.replace(c.es, sigma=0.05, es_learning_rate=0.02))
+        if c.preset == "cpu":
+            return c
+        bidders = dataclasses.replace(c.bidders, explore_steps=20_000, half_life=10_000.0)
+        return dataclasses.replace(c, bidders=bidders, auctions=100_000, window=10_000, preset="cpu")
 
     def market(self) -> Market:
+        if self.family == "network":
+            spec = MechanismSpec("deep_allocation", hidden=self.network_hidden, winner_only=True)
+            return build_market(spec, self.bidders, self.prior)
         return build_market(MechanismSpec(mechanism=self.rule), self.bidders, self.prior)
 
 
@@ -121,21 +133,28 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         return evaluate_deployed(Session(NAME, config, spec), c, spec, market, *deployed)
     session = Session(NAME, config, spec)
     base = init_params(market, jax.random.key(0))
+    network = c.family == "network"
 
-    def fitness(reserve, key):
-        return jnp.mean(evaluation.fresh_rewards(market, evaluation.with_reserve(base, reserve), key[None], c.auctions,
-                                                 c.window, c.markets))  # fmt: skip
+    def with_theta(params, theta):
+        return params._replace(mechanism=theta) if network else evaluation.with_reserve(params, theta)
+
+    def fitness(theta, key):
+        return jnp.mean(evaluation.fresh_rewards(market, with_theta(base, theta), key[None], c.auctions, c.window,
+                                                 c.markets))  # fmt: skip
+
+    def start(key):
+        return market.mechanism.init(jax.random.fold_in(key, 1)) if network else jnp.float32(c.initial_reserve)
 
     es_init, es_step = make_es(fitness, c.es)
     result = session.run(
-        lambda key: es_init(jnp.float32(c.initial_reserve), key),
+        lambda key: es_init(start(key), key),
         es_step,
         c.iterations,
         summarize=lambda logs, first: [
             {
                 "iteration": first + i + 1,
                 "fitness": float(np.mean(logs.fitness[i])),
-                "reserve_mean": float(np.mean(logs.theta_norm[i])),
+                ("theta_norm" if network else "reserve_mean"): float(np.mean(logs.theta_norm[i])),
                 "grad_variance": float(np.mean(logs.grad_variance[i])),
             }
             for i in range(np.asarray(logs.fitness).shape[0])
@@ -147,10 +166,11 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     if result.steps_run == 0:
         session.print(f"the run in {session.out} has done all {c.iterations} iterations already")
         return None
-    reserves = np.asarray(result.state.theta)  # [seeds]
     n_eval = max(spec.seeds, c.eval_seeds)
     learned = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_eval, *jnp.shape(x))), base)
-    learned = evaluation.with_reserve(learned, jnp.asarray(reserves[np.arange(n_eval) % spec.seeds]))
+    thetas = jax.tree.map(lambda x: jnp.asarray(x)[np.arange(n_eval) % spec.seeds], result.state.theta)
+    learned = with_theta(learned, thetas)
+    reserves = None if network else np.asarray(result.state.theta)  # [seeds]
     keys = evaluation.evaluation_keys(spec.seed, n_eval)
     report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
     rule0 = jax.tree.map(lambda x: x[0], learned.mechanism)
@@ -160,7 +180,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     m = {
         "config": config,
         "learned": {k: report["final_eval"][k] for k in ("mean", "se", "per_seed")},
-        "learned_reserve": reserves.tolist(),
+        **({} if network else {"learned_reserve": reserves.tolist()}),
         "baselines": report["baselines"],
         "theory": report["theory"],
         **report["diagnostics"],
@@ -181,12 +201,12 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     if not session.leader:
         return m
     io.write_json(session.out / "metrics.json", m)
-    print(
-        f"learned reserves (per seed): {np.round(reserves, 3).tolist()}; ES {result.run_seconds:.1f}s on {m['device']}"
-    )
+    what = "an allocation network" if network else f"reserves {np.round(reserves, 3).tolist()} (per seed)"
+    print(f"learned: {what}; ES {result.run_seconds:.1f}s on {m['device']}")
     print(f"evaluation: fresh bidders, {c.auctions:,} auctions x {c.markets} markets, mean +- s.e. over {n_eval} "
           "seed(s); the same learners and keys for every rule")  # fmt: skip
-    print("\n".join(evaluation.comparison_lines(report, f"learned {c.rule} reserve")))
+    name = "learned allocation network" if network else f"learned {c.rule} reserve"
+    print("\n".join(evaluation.comparison_lines(report, name)))
     print(f"regret of the learned rule as a direct mechanism: {regret.regret_mean:.3g} (searches: "
           f"{', '.join(regret.searches)})")  # fmt: skip
     if spec.plots:
@@ -256,13 +276,14 @@ def write_plots(session: Session, m: dict[str, Any], market: Market, rule, c: Le
     references = {name.replace("_", " "): v["mean"] for name, v in m["baselines"].items()}
     references["learned rule, fresh bidders"] = m["learned"]["mean"]
     per_iteration = np.asarray(m["fitness"])[:, None]
-    plots.platform_reward(session.out / "revenue.png", per_iteration, f"learning-aware {c.rule}", references,
+    title = "learning-aware allocation network" if c.family == "network" else f"learning-aware {c.rule}"
+    plots.platform_reward(session.out / "revenue.png", per_iteration, title, references,
                           xlabel="ES iteration (mean fitness of the perturbed rules)")  # fmt: skip
     n = market.n_bidders
     others = np.linspace(3.0, 6.0, n - 1)
     bids, allocation, payment = evaluation.rule_curve(market, rule, others)
     plots.rule_curve(session.out / "rule.png", bids, allocation, payment,
-                     f"learned {c.rule}, others bid {others.tolist()}")  # fmt: skip
+                     f"{title}, others bid {others.tolist()}")  # fmt: skip
 
 
 if __name__ == "__main__":

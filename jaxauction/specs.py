@@ -50,6 +50,7 @@ from jaxauction.mechanisms import (
     Mechanism,
     anonymous_payment,
     deep_payment,
+    learned_allocation,
     multi_unit,
     prize_all_pay,
     procurement,
@@ -80,13 +81,14 @@ class MechanismSpec:
 
     mechanism: str = "deep"
     """the rule: deep (the seed's payment network), deep_anonymous (a shared per-bidder network: anonymous
-    payment shares), first_price, second_price, third_price, all_pay, prize_all_pay (all-pay with prize
-    shares by rank), random_allocation, multi_unit_uniform, multi_unit_pay_as_bid, vcg, procurement_first_price
-    or procurement_second_price (lowest ask wins; use --utility seller)"""
+    payment shares), deep_allocation (a learned, anonymous allocation with a no-sale option), first_price,
+    second_price, third_price, all_pay, prize_all_pay (all-pay with prize shares by rank), random_allocation,
+    multi_unit_uniform, multi_unit_pay_as_bid, vcg, procurement_first_price or procurement_second_price (lowest
+    ask wins; use --utility seller)"""
     hidden: tuple[int, ...] = (128, 64, 128)
-    """hidden layer widths of the payment network (deep, deep_anonymous)"""
+    """hidden layer widths of the payment network (deep, deep_anonymous, deep_allocation)"""
     winner_only: bool = False
-    """deep: charge only the winner (the seed charges every bidder)"""
+    """deep, deep_anonymous, deep_allocation: charge only the winner (the seed charges every bidder)"""
     normalise: bool = False
     """deep: feed bids / the market's highest bid to the network (the seed feeds raw bids)"""
     reserve: float = 0.0
@@ -128,7 +130,7 @@ class MechanismSpec:
             raise ValueError(
                 f"compute_dtype and matmul_precision apply to mechanism 'deep' only, not {self.mechanism!r}"
             )
-        network = self.mechanism in ("deep", "deep_anonymous")
+        network = self.mechanism in ("deep", "deep_anonymous", "deep_allocation")
         if (self.reserve or self.temperature or self.entry_fee or self.decay != 1 or self.budgets) and network:
             raise ValueError(f"reserve, temperature, entry_fee, budgets and decay apply to the classical rules, not "
                              f"to mechanism {self.mechanism!r}")  # fmt: skip
@@ -149,8 +151,10 @@ class MechanismSpec:
             raise ValueError("a multi_unit rule sells units >= 2 (one unit is a single-item auction): set --units")
         if self.prizes != (1.0,) and self.mechanism != "prize_all_pay":
             raise ValueError(f"prizes apply to mechanism 'prize_all_pay' only, not {self.mechanism!r}")
-        if (self.winner_only or self.normalise) and not deep:
-            raise ValueError(f"winner_only and normalise apply to mechanism 'deep' only, not {self.mechanism!r}")
+        if self.winner_only and not network:
+            raise ValueError(f"winner_only applies to the network rules, not {self.mechanism!r}")
+        if self.normalise and not deep:
+            raise ValueError(f"normalise applies to mechanism 'deep' only, not {self.mechanism!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -314,6 +318,11 @@ def _deep_anonymous(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale
     return rule if n_items == 1 else simultaneous([rule] * n_items)
 
 
+def _deep_allocation(spec: MechanismSpec, n_bidders: int, n_items: int, bid_scale: float) -> Mechanism:
+    rule = learned_allocation(n_bidders, spec.hidden, spec.winner_only, bid_scale=max(bid_scale, 1e-6))
+    return rule if n_items == 1 else simultaneous([rule] * n_items)
+
+
 MECHANISMS: dict[str, Callable[..., Mechanism]] = {
     **{name: _classical(name) for name in RULES},
     "prize_all_pay": _per_item(lambda spec, n: prize_all_pay(n, spec.prizes, spec.reserve)),
@@ -329,6 +338,7 @@ MECHANISMS: dict[str, Callable[..., Mechanism]] = {
     "vcg": _vcg,
     "deep": _deep,
     "deep_anonymous": _deep_anonymous,
+    "deep_allocation": _deep_allocation,
 }
 
 

@@ -49,3 +49,12 @@ def test_ic_first_then_deploy_evaluates_a_regretnet_rule_in_the_market(tmp_path,
     with pytest.raises(SystemExit):
         learning_aware_dmo.main([*TINY, "--deploy", str(tmp_path / "wrong"), "--out", str(tmp_path / "x")])
     assert "trained for single3" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_es_over_a_learned_allocation_network_runs_and_stays_anonymous(tmp_path):
+    m = learning_aware_dmo.main([*TINY, "--family", "network", "--iterations", "2", "--regret-profiles", "20",
+                                 "--out", str(tmp_path / "net")])  # fmt: skip
+    assert "learned_reserve" not in m and m["learned"]["mean"] >= 0
+    assert m["anonymity"] < 1e-4  # permuting the bidders permutes the payments
+    assert m["ir_violation_rate"] == 0.0  # winners pay a fraction of their bid times their win probability

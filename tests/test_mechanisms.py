@@ -397,3 +397,19 @@ def test_standard_all_pay_earns_the_equilibrium_revenue():
         jax.random.split(jax.random.key(3), 200_000)
     )
     assert float(records.outcome.payments.sum(-1).mean()) == pytest.approx(0.5, abs=0.003)
+
+
+def test_learned_allocation_is_feasible_anonymous_and_ir():
+    from jaxauction.mechanisms import learned_allocation
+
+    rule = learned_allocation(4, hidden=(8,))
+    params = rule.init(jax.random.key(0))
+    bids = jax.random.uniform(jax.random.key(1), (256, 4, 1)) * 9
+    out = jax.jit(jax.vmap(rule.apply, in_axes=(None, 0, None)))(params, bids, jax.random.key(2))
+    alloc = np.asarray(out.allocation[..., 0])
+    assert np.all(alloc >= 0) and np.all(alloc.sum(1) < 1)  # the auctioneer keeps the item with positive probability
+    assert np.all(np.asarray(out.payments) <= alloc * np.asarray(bids[..., 0]) + 1e-6)  # IR for truthful bids
+    perm = np.array([3, 1, 0, 2])
+    permuted = jax.jit(jax.vmap(rule.apply, in_axes=(None, 0, None)))(params, bids[:, perm], jax.random.key(2))
+    np.testing.assert_allclose(permuted.allocation, out.allocation[:, perm], atol=1e-6)
+    np.testing.assert_allclose(permuted.payments, out.payments[:, perm], atol=1e-6)

@@ -9,10 +9,12 @@ from jaxauction.mechanisms.allocation import entry_probability, highest_bid_allo
 from jaxauction.mechanisms.base import Mechanism, checked
 from jaxauction.mechanisms.deep import (
     RAW_BID_LIMIT,
+    AllocationNet,
     AnonymousPaymentNet,
     PaymentNet,
     anonymous_payment,
     deep_payment,
+    learned_allocation,
     payment_shares,
     torch_linear_init,
 )
@@ -67,7 +69,9 @@ __all__ = [
     "BudgetParams",
     "with_budgets",
     "with_entry_fee",
+    "AllocationNet",
     "AnonymousPaymentNet",
+    "learned_allocation",
     "anonymous_payment",
     "RAW_BID_LIMIT",
     "Mechanism",

@@ -181,3 +181,61 @@ def anonymous_payment(
 
     shares = lambda params, b: jax.nn.softmax(net.apply(params, b / scale))  # noqa: E731
     return share_rule("deep_anonymous", n_bidders, net, shares, winner_only)
+
+
+class AllocationNet(nn.Module):
+    """Anonymous networks for a learned allocation with a no-sale option.
+
+    One MLP shared by the bidders maps each bidder's ``(own bid, the others' bids sorted)`` to its allocation
+    score and payment logit; a second MLP maps the sorted bids to the score of keeping the item. Permuting the
+    bidders permutes the scores and logits, and leaves the keep score unchanged."""
+
+    hidden: tuple[int, ...] = (32, 32)
+
+    @nn.compact
+    def __call__(self, bids: Array) -> tuple[Array, Array, Array]:
+        n = bids.shape[-1]
+        rotate = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n
+        x = jnp.concatenate([bids[..., None], jnp.sort(bids[..., rotate], axis=-1)], axis=-1)
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(width)(x))
+        out = nn.Dense(2)(x)
+        keep = jnp.sort(bids, axis=-1)
+        for width in self.hidden:
+            keep = nn.relu(nn.Dense(width)(keep))
+        return out[..., 0], out[..., 1], nn.Dense(1)(keep)[..., 0]
+
+
+def learned_allocation(
+    n_bidders: int, hidden: Sequence[int] = (32, 32), winner_only: bool = True, bid_scale: float = 9.0
+) -> Mechanism:
+    """A learned allocation with a no-sale option (one item), anonymous by construction.
+
+    ``allocation = softmax([scores, keep])[:n]``: win probabilities over the
+    bidders plus the auctioneer keeping the item (so a learned rule can set
+    reserve-like no-sale regions). Payments ``sigmoid(z_i) * b_i``, times the
+    win probability (``winner_only``: charged to winners only, so truthful
+    bidders never pay more than the value they receive) or charged to every
+    bidder (an all-pay family). Networks see ``bids / bid_scale``.
+    """
+    require_two(n_bidders, "learned_allocation")
+    hidden = hidden_widths(hidden)
+    check_finite(bid_scale, "bid_scale", positive=True)
+    net = AllocationNet(hidden)
+    scale = float(bid_scale)
+
+    def init(key: PRNGKey) -> Any:
+        return net.init(key, jnp.zeros((n_bidders,), jnp.float32))
+
+    def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
+        del key
+        check_bids(bids, n_bidders, 1)
+        b = bids[:, 0]
+        scores, pay_logits, keep = net.apply(params, b / scale)
+        allocation = jax.nn.softmax(jnp.concatenate([scores, keep[None]]))[:n_bidders]
+        payments = jax.nn.sigmoid(pay_logits) * b
+        if winner_only:
+            payments = allocation * payments
+        return Outcome(allocation=allocation[:, None], payments=payments)
+
+    return Mechanism(name="deep_allocation", n_bidders=n_bidders, n_items=1, init=init, apply=apply, trainable=True)

@@ -81,7 +81,8 @@ class EquilibriumConfig:
     prior: Literal["uniform_int", "uniform", "gaussian", "gaussian_int", "wallet", "wallet_int"] = "uniform_int"
     """value distribution (i.i.d. across bidders; wallet: common value, bidders see their own signal)"""
     value_highs: tuple[float, ...] = ()
-    """asymmetric values: each bidder's top value (values from 0); replaces --bidders and --value-range"""
+    """asymmetric values: each bidder's value range R_i, read as --value-range is; replaces --bidders and
+    --value-range"""
     auctions: int = 200_000
     """auctions the bidders learn for"""
     window: int = 10_000

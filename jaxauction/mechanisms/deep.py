@@ -150,6 +150,14 @@ def deep_payment(
     return share_rule("deep", n_bidders, net, lambda params, b: payment_shares(net, params, b, scale), winner_only)
 
 
+def own_and_others(bids: Array) -> Array:
+    """``[..., n, n]``: row ``i`` is bidder ``i``'s bid followed by the others' bids sorted (a set, so the
+    features of a bidder do not depend on the others' order)."""
+    n = bids.shape[-1]
+    rotate = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n  # row i: every bidder but i
+    return jnp.concatenate([bids[..., None], jnp.sort(bids[..., rotate], axis=-1)], axis=-1)
+
+
 class AnonymousPaymentNet(nn.Module):
     """A permutation-equivariant payment network: one MLP, shared by the bidders, maps each bidder's
     ``(own bid, the others' bids sorted)`` to its logit. Permuting the bidders permutes the logits."""
@@ -158,10 +166,7 @@ class AnonymousPaymentNet(nn.Module):
 
     @nn.compact
     def __call__(self, bids: Array) -> Array:
-        n = bids.shape[-1]
-        rotate = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n  # row i: every bidder but i
-        others = jnp.sort(bids[..., rotate], axis=-1)  # [..., n, n-1]: a set, so order-free
-        x = jnp.concatenate([bids[..., None], others], axis=-1)
+        x = own_and_others(bids)
         for width in self.hidden:
             x = nn.relu(nn.Dense(width)(x))
         return nn.Dense(1)(x)[..., 0]
@@ -194,9 +199,7 @@ class AllocationNet(nn.Module):
 
     @nn.compact
     def __call__(self, bids: Array) -> tuple[Array, Array, Array]:
-        n = bids.shape[-1]
-        rotate = (np.arange(n)[:, None] + np.arange(1, n)[None, :]) % n
-        x = jnp.concatenate([bids[..., None], jnp.sort(bids[..., rotate], axis=-1)], axis=-1)
+        x = own_and_others(bids)
         for width in self.hidden:
             x = nn.relu(nn.Dense(width)(x))
         out = nn.Dense(2)(x)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from experiments import deep_mechanism_optimization as dmo_experiment
 
@@ -51,6 +52,7 @@ def _two_processes_and_one(args: list[str], tmp_path: Path) -> tuple[str, dict, 
     return outputs[0], two, one
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process(tmp_path):
     printed, two, one = _two_processes_and_one(["--seeds", "4", "--seed-loop", "map"], tmp_path)
     assert "mesh {'seeds': 4, 'batch': 1} over 2 process(es)" in printed
@@ -63,6 +65,7 @@ def test_two_processes_equal_one_process(tmp_path):
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_two_processes_data_parallel_markets(tmp_path):
     printed, two, one = _two_processes_and_one(["--seeds", "2", "--markets", "2"], tmp_path)
     assert "mesh {'seeds': 2, 'batch': 2} over 2 process(es)" in printed

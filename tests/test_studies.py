@@ -112,19 +112,23 @@ def test_all_pay_revenue_tracks_the_w_over_2_curve(tmp_path):
     assert m["best_w"] > 0.9
 
 
-def test_equilibrium_study_asymmetric_and_common_value_settings(tmp_path, capsys):
-    short = ["--auctions", "1000", "--window", "500"]
-    m = equilibrium.main([*QUIET, *short, "--prior", "uniform", "--value-highs", "1", "2", "--learner", "hedge",
-                          "--mechanism", "first_price", "--out", str(tmp_path / "a")])  # fmt: skip
-    assert m["settings"][0]["n_bidders"] == 2 and len(m["settings"][0]["theory_bid_to_value_per_bidder"]) == 2
-    weak, strong = m["settings"][0]["theory_bid_to_value_per_bidder"]
-    assert weak > 0.5 > strong
+def test_equilibrium_study_refuses_learners_that_cannot_reach_the_wallet_equilibrium(tmp_path, capsys):
     out = ["--out", str(tmp_path / "x")]
     wallet = ["--prior", "wallet", "--mechanism", "second_price", "--learner", "hedge", "--bidders", "2", *out]
     assert "pass --max-fraction >= 2" in fails(equilibrium.main, wallet, capsys)
     assert "pass --overbid and --n-bids >= 19" in fails(
         equilibrium.main, ["--prior", "wallet_int", "--mechanism", "second_price", "--bidders", "2", *out], capsys
     )
-    m = equilibrium.main([*QUIET, "--prior", "wallet", "--mechanism", "first_price", "--bidders", "2", "--learner",
-                          "hedge", "--auctions", "1000", "--window", "500", "--out", str(tmp_path / "w")])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_equilibrium_study_asymmetric_and_common_value_settings(tmp_path):
+    short = ["--auctions", "1000", "--window", "500"]
+    m = equilibrium.main([*QUIET, *short, "--prior", "uniform", "--value-highs", "1", "2", "--learner", "hedge",
+                          "--mechanism", "first_price", "--out", str(tmp_path / "a")])  # fmt: skip
+    assert m["settings"][0]["n_bidders"] == 2 and len(m["settings"][0]["theory_bid_to_value_per_bidder"]) == 2
+    weak, strong = m["settings"][0]["theory_bid_to_value_per_bidder"]
+    assert weak > 0.5 > strong
+    m = equilibrium.main([*QUIET, *short, "--prior", "wallet", "--mechanism", "first_price", "--bidders", "2",
+                          "--learner", "hedge", "--out", str(tmp_path / "w")])  # fmt: skip
     assert m["theory_bid_to_value"] is None  # no closed form is claimed where there is none

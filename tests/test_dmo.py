@@ -125,6 +125,7 @@ def test_regret_penalty_lowers_the_learned_rules_regret():
     assert regret[0] > 0.3 and regret[-1] < regret[0] / 3, regret
 
 
+@pytest.mark.slow
 def test_warm_start_markets_and_memory_bounded_chunks():
     fresh, warm = make_dmo(DMOConfig.of(**TINY)), make_dmo(DMOConfig.of(warm_start=True, **TINY))
     s_fresh, s_warm = fresh.init(jax.random.key(0)), warm.init(jax.random.key(0))

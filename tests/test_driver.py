@@ -122,6 +122,7 @@ def _run(step, state, mesh=None):
         return run_chunked(step, state, 2, chunk=1, progress=False)
 
 
+@pytest.mark.slow
 def test_map_over_seeds_sharded_over_eight_devices_equals_single_device_bit_for_bit():
     assert jax.device_count() == 8, "tests/conftest.py sets 8 fake CPU devices"
     dmo = make_dmo(TINY)
@@ -138,6 +139,7 @@ def test_map_over_seeds_sharded_over_eight_devices_equals_single_device_bit_for_
     np.testing.assert_allclose(sharded.logs.loss, single.logs.loss, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_vmap_over_seeds_sharded_equals_single_device_up_to_float_rounding():
     dmo = make_dmo(TINY)
     state0 = jax.vmap(dmo.init)(jax.random.split(jax.random.key(0), 8))
@@ -159,6 +161,7 @@ def test_vmap_over_seeds_sharded_equals_single_device_up_to_float_rounding():
     chex.assert_trees_all_close(sharded.logs, single.logs, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_data_parallel_markets_replicate_params_and_match_single_device():
     config = TINY.replace(markets=8)
     dmo = make_dmo(config)

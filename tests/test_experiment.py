@@ -67,6 +67,7 @@ def test_mixed_population_from_the_command_line(tmp_path):
     assert np.asarray(metrics["utility"])[-1, 0] > 0
 
 
+@pytest.mark.slow
 def test_each_run_gets_its_own_folder_and_others_results_are_protected(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     run([])

@@ -41,6 +41,7 @@ def test_second_price_has_zero_regret_and_first_price_one_sixth():
     assert fp.regret_over_revenue == pytest.approx(2 * fp.regret_mean / fp.revenue)
 
 
+@pytest.mark.slow
 def test_gradient_search_alone_misses_jumps_that_the_grid_finds():
     """Why the grid runs. Under third price the runner-up gains v2 - v3 by outbidding the winner, but its
     utility is flat (0) around its truthful bid, so a gradient search from the truthful report never moves."""

@@ -32,6 +32,7 @@ def test_allocations_are_feasible_and_payments_individually_rational(demand):
     assert bool(jnp.all(out.payments >= 0)) and bool(jnp.all(out.payments <= value + 1e-6))  # IR for truthful bids
 
 
+@pytest.mark.slow
 def test_gradients_are_right_and_finite_at_ties():
     mech = regretnet(2, 2, hidden=(8,))
     params = mech.init(KEY)

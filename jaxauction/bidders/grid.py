@@ -68,6 +68,11 @@ class BidGrid:
         return np.arange(self.n_actions, dtype=np.float32)
 
     @property
+    def top_bid(self) -> float:
+        """The largest bid the grid can make: the default utility scale of the learners on it."""
+        return self.top * self.max_fraction if self.relative else float(self.n_actions - 1)
+
+    @property
     def observation_levels(self) -> int | None:
         """Absolute grids keep a table per integer value level (the market checks the prior draws only those)."""
         return None if self.relative else self.n_contexts

@@ -61,8 +61,7 @@ def hedge(
     check_positive_int(n_bidders, "n_bidders")
     check_choice(variant, VARIANTS, "hedge variant")
     k, C, A = n_bidders, grid.n_contexts, grid.n_actions
-    if scale is None:
-        scale = grid.top * grid.max_fraction if grid.relative else float(A - 1)
+    scale = grid.top_bid if scale is None else scale
     defaults = (learning_rate, scale)
 
     def check_params(params: HedgeParams) -> None:

@@ -50,8 +50,7 @@ def policy_gradient(
     """A group of ``n_bidders`` softmax policy-gradient bidders on ``grid`` (one item)."""
     check_positive_int(n_bidders, "n_bidders")
     k, C, A = n_bidders, grid.n_contexts, grid.n_actions
-    if scale is None:
-        scale = grid.top * grid.max_fraction if grid.relative else float(A - 1)
+    scale = grid.top_bid if scale is None else scale
     defaults = (learning_rate, baseline_rate, scale)
 
     def check_params(params: PolicyGradientParams) -> None:

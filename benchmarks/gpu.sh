@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The GPU benchmark set in one call, within 8 minutes; every result is JSON under $OUT.
+# The GPU benchmark set of the market in one call, within 8 minutes; every result is JSON under $OUT.
+# (RegretNet's GPU runs are benchmarks/gpu_regretnet.sh.)
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu.sh                  # on the GPU machine, from the repository root
 #   DRY_RUN=1 OUT=/tmp/gpu-dry bash benchmarks/gpu.sh    # the same steps at tiny sizes, on CPU
@@ -10,55 +11,28 @@
 # measured row, so a step cut short keeps what it measured. Everything ends up
 # in $OUT/gpu_results.tar.gz (JSON, logs, summary.log); the exit status is
 # non-zero when a step failed or was cut short.
-set -uo pipefail
-: "${OUT:?set OUT to the results folder}"
-mkdir -p "$OUT"
 BUDGET=${BUDGET:-460}
-START=$(date +%s)
-FAILED=0
-export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
+# shellcheck source=benchmarks/gpu_common.sh
+source benchmarks/gpu_common.sh
 
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   export JAX_PLATFORMS=cpu
   MARKETS=1,64 BF16_MARKETS=64 BUDGET_AUCTIONS=20000 FORWARD=4096 BREAKDOWN="--markets 64 --auctions 200"
   SIZES=4096,16384 CHUNKED_SIZE=16384 CHUNK=4096 E2E_SEEDS=1 E2E_ARGS="-- --rounds 2 --auctions-per-round 20000"
-  TEST_PLATFORM=cpu TESTS="tests/test_market.py" RN_SETTINGS=single2 RN_ITERATIONS=2
+  TEST_PLATFORM=cpu TESTS="tests/test_market.py"
   STUDY_ARGS="--reserves 11 --seeds 2 --auctions 1000 --repeats 1"
 else
   MARKETS=1,4096,65536,262144,1048576,2097152,4194304 BF16_MARKETS=262144,1048576,2097152
   BUDGET_AUCTIONS=200000000 FORWARD=1048576,4194304 BREAKDOWN="--markets 2097152 --auctions 100"
   SIZES=65536,1048576,4194304,8388608 CHUNKED_SIZE=16777216 CHUNK=1048576 E2E_SEEDS=1,1024 E2E_ARGS=""
   TEST_PLATFORM=cuda TESTS="tests/test_mechanisms.py tests/test_market.py tests/test_dmo.py tests/test_bidders.py"
-  TESTS="$TESTS tests/test_priors.py" RN_SETTINGS=single2,additive_2x2,additive_5x10 RN_ITERATIONS=200
+  TESTS="$TESTS tests/test_priors.py"
   STUDY_ARGS="--reserves 1001 --seeds 16,1024 --auctions 10000"
 fi
 
-step() {  # step NAME LIMIT_SECONDS COMMAND...
-  local name=$1 limit=$2 left
-  shift 2
-  left=$((BUDGET - ($(date +%s) - START)))
-  if ((left < 20)); then
-    echo "== $name: skipped, ${left}s of the budget left" | tee -a "$OUT/summary.log"
-    return
-  fi
-  ((limit > left)) && limit=$left
-  echo "== $name (limit ${limit}s)"
-  timeout -k 5 "$limit" "$@" >"$OUT/$name.log" 2>&1
-  local rc=$?
-  ((rc != 0)) && FAILED=$((FAILED + 1))
-  tail -n 25 "$OUT/$name.log"
-  echo "== $name: rc $rc after $(($(date +%s) - START))s" | tee -a "$OUT/summary.log"
-}
-
-step device 30 bash -c 'nvidia-smi || true; python3 -c "
-import json, jax
-from benchmarks.common import device_info
-print(json.dumps({**device_info(), \"devices\": [str(d) for d in jax.devices()]}))
-" | tee "$OUT/device.json"'
+device_step
 step throughput_f32 150 python3 -m benchmarks.throughput --markets "$MARKETS" --auction-budget "$BUDGET_AUCTIONS" \
   --repeats 3 --forward "$FORWARD" --out "$OUT/throughput_f32.json"
-step regretnet 60 python3 -m benchmarks.regretnet --settings "$RN_SETTINGS" --iterations "$RN_ITERATIONS" \
-  --out "$OUT/regretnet.json"
 # shellcheck disable=SC2086
 step studies 60 python3 -m benchmarks.studies $STUDY_ARGS --out "$OUT/studies.json"
 step update 110 python3 -m benchmarks.update --sizes "$SIZES" --dtypes float32,bfloat16 --repeats 3 \
@@ -77,7 +51,4 @@ step tests 120 env JAX_PLATFORMS="$TEST_PLATFORM" python3 -m pytest -q -p no:cac
 # shellcheck disable=SC2086
 step end_to_end 120 python3 -m benchmarks.end_to_end --seeds "$E2E_SEEDS" --repeats 1 --timeout 100 \
   --out "$OUT/end_to_end.json" $E2E_ARGS
-# The device tool returns a limited number of files: pack everything into one archive.
-tar -czf "$OUT/gpu_results.tar.gz" -C "$OUT" --exclude gpu_results.tar.gz . && find "$OUT" -type f ! -name gpu_results.tar.gz -delete
-echo "done in $(($(date +%s) - START))s, $FAILED step(s) failed or cut short; results in $OUT/gpu_results.tar.gz"
-((FAILED == 0))
+pack

@@ -29,6 +29,7 @@ from jaxauction.regret import Protocol, evaluate
 from jaxauction.train.regretnet import RegretNetConfig, RegretNetLog, make_regretnet
 
 NAME = "regretnet"
+EXTENDABLE = ("iterations", "misreport_unroll")  # what a resumed run may change: its length, and a speed knob
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
 
 def run(argv: list[str] | None) -> dict[str, Any] | None:
-    config, spec = cli.parse(
-        Config, argv, experiment=NAME, description=__doc__.split("\n\n")[0], extendable=("iterations",)
-    )
+    config, spec = cli.parse(Config, argv, experiment=NAME, description=__doc__.split("\n\n")[0], extendable=EXTENDABLE)
     session = Session(NAME, config, spec)
     train = config.train
     trainer = make_regretnet(train)
@@ -95,7 +94,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         summarize=lambda logs, first: summarize(logs, first, train.log_every),
         describe=lambda logs: {"revenue": float(np.mean(logs.revenue[-1])), "regret": float(np.mean(logs.regret[-1]))},
         unit="step",
-        extendable=("iterations",),
+        extendable=EXTENDABLE,
     )
     if result.steps_run == 0:
         session.print(f"the run in {session.out} has done all {train.iterations} iterations already; "
@@ -117,13 +116,20 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         "train_seconds": result.run_seconds,
         "compile_seconds": result.compile_seconds,
         "seconds_per_iteration": result.run_seconds / (result.steps_run * train.log_every),
-        "iterations": train.iterations,
+        "iterations": (result.done_before + result.steps_run) * train.log_every,  # trained (all calls)
+        "iterations_this_call": result.steps_run * train.log_every,  # what train_seconds timed
+        "iterations_planned": train.iterations,  # above "iterations" only when --time-limit stopped the run
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
         "jax_version": jax.__version__,
     }
     if not session.leader:
         return m
     io.write_json(session.out / "metrics.json", m)
+    if m["iterations"] < train.iterations:
+        print(
+            f"stopped by --time-limit after {m['iterations']} of {train.iterations} iterations "
+            f"(--resume {session.out} continues)"
+        )
     print(f"{setting.name} {train.model}: revenue {m['revenue']:.4f} +- {m['revenue_se']:.4f}, regret "
           f"{m['regret_mean']:.2e} +- {m['regret_se']:.1e} (max {m['regret_max']:.3g}; "
           f"x{config.evaluation.stronger} attack: {m['regret_mean_stronger']}), IR violations "

@@ -91,6 +91,7 @@ def run_chunked(
     progress: bool = True,
     unit: str = "step",
     checked: bool = False,
+    time_limit: float | None = None,
 ) -> RunResult:
     """Run ``step`` until ``total_steps`` are done, ``chunk`` steps per compiled call.
 
@@ -104,7 +105,11 @@ def run_chunked(
       on_chunk: ``on_chunk(steps_done, chunk_logs, state)`` after each chunk, on the host (evaluators, reports).
       describe: latest-log summary for the progress bar, ``chunk_logs -> {name: value}``.
       checked: run the program under ``checkify`` and raise the first failed check after its chunk.
+      time_limit: stop after the first chunk that ends past this many seconds of running (compilation not
+        counted), with a checkpoint; ``RunResult.steps_run`` says how far it got (None: no limit).
     """
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, got {time_limit!r}")
     if chunk < 1 or checkpoint_every < 1:
         raise ValueError(f"chunk ({chunk}) and checkpoint_every ({checkpoint_every}) must be >= 1")
     if not 0 <= done <= total_steps:
@@ -155,8 +160,16 @@ def run_chunked(
                 bar.update(length)
                 if describe is not None:
                     bar.set_postfix({k: f"{v:.4g}" for k, v in describe(chunk_logs).items()})
-            if chunks % checkpoint_every == 0 or done == total_steps:
+            out_of_time = time_limit is not None and run_seconds >= time_limit
+            if chunks % checkpoint_every == 0 or done == total_steps or out_of_time:
                 save(done)
+            if out_of_time and done < total_steps:
+                print(
+                    f"time limit ({time_limit:g} s) reached after {done} of {total_steps} {unit}s; "
+                    f"checkpoint written to {checkpoint_dir}",
+                    file=sys.stderr,
+                )
+                break
     except KeyboardInterrupt:
         save(done)
         if bar is not None:
@@ -196,6 +209,9 @@ class RunSpec:
     """split seeds, then markets (data-parallel), over all visible devices, when several are visible"""
     seed_loop: Literal["vmap", "map"] = "vmap"
     """seeds vectorised (vmap), or one after another per device (map: sharded == single device, bit for bit)"""
+    time_limit: float | None = None
+    """stop after the first chunk that ends past this many seconds of running, with a checkpoint (--resume
+    continues it); the experiment reports what it has (None: run to the end)"""
     checked: bool = False
     """debug: check every auction for NaN or negative bids and NaN outcomes (checkify), slower"""
     coordinator_address: str | None = None
@@ -209,6 +225,10 @@ class RunSpec:
         for name in ("seeds", "chunk", "checkpoint_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ValueError(f"time_limit must be a positive number of seconds, got {self.time_limit!r}")
+        if self.time_limit is not None and (self.num_processes or 1) > 1:
+            raise ValueError("time_limit is for single-process runs (processes would stop at different chunks)")
         if self.seed_loop not in SEED_LOOPS:
             raise ValueError(f"unknown seed_loop {self.seed_loop!r}; choose one of {list(SEED_LOOPS)}")
 
@@ -391,6 +411,7 @@ class Session:
                 progress=spec.progress and self.leader,
                 unit=unit,
                 checked=spec.checked,
+                time_limit=spec.time_limit,
             )
         logs = result.logs if previous is None else _concat([previous, result.logs])
         return SessionResult(

@@ -68,6 +68,20 @@ def test_interrupt_leaves_a_usable_checkpoint(batched, full_run, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.npz"]  # no temporary files left
 
 
+def test_a_time_limit_stops_after_a_chunk_with_a_checkpoint_and_resume_finishes(batched, full_run, tmp_path):
+    step, state0 = batched
+    first = run_chunked(step, state0, 4, chunk=1, checkpoint_dir=tmp_path, checkpoint_every=100, progress=False,
+                        time_limit=1e-9)  # fmt: skip
+    assert first.steps_run == 1  # one chunk always runs; the limit is checked after it
+    state, meta = checkpoint.load(tmp_path, state0)
+    assert meta["steps_done"] == 1  # checkpointed although checkpoint_every had not come round
+    rest = run_chunked(step, state, 4, chunk=1, done=1, progress=False, time_limit=1e9)
+    assert rest.steps_run == 3
+    chex.assert_trees_all_equal(rest.state, full_run.state)
+    with pytest.raises(ValueError, match="time_limit"):
+        run_chunked(step, state0, 4, progress=False, time_limit=0)
+
+
 def test_checkpoints_from_another_configuration_or_damaged_files_are_refused(batched, tmp_path):
     step, state0 = batched
     run_chunked(step, state0, 1, checkpoint_dir=tmp_path, progress=False)

@@ -41,8 +41,9 @@ print(json.dumps({**device_info(), \"devices\": [str(d) for d in jax.devices()]}
 }
 
 pack() { # the device tool returns a limited number of files: everything goes into one archive
-  tar -czf "$OUT/gpu_results.tar.gz" -C "$OUT" --exclude gpu_results.tar.gz . &&
-    find "$OUT" -type f ! -name gpu_results.tar.gz -delete
+  local archive
+  archive=$(mktemp -d)/gpu_results.tar.gz # outside $OUT: tar refuses a folder that changes while it reads it
+  tar -czf "$archive" -C "$OUT" . && find "$OUT" -type f -delete && mv "$archive" "$OUT/"
   echo "done in $(($(date +%s) - START))s, $FAILED step(s) failed or cut short; results in $OUT/gpu_results.tar.gz"
   ((FAILED == 0))
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# RegretNet on a GPU in one call (issue 8): time per iteration, then the reference schedules of 3x10 and 5x10
+# RegretNet on a GPU in one call: time per iteration, then reference schedules (3x10, 5x10)
 # for as long as the budget allows, evaluated under a strong protocol; every result is under $OUT.
 #
 #   OUT=/tmp/gpu bash benchmarks/gpu_regretnet.sh                   # on the GPU machine, from the repository root
@@ -7,10 +7,11 @@
 #
 # 1. benchmarks.regretnet: ms per iteration (reference batch 128) for single2, 2x2, 3x10, 5x10 with the 25
 #    misreport steps unrolled, and 2x2 rolled; the full 2x2 schedule's time is 400,000 x its figure.
-# 2. experiments.regretnet on additive_3x10 and additive_5x10, side by side (two processes: one iteration of
-#    either is far too small to fill the GPU), each stopped by --time-limit so that its evaluation fits the
-#    budget; metrics.json says how many of the 400,000 iterations ran. Their params (and Adam state) come
-#    back as params_<name>.npz (the checkpoints, with 640,000 cached profiles, are too large).
+# 2. experiments.regretnet on each of SETTINGS (default "additive_3x10 additive_5x10"), one after another,
+#    each stopped by --time-limit so that its compilation (about 45 s) and evaluation fit its share of the
+#    budget; metrics.json says how many of the 400,000 iterations ran (a 15-minute lease fits one setting
+#    well). Their params (and Adam state) come back as params_<name>.npz (the checkpoints, with 640,000
+#    cached profiles, are too large).
 # 3. benchmarks.throughput at three market counts (the seed market's auctions per second).
 # All matmuls at float32 ("highest"): the GPU default rounds float32 matmuls through TF32.
 BUDGET=${BUDGET:-560}
@@ -21,12 +22,13 @@ RUNS=${RUNS:-/tmp/regretnet_runs}
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   export JAX_PLATFORMS=cpu
   BENCH="--settings single2 --iterations 2 --repeats 1" TRAIN="--iterations 400 --log-every 100 --train-size 2560"
-  EVAL="--profiles 8 --random-starts 1 --steps 5 --revenue-profiles 100" RESERVE=${RESERVE:-60} MEM=0.2
-  THROUGHPUT="--markets 1,64 --auction-budget 20000 --forward 4096"
+  EVAL="--profiles 8 --random-starts 1 --steps 5 --revenue-profiles 100" RESERVE=${RESERVE:-30}
+  THROUGHPUT="--markets 1,64 --auction-budget 20000 --forward 4096" THROUGHPUT_SECONDS=40
 else
-  BENCH="--settings additive_2x2,additive_3x10,additive_5x10,single2 --iterations 200 --repeats 3" TRAIN=""
-  EVAL="--profiles 2000 --random-starts 4 --steps 400 --profile-chunk 500" RESERVE=${RESERVE:-170} MEM=0.45
-  THROUGHPUT="--markets 4096,262144,2097152 --auction-budget 200000000 --forward 1048576"
+  BENCH="--settings ${BENCH_SETTINGS:-additive_2x2,additive_3x10,additive_5x10,single2} --iterations 200 --repeats 3"
+  TRAIN=""
+  EVAL="--profiles 2000 --random-starts 4 --steps 400 --profile-chunk 500" RESERVE=${RESERVE:-140}
+  THROUGHPUT="--markets 4096,262144,2097152 --auction-budget 200000000 --forward 1048576" THROUGHPUT_SECONDS=60
 fi
 
 device_step
@@ -39,7 +41,7 @@ step bench_rolled 40 python3 -m benchmarks.regretnet $BENCH --unrolls 1 --settin
 train() { # train NAME SETTING: the reference schedule, stopped by --time-limit, evaluated; then its params
   local name=$1 setting=$2 rc
   # shellcheck disable=SC2086
-  XLA_PYTHON_CLIENT_MEM_FRACTION=$MEM timeout -k 5 $(($(seconds_left) - 5)) python3 -m experiments.regretnet \
+  timeout -k 5 $(($(seconds_left) - 5)) python3 -m experiments.regretnet \
     --setting "$setting" $TRAIN --misreport-unroll 25 --time-limit "$TRAIN_SECONDS" $EVAL --stronger 2 \
     --no-progress --out "$RUNS/$name" >"$OUT/train_$name.log" 2>&1
   rc=$?
@@ -53,17 +55,21 @@ np.savez(sys.argv[2], **{k: z[k] for k in z.files if z[k].size < 1_000_000})
   echo "== train_$name: rc $rc after $(($(date +%s) - START))s" | tee -a "$OUT/summary.log"
   return $rc
 }
-TRAIN_SECONDS=$(($(seconds_left) - RESERVE))
-if ((TRAIN_SECONDS < 30)); then
-  echo "== train: skipped, ${TRAIN_SECONDS}s of training time left" | tee -a "$OUT/summary.log"
-else
-  echo "== train (3x10 and 5x10 side by side, ${TRAIN_SECONDS}s of training each)"
-  train 3x10 additive_3x10 &
-  train 5x10 additive_5x10 &
-  wait -n || FAILED=$((FAILED + 1))
-  wait -n || FAILED=$((FAILED + 1))
-fi
+# One after another: side by side (two processes, 2026-11-27, H200) each ran at 6.6-6.8 ms per iteration
+# against 2.7-3.1 ms alone, slower than taking turns.
+read -ra SETTINGS <<<"${SETTINGS:-additive_3x10 additive_5x10}"
+for i in "${!SETTINGS[@]}"; do
+  runs_left=$((${#SETTINGS[@]} - i))
+  TRAIN_SECONDS=$((($(seconds_left) - THROUGHPUT_SECONDS) / runs_left - RESERVE))
+  name=${SETTINGS[$i]#additive_}
+  if ((TRAIN_SECONDS < 30)); then
+    echo "== train_$name: skipped, ${TRAIN_SECONDS}s of training time left" | tee -a "$OUT/summary.log"
+    continue
+  fi
+  echo "== train_$name (${TRAIN_SECONDS}s of training)"
+  train "$name" "${SETTINGS[$i]}" || FAILED=$((FAILED + 1))
+done
 # 3. the market's headline figure while the machine is here (the rest of it is benchmarks/gpu.sh)
 # shellcheck disable=SC2086
-step throughput 60 env -u JAX_DEFAULT_MATMUL_PRECISION python3 -m benchmarks.throughput $THROUGHPUT --repeats 3 --out "$OUT/throughput_f32.json"
+step throughput "$THROUGHPUT_SECONDS" env -u JAX_DEFAULT_MATMUL_PRECISION python3 -m benchmarks.throughput $THROUGHPUT --repeats 3 --out "$OUT/throughput_f32.json"
 pack

@@ -54,6 +54,7 @@ from jaxauction.equilibrium import (
     wallet_second_price_bids,
 )
 from jaxauction.market import init_params, policy_grid
+from jaxauction.priors import default_support
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.studies import learn_policies, mean_se
 
@@ -178,7 +179,7 @@ def setting_market(config: EquilibriumConfig, rule: str, n: int, value_range: fl
     try:
         prior = setting_prior(config, value_range)
         market = build_market(MechanismSpec(rule), dataclasses.replace(config.learners, n_bidders=n), prior)
-        tops = np.asarray(market.prior.support(market.prior.init_params(n, 1))[1], np.float64)[:, 0]
+        tops = default_support(market.prior, n)[1][:, 0]
         check_reach(config, rule, market, float(tops.max()))
     except ValueError as err:
         raise RunError(f"{rule}, {n} bidders, value range {value_range:g}: {err}") from None

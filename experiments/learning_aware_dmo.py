@@ -45,6 +45,7 @@ from jaxauction._checks import check_choice, check_positive_int
 from jaxauction.driver import RunError, Session
 from jaxauction.market import Market, init_params
 from jaxauction.mechanisms import RULES
+from jaxauction.priors import default_support
 from jaxauction.regret import Protocol
 from jaxauction.regret import evaluate as evaluate_regret
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
@@ -166,30 +167,22 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     if result.steps_run == 0:
         session.print(f"the run in {session.out} has done all {c.iterations} iterations already")
         return None
-    n_eval = max(spec.seeds, c.eval_seeds)
-    learned = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_eval, *jnp.shape(x))), base)
+    learned = broadcast_eval(base, c, spec)
+    n_eval = jax.tree.leaves(learned)[0].shape[0]
     thetas = jax.tree.map(lambda x: jnp.asarray(x)[np.arange(n_eval) % spec.seeds], result.state.theta)
     learned = with_theta(learned, thetas)
     reserves = None if network else np.asarray(result.state.theta)  # [seeds]
-    keys = evaluation.evaluation_keys(spec.seed, n_eval)
-    report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
     rule0 = jax.tree.map(lambda x: x[0], learned.mechanism)
-    protocol = Protocol(profiles=c.regret_profiles, random_starts=4, steps=100, stronger=1, revenue_profiles=0)
-    regret = evaluate_regret(market.mechanism, rule0, market.prior, jax.random.key(spec.seed), protocol)
+    report, evaluated = evaluate_rule(market, market.mechanism, learned, rule0, c, spec)
     logs: ESLog = result.logs
     m = {
         "config": config,
-        "learned": {k: report["final_eval"][k] for k in ("mean", "se", "per_seed")},
+        **evaluated,
         **({} if network else {"learned_reserve": reserves.tolist()}),
-        "baselines": report["baselines"],
-        "theory": report["theory"],
-        **report["diagnostics"],
-        "regret": regret.as_dict(),
         "fitness": np.asarray(logs.fitness).mean(axis=1).tolist(),
         "grad_variance": np.asarray(logs.grad_variance).mean(axis=1).tolist(),
         "optimization_seconds": result.run_seconds,
         "compile_seconds": result.compile_seconds,
-        "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
         "market": {
             "auctions": c.auctions,
             "window": c.window,
@@ -203,12 +196,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     io.write_json(session.out / "metrics.json", m)
     what = "an allocation network" if network else f"reserves {np.round(reserves, 3).tolist()} (per seed)"
     print(f"learned: {what}; ES {result.run_seconds:.1f}s on {m['device']}")
-    print(f"evaluation: fresh bidders, {c.auctions:,} auctions x {c.markets} markets, mean +- s.e. over {n_eval} "
-          "seed(s); the same learners and keys for every rule")  # fmt: skip
-    name = "learned allocation network" if network else f"learned {c.rule} reserve"
-    print("\n".join(evaluation.comparison_lines(report, name)))
-    print(f"regret of the learned rule as a direct mechanism: {regret.regret_mean:.3g} (searches: "
-          f"{', '.join(regret.searches)})")  # fmt: skip
+    print_comparison(report, m, c, "learned allocation network" if network else f"learned {c.rule} reserve")
     if spec.plots:
         write_plots(session, m, market, rule0, c)
     print(f"results in {session.out}/")
@@ -222,9 +210,8 @@ def deployed_rule(run: Path, market: Market):
         raise RunError(f"--deploy {run}: the checkpoint was written by {meta.get('experiment')!r}, not regretnet")
     train = cli.from_dict(RegretNetConfig, meta["config"]["train"])
     s = train.the_setting
-    low, high = (np.asarray(b, np.float64) for b in s.prior.support(s.prior.init_params(s.n_bidders, s.n_items)))
-    m_low, m_high = (np.asarray(b, np.float64) for b in market.prior.support(market.prior.init_params(
-        market.n_bidders, 1)))  # fmt: skip
+    low, high = default_support(s.prior, s.n_bidders, s.n_items)
+    m_low, m_high = default_support(market.prior, market.n_bidders)
     if (s.n_bidders, s.n_items) != (market.n_bidders, 1) or low.min() != m_low.min() or high.max() != m_high.max():
         raise RunError(f"--deploy {run}: the rule was trained for {s.name} ({s.n_bidders} bidders, {s.n_items} "
                        f"item(s), values {low.min():g}..{high.max():g}); this market has {market.n_bidders} bidders, "
@@ -236,19 +223,22 @@ def deployed_rule(run: Path, market: Market):
     return trainer.mechanism, jax.tree.map(lambda x: x[0], state.params), s.name
 
 
-def evaluate_deployed(session: Session, c: LearningAwareConfig, spec, market: Market, mechanism, rule, name: str):
-    """The honest evaluation of a deployed RegretNet rule against this market's learning bidders."""
-    market = market._replace(mechanism=mechanism)
-    base = init_params(market, jax.random.key(0))._replace(mechanism=rule)
+def broadcast_eval(base, c: LearningAwareConfig, spec):
+    """The market's params ``base`` repeated over the evaluation seeds (at least the run's seeds)."""
     n_eval = max(spec.seeds, c.eval_seeds)
-    learned = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_eval, *jnp.shape(x))), base)
-    keys = evaluation.evaluation_keys(spec.seed, n_eval)
-    report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
+    return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_eval, *jnp.shape(x))), base)
+
+
+def evaluate_rule(market: Market, mechanism, learned, rule, c: LearningAwareConfig, spec) -> tuple[dict, dict]:
+    """The honest evaluation of a rule: ``learned`` (market params over the evaluation seeds, holding the
+    rule) against fresh learning bidders beside the baselines, with the same learners and keys for every
+    rule, diagnostics, and ``rule``'s regret as a direct mechanism. Returns ``(report, metrics)``."""
+    keys = evaluation.evaluation_keys(spec.seed, jax.tree.leaves(learned)[0].shape[0])
+    report = evaluation.report_rule(market._replace(mechanism=mechanism), learned, keys, c.auctions, c.window,
+                                    c.markets, c.reserves, diagnose=True)  # fmt: skip
     protocol = Protocol(profiles=c.regret_profiles, random_starts=4, steps=100, stronger=1, revenue_profiles=0)
     regret = evaluate_regret(mechanism, rule, market.prior, jax.random.key(spec.seed), protocol)
-    m = {
-        "config": c,
-        "deployed": {"run": str(c.deploy), "setting": name},
+    return report, {
         "learned": {k: report["final_eval"][k] for k in ("mean", "se", "per_seed")},
         "baselines": report["baselines"],
         "theory": report["theory"],
@@ -256,13 +246,26 @@ def evaluate_deployed(session: Session, c: LearningAwareConfig, spec, market: Ma
         "regret": regret.as_dict(),
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }
+
+
+def print_comparison(report: dict, m: dict[str, Any], c: LearningAwareConfig, name: str) -> None:
+    n_eval = len(m["learned"]["per_seed"])
+    print(f"evaluation: fresh bidders, {c.auctions:,} auctions x {c.markets} markets, mean +- s.e. over {n_eval} "
+          "seed(s); the same learners and keys for every rule")  # fmt: skip
+    print("\n".join(evaluation.comparison_lines(report, name)))
+    print(f"regret of the rule as a direct mechanism: {m['regret']['regret_mean']:.3g} (searches: "
+          f"{', '.join(m['regret']['searches'])})")  # fmt: skip
+
+
+def evaluate_deployed(session: Session, c: LearningAwareConfig, spec, market: Market, mechanism, rule, name: str):
+    """The honest evaluation of a deployed RegretNet rule against this market's learning bidders."""
+    market = market._replace(mechanism=mechanism)
+    base = init_params(market, jax.random.key(0))._replace(mechanism=rule)
+    report, evaluated = evaluate_rule(market, mechanism, broadcast_eval(base, c, spec), rule, c, spec)
+    m = {"config": c, "deployed": {"run": str(c.deploy), "setting": name}, **evaluated}
     if session.leader:
         io.write_json(session.out / "metrics.json", m)
-        print(f"evaluation: fresh bidders, {c.auctions:,} auctions x {c.markets} markets, mean +- s.e. over {n_eval} "
-              "seed(s); the same learners and keys for every rule")  # fmt: skip
-        print("\n".join(evaluation.comparison_lines(report, f"deployed RegretNet ({name})")))
-        print(f"regret of the deployed rule as a direct mechanism: {regret.regret_mean:.3g} (searches: "
-              f"{', '.join(regret.searches)})")  # fmt: skip
+        print_comparison(report, m, c, f"deployed RegretNet ({name})")
         print(f"results in {session.out}/")
     return m
 

@@ -286,3 +286,9 @@ class WalletPrior(_RangePrior):
 
 
 Prior = UniformIntPrior | UniformPrior | ExponentialPrior | TruncatedGaussianPrior | WalletPrior
+
+
+def default_support(prior: Prior, n_bidders: int, n_items: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """``(low, high)``, each ``[n, m]`` float64 on the host: the support of ``prior`` at its default params."""
+    low, high = prior.support(prior.init_params(n_bidders, n_items))
+    return np.asarray(low, np.float64), np.asarray(high, np.float64)

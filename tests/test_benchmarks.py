@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -52,14 +53,21 @@ def test_auctions_per_call_budget():
     assert throughput.auctions_per_call(2_097_152, 200_000_000, 2_000) == 100
 
 
-def test_gpu_script_parses():
-    subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / "gpu.sh")], check=True)
+@pytest.mark.parametrize("script", ["gpu.sh", "gpu_regretnet.sh"])
+def test_gpu_script_parses(script):
+    subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)], check=True)
 
 
 @pytest.mark.slow
-def test_gpu_script_dry_run_on_cpu(tmp_path):
-    env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path)}
+@pytest.mark.parametrize("script", ["gpu.sh", "gpu_regretnet.sh"])
+def test_gpu_script_dry_run_on_cpu(script, tmp_path):
+    env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path), "RUNS": str(tmp_path / "runs")}
     env.pop("XLA_FLAGS", None)
-    subprocess.run(["bash", "benchmarks/gpu.sh"], cwd=ROOT, env=env, check=True, timeout=900, capture_output=True)
-    summary = (tmp_path / "summary.log").read_text() if (tmp_path / "summary.log").exists() else ""
-    assert (tmp_path / "gpu_results.tar.gz").is_file(), summary
+    done = subprocess.run(["bash", f"benchmarks/{script}"], cwd=ROOT, env=env, timeout=900, capture_output=True,
+                          text=True)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with tarfile.open(tmp_path / "gpu_results.tar.gz") as archive:
+        names = {Path(n).name for n in archive.getnames()}
+    assert "summary.log" in names and "device.json" in names
+    if script == "gpu_regretnet.sh":
+        assert {"3x10_metrics.json", "5x10_metrics.json", "params_3x10.npz", "regretnet_unrolled.json"} <= names

@@ -33,12 +33,12 @@ from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from jaxauction._checks import check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
+from jaxauction.priors import default_support
 from jaxauction.regret import batch_regret, refine_misreports
 from jaxauction.settings import Setting, setting
 from jaxauction.train import make_update
@@ -172,8 +172,7 @@ class Trainer(NamedTuple):
 
 def build_mechanism(config: RegretNetConfig) -> Mechanism:
     s = config.the_setting
-    low, high = s.prior.support(s.prior.init_params(s.n_bidders, s.n_items))
-    top = float(np.max(np.asarray(high)))
+    top = float(default_support(s.prior, s.n_bidders, s.n_items)[1].max())
     if config.model == "rochetnet":
         return rochetnet(s.n_items, config.menu_size, price_scale=top)
     hidden = (config.hidden_units,) * config.resolved("hidden_layers")

@@ -33,7 +33,14 @@ class TableArgs:
     """write the table here (Markdown; a .csv beside it)"""
 
 
+def iterations(metrics: dict) -> str:
+    """Iterations trained, and of how many planned when ``--time-limit`` stopped the run."""
+    done, planned = metrics["iterations"], metrics.get("iterations_planned", metrics["iterations"])
+    return f"{done:,}" if done == planned else f"{done:,} of {planned:,} (stopped by --time-limit)"
+
+
 def row(metrics: dict) -> tuple[str, ...]:
+    this_call = metrics.get("iterations_this_call", metrics["iterations"])
     s = get_setting(metrics["config"]["train"]["setting"])
     optimum = "" if s.optimum is None else f"{s.optimum:.4f}" + ("" if s.optimum_exact else " (reported)")
     simple = max(s.baselines, key=lambda b: b[1], default=None)
@@ -47,8 +54,9 @@ def row(metrics: dict) -> tuple[str, ...]:
         optimum,
         "" if simple is None else f"{simple[1]:.4f} ({simple[0]})",
         "" if not s.published else f"{s.published[0][1]:.3f}",
-        str(metrics["iterations"]),
-        f"{metrics['train_seconds']:.0f} s",
+        iterations(metrics),
+        f"{metrics['train_seconds']:.0f} s"
+        + ("" if this_call == metrics["iterations"] else f" (the last {this_call:,} iterations)"),
         metrics["device"],
     )
 

@@ -77,8 +77,13 @@ def test_table_collects_finished_runs(tmp_path):
     regretnet.main(["--setting", "additive_1x2", "--model", "rochetnet", "--iterations", "10", "--log-every", "10",
                     "--batch", "32", "--menu-size", "8", *TINY_ATTACK, "--no-plots",
                     "--out", str(tmp_path / "a")])  # fmt: skip
-    table = regretnet_table.main([str(tmp_path / "a"), "--out", str(tmp_path / "t.md")])
+    stopped = regretnet.main(["--setting", "additive_1x2", "--model", "rochetnet", "--iterations", "30",
+                              "--log-every", "10", "--batch", "32", "--menu-size", "8", *TINY_ATTACK, "--no-plots",
+                              "--time-limit", "1e-9", "--out", str(tmp_path / "b")])  # fmt: skip
+    assert (stopped["iterations"], stopped["iterations_planned"]) == (10, 30)  # one chunk, then evaluated
+    table = regretnet_table.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "t.md")])
     assert "| additive_1x2 | rochetnet |" in table and "0.5492" in table and "0.550" in table
+    assert "10 of 30 (stopped by --time-limit)" in table
     assert (tmp_path / "t.csv").exists()
     with pytest.raises(SystemExit):
         regretnet_table.main([str(tmp_path)])

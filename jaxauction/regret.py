@@ -309,7 +309,8 @@ def refine_misreports(
     every bidder's deviation utility from its misreport, for a batch ``values, misreports [D, n, m]``, keys ``[D]``.
     The mechanism's params are constants here. This is RegretNet's training-time search (one start per profile,
     cached between calls by the caller); ``evaluate`` runs the stronger protocol. ``unroll``: steps per
-    iteration of the compiled loop (the same result; on a GPU, unrolling saves a loop round trip per step)."""
+    iteration of the compiled loop (the same computation, equal up to float rounding; on a GPU, unrolling
+    saves a loop round trip per step)."""
     params = jax.lax.stop_gradient(params)
     optimizer = optax.adam(step_size)
     batch = jax.vmap(deviation_utilities, (None, None, 0, 0, 0))

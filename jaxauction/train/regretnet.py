@@ -78,7 +78,7 @@ class RegretNetConfig:
     misreport_lr: float = 0.1
     """regretnet: their step size, as a fraction of the support's width"""
     misreport_unroll: int = 1
-    """regretnet: refinement steps per iteration of the compiled loop (speed only: the same arithmetic;
+    """regretnet: refinement steps per iteration of the compiled loop (speed only: the same computation;
     on a GPU, unrolling all of them saves a loop round trip per step)"""
     lambda_init: float | None = None
     """regretnet: initial Lagrange multipliers (5; 1 for 5x10)"""

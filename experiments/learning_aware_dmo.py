@@ -40,7 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxauction import checkpoint, cli, evaluation, io
+from experiments.regretnet import load_run
+from jaxauction import cli, evaluation, io
 from jaxauction._checks import check_choice, check_positive_int
 from jaxauction.driver import RunError, Session
 from jaxauction.market import Market, init_params
@@ -50,7 +51,6 @@ from jaxauction.regret import Protocol
 from jaxauction.regret import evaluate as evaluate_regret
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.train.es import ESLog, ESSpec, make_es
-from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
 
 NAME = "learning_aware_dmo"
 SEED_PRESET = {"auctions": 100_000, "window": 10_000, "explore_steps": 20_000, "half_life": 10_000.0}
@@ -205,10 +205,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
 
 def deployed_rule(run: Path, market: Market):
     """``(mechanism, params, setting name)`` of a RegretNet run's trained rule (seed 0), checked against ``market``."""
-    meta = checkpoint.read_meta(run)
-    if meta.get("experiment") != "regretnet":
-        raise RunError(f"--deploy {run}: the checkpoint was written by {meta.get('experiment')!r}, not regretnet")
-    train = cli.from_dict(RegretNetConfig, meta["config"]["train"])
+    trainer, params, train = load_run(run, flag="--deploy")
     s = train.the_setting
     low, high = default_support(s.prior, s.n_bidders, s.n_items)
     m_low, m_high = default_support(market.prior, market.n_bidders)
@@ -216,11 +213,7 @@ def deployed_rule(run: Path, market: Market):
         raise RunError(f"--deploy {run}: the rule was trained for {s.name} ({s.n_bidders} bidders, {s.n_items} "
                        f"item(s), values {low.min():g}..{high.max():g}); this market has {market.n_bidders} bidders, "
                        f"1 item, values {m_low.min():g}..{m_high.max():g}")  # fmt: skip
-    trainer = make_regretnet(train)
-    seeds = meta["run"]["seeds"]
-    template = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
-    state, _ = checkpoint.load(run, template)
-    return trainer.mechanism, jax.tree.map(lambda x: x[0], state.params), s.name
+    return trainer.mechanism, params, s.name
 
 
 def broadcast_eval(base, c: LearningAwareConfig, spec):

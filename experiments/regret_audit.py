@@ -3,12 +3,16 @@
     python -m experiments.regret_audit --setting single2 --mechanism second_price     # regret 0
     python -m experiments.regret_audit --setting single2 --mechanism first_price      # regret 1/6
     python -m experiments.regret_audit --dmo-run results/deep_mechanism_optimization/<run>
+    python -m experiments.regret_audit --regretnet-run results/regretnet/<run> --profiles 10000
 
 Classical rules (``--mechanism``, with ``--reserve``) are sold item by item
 (simultaneous auctions) on additive settings. ``--dmo-run DIR`` loads the
 deep payment rule of a deep mechanism optimization run from its checkpoint
-(seed 0, or ``--dmo-seed``) and audits it as a direct mechanism on that run's
-own value prior; ``--setting`` is then ignored. Writes ``metrics.json`` with the
+(seed 0, or ``--run-seed``) and audits it as a direct mechanism on that run's
+own value prior; ``--regretnet-run DIR`` does the same for an
+``experiments.regretnet`` run (finished, or stopped by ``--time-limit``), for
+instance under a stronger protocol than the run's own evaluation;
+``--setting`` is then ignored. Writes ``metrics.json`` with the
 same keys as ``experiments.regretnet`` (``revenue``, ``regret_mean``,
 ``regret_max``, ``regret_over_revenue``, ...) and which searches ran.
 """
@@ -17,10 +21,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import jax
+import tyro
 
+from experiments.regretnet import load_run
 from jaxauction import checkpoint, cli, io
 from jaxauction.driver import RunError, Session
 from jaxauction.mechanisms import RULES, make_mechanism
@@ -43,9 +49,16 @@ class AuditConfig:
     """the classical rule's reserve price"""
     dmo_run: Path | None = None
     """audit the deep rule of this deep mechanism optimization run instead (its checkpoint and prior)"""
-    dmo_seed: int = 0
+    regretnet_run: Path | None = None
+    """audit the trained rule of this experiments.regretnet run instead (its checkpoint and setting; a run
+    stopped by --time-limit too), e.g. under a stronger protocol than the run's own evaluation"""
+    run_seed: Annotated[int, tyro.conf.arg(aliases=("--dmo-seed",))] = 0
     """which seed of that run"""
     evaluation: Protocol = Protocol()
+
+    def __post_init__(self) -> None:
+        if self.dmo_run is not None and self.regretnet_run is not None:
+            raise ValueError("--dmo-run and --regretnet-run each name a run to audit: give one")
 
 
 def dmo_mechanism(run: Path, seed: int):
@@ -56,7 +69,7 @@ def dmo_mechanism(run: Path, seed: int):
     config = cli.from_dict(DMOConfig, meta["config"])
     seeds = meta["run"]["seeds"]
     if not 0 <= seed < seeds:
-        raise RunError(f"--dmo-seed {seed}: the run has seeds 0..{seeds - 1}")
+        raise RunError(f"--run-seed {seed}: the run has seeds 0..{seeds - 1}")
     dmo = make_dmo(config)
     template = jax.jit(jax.vmap(dmo.init))(jax.random.split(jax.random.key(0), seeds))  # the structure to load into
     state, _ = checkpoint.load(run, template)
@@ -71,8 +84,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def run(argv: list[str] | None) -> dict[str, Any]:
     config, spec = cli.parse(AuditConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0])
     if config.dmo_run is not None:
-        mechanism, params, prior, dmo_config = dmo_mechanism(config.dmo_run, config.dmo_seed)
+        mechanism, params, prior, dmo_config = dmo_mechanism(config.dmo_run, config.run_seed)
         what = {"audited": "deep mechanism optimization run", "dmo_run": str(config.dmo_run), "dmo_config": dmo_config}
+    elif config.regretnet_run is not None:
+        trainer, params, train = load_run(config.regretnet_run, config.run_seed)
+        mechanism, prior = trainer.mechanism, train.the_setting.prior
+        what = {"audited": f"{train.model} run", "regretnet_run": str(config.regretnet_run), "train": train,
+                "setting": train.setting, "iterations": checkpoint.read_meta(config.regretnet_run)["steps_done"]
+                * train.log_every}  # fmt: skip
     else:
         setting = get_setting(config.setting)
         if config.mechanism not in RULES:

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxauction import cli, io
-from jaxauction.driver import Session
+from jaxauction import checkpoint, cli, io
+from jaxauction.driver import RunError, Session
 from jaxauction.regret import Protocol, evaluate
-from jaxauction.train.regretnet import RegretNetConfig, RegretNetLog, make_regretnet
+from jaxauction.train.regretnet import RegretNetConfig, RegretNetLog, Trainer, make_regretnet
+from jaxauction.types import Params
 
 NAME = "regretnet"
 EXTENDABLE = ("iterations", "misreport_unroll")  # what a resumed run may change: its length, and a speed knob
@@ -74,6 +76,22 @@ def allocation_map(mechanism, params, low: np.ndarray, high: np.ndarray, points:
     grid = jnp.asarray(np.stack(np.meshgrid(v1, v2, indexing="ij"), -1).reshape(-1, 1, 2), jnp.float32)
     alloc = jax.jit(jax.vmap(lambda b: mechanism.apply(params, b, jax.random.key(0)).allocation[0]))(grid)
     return np.asarray(alloc).reshape(points, points, 2).transpose(2, 0, 1)
+
+
+def load_run(run: Path, seed: int = 0, flag: str = "--regretnet-run") -> tuple[Trainer, Params, RegretNetConfig]:
+    """A run's trained rule from its checkpoint (finished or not): ``(trainer, params of seed, configuration)``.
+    ``flag`` names the caller's option in errors."""
+    meta = checkpoint.read_meta(run)
+    if meta.get("experiment") != NAME:
+        raise RunError(f"{flag} {run}: the checkpoint was written by {meta.get('experiment')!r}, not {NAME}")
+    train = cli.from_dict(RegretNetConfig, meta["config"]["train"])
+    seeds = meta["run"]["seeds"]
+    if not 0 <= seed < seeds:
+        raise RunError(f"{flag} {run}: seed {seed} asked for; the run has seeds 0..{seeds - 1}")
+    trainer = make_regretnet(train)
+    template = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
+    state, _ = checkpoint.load(run, template)
+    return trainer, jax.tree.map(lambda x: x[seed], state.params), train
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:

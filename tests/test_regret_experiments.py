@@ -33,6 +33,11 @@ def test_audit_refuses_what_it_cannot_judge(tmp_path, capsys):
     with pytest.raises(SystemExit):
         regret_audit.main(["--mechanism", "deep", "--out", str(tmp_path / "d")])
     assert "unknown mechanism" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        regret_audit.main(["--dmo-run", str(tmp_path), "--regretnet-run", str(tmp_path), "--out", str(tmp_path / "b")])
+    assert "give one" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # not a RegretNet run
+        regret_audit.main(["--regretnet-run", str(tmp_path / "nothing"), "--out", str(tmp_path / "c")])
 
 
 @pytest.mark.slow
@@ -68,6 +73,10 @@ def test_regretnet_run_on_two_bidders(tmp_path):
                         "--no-plots", "--out", str(tmp_path / "rn")])  # fmt: skip
     assert m["model"] == "regretnet" and len(m["per_seed"][0]["regret_per_bidder"]) == 2
     assert m["ir_violation_rate"] == 0.0  # individually rational by construction
+    audit = regret_audit.main(["--regretnet-run", str(tmp_path / "rn"), *TINY_ATTACK, "--out", str(tmp_path / "a")])
+    assert audit["audited"] == "regretnet run" and audit["setting"] == "additive_2x2" and audit["iterations"] == 10
+    assert audit["ir_violation_rate"] == 0.0 and audit["regret_mean"] >= 0.0
+    assert abs(audit["revenue"] - m["revenue"]) < 0.1  # the same rule on other profiles
 
 
 @pytest.mark.slow

@@ -82,6 +82,15 @@ def test_a_time_limit_stops_after_a_chunk_with_a_checkpoint_and_resume_finishes(
         run_chunked(step, state0, 4, progress=False, time_limit=0)
 
 
+@pytest.mark.parametrize("seed_loop", ["vmap", "map"])
+def test_one_seed_runs_the_plain_step_bit_for_bit(seed_loop):
+    dmo = make_dmo(TINY)
+    state = dmo.init(jax.random.key(3))
+    plain = jax.jit(dmo.step)(state)
+    one = jax.jit(over_seeds(dmo.step, seed_loop))(jax.tree.map(lambda x: x[None], state))
+    chex.assert_trees_all_equal(jax.tree.map(lambda x: x[0], one), plain)
+
+
 def test_checkpoints_from_another_configuration_or_damaged_files_are_refused(batched, tmp_path):
     step, state0 = batched
     run_chunked(step, state0, 1, checkpoint_dir=tmp_path, progress=False)

@@ -153,7 +153,7 @@ def over_seeds(step: Callable, seed_loop: str = "vmap", mesh: jax.sharding.Mesh 
 def _one_seed_plain(step: Callable, over: Callable) -> Callable:
     """``over`` (the step over a seeds axis), except that one seed runs ``step`` itself: a batch axis of one
     makes XLA batch every matmul and turn the step's dynamic slices into gathers and scatters (RegretNet's
-    640,000-profile cache then costs a copy per iteration: +47% per iteration for 5x10 on a CPU)."""
+    640,000-profile cache: 115 against 84 ms per 5x10 iteration on one core of a Xeon; no change for 2x2)."""
 
     def step_over_seeds(state: Any) -> Any:
         if jax.tree.leaves(state)[0].shape[0] != 1:

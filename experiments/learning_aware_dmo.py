@@ -173,7 +173,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     learned = with_theta(learned, thetas)
     reserves = None if network else np.asarray(result.state.theta)  # [seeds]
     rule0 = jax.tree.map(lambda x: x[0], learned.mechanism)
-    report, evaluated = evaluate_rule(market, market.mechanism, learned, rule0, c, spec)
+    report, evaluated = evaluate_rule(market, learned, rule0, c, spec)
     logs: ESLog = result.logs
     m = {
         "config": config,
@@ -205,7 +205,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
 
 def deployed_rule(run: Path, market: Market):
     """``(mechanism, params, setting name)`` of a RegretNet run's trained rule (seed 0), checked against ``market``."""
-    trainer, params, train = load_run(run, flag="--deploy")
+    trainer, params, train, _ = load_run(run, flag="--deploy")
     s = train.the_setting
     low, high = default_support(s.prior, s.n_bidders, s.n_items)
     m_low, m_high = default_support(market.prior, market.n_bidders)
@@ -222,15 +222,15 @@ def broadcast_eval(base, c: LearningAwareConfig, spec):
     return jax.tree.map(lambda x: jnp.broadcast_to(x, (n_eval, *jnp.shape(x))), base)
 
 
-def evaluate_rule(market: Market, mechanism, learned, rule, c: LearningAwareConfig, spec) -> tuple[dict, dict]:
-    """The honest evaluation of a rule: ``learned`` (market params over the evaluation seeds, holding the
-    rule) against fresh learning bidders beside the baselines, with the same learners and keys for every
-    rule, diagnostics, and ``rule``'s regret as a direct mechanism. Returns ``(report, metrics)``."""
+def evaluate_rule(market: Market, learned, rule, c: LearningAwareConfig, spec) -> tuple[dict, dict]:
+    """The honest evaluation of ``market.mechanism`` with params ``rule``: ``learned`` (market params over the
+    evaluation seeds, holding the rule) against fresh learning bidders beside the baselines, with the same
+    learners and keys for every rule, diagnostics, and the rule's regret as a direct mechanism. Returns
+    ``(report, metrics)``."""
     keys = evaluation.evaluation_keys(spec.seed, jax.tree.leaves(learned)[0].shape[0])
-    report = evaluation.report_rule(market._replace(mechanism=mechanism), learned, keys, c.auctions, c.window,
-                                    c.markets, c.reserves, diagnose=True)  # fmt: skip
+    report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
     protocol = Protocol(profiles=c.regret_profiles, random_starts=4, steps=100, stronger=1, revenue_profiles=0)
-    regret = evaluate_regret(mechanism, rule, market.prior, jax.random.key(spec.seed), protocol)
+    regret = evaluate_regret(market.mechanism, rule, market.prior, jax.random.key(spec.seed), protocol)
     return report, {
         "learned": {k: report["final_eval"][k] for k in ("mean", "se", "per_seed")},
         "baselines": report["baselines"],
@@ -254,7 +254,7 @@ def evaluate_deployed(session: Session, c: LearningAwareConfig, spec, market: Ma
     """The honest evaluation of a deployed RegretNet rule against this market's learning bidders."""
     market = market._replace(mechanism=mechanism)
     base = init_params(market, jax.random.key(0))._replace(mechanism=rule)
-    report, evaluated = evaluate_rule(market, mechanism, broadcast_eval(base, c, spec), rule, c, spec)
+    report, evaluated = evaluate_rule(market, broadcast_eval(base, c, spec), rule, c, spec)
     m = {"config": c, "deployed": {"run": str(c.deploy), "setting": name}, **evaluated}
     if session.leader:
         io.write_json(session.out / "metrics.json", m)

@@ -87,11 +87,10 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         mechanism, params, prior, dmo_config = dmo_mechanism(config.dmo_run, config.run_seed)
         what = {"audited": "deep mechanism optimization run", "dmo_run": str(config.dmo_run), "dmo_config": dmo_config}
     elif config.regretnet_run is not None:
-        trainer, params, train = load_run(config.regretnet_run, config.run_seed)
+        trainer, params, train, trained = load_run(config.regretnet_run, config.run_seed)
         mechanism, prior = trainer.mechanism, train.the_setting.prior
         what = {"audited": f"{train.model} run", "regretnet_run": str(config.regretnet_run), "train": train,
-                "setting": train.setting, "iterations": checkpoint.read_meta(config.regretnet_run)["steps_done"]
-                * train.log_every}  # fmt: skip
+                "setting": train.setting, "iterations": trained}  # fmt: skip
     else:
         setting = get_setting(config.setting)
         if config.mechanism not in RULES:

@@ -78,9 +78,9 @@ def allocation_map(mechanism, params, low: np.ndarray, high: np.ndarray, points:
     return np.asarray(alloc).reshape(points, points, 2).transpose(2, 0, 1)
 
 
-def load_run(run: Path, seed: int = 0, flag: str = "--regretnet-run") -> tuple[Trainer, Params, RegretNetConfig]:
-    """A run's trained rule from its checkpoint (finished or not): ``(trainer, params of seed, configuration)``.
-    ``flag`` names the caller's option in errors."""
+def load_run(run: Path, seed: int = 0, flag: str = "--regretnet-run") -> tuple[Trainer, Params, RegretNetConfig, int]:
+    """A run's trained rule from its checkpoint (finished or not): ``(trainer, params of seed, configuration,
+    iterations trained)``. ``flag`` names the caller's option in errors."""
     meta = checkpoint.read_meta(run)
     if meta.get("experiment") != NAME:
         raise RunError(f"{flag} {run}: the checkpoint was written by {meta.get('experiment')!r}, not {NAME}")
@@ -91,7 +91,7 @@ def load_run(run: Path, seed: int = 0, flag: str = "--regretnet-run") -> tuple[T
     trainer = make_regretnet(train)
     template = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
     state, _ = checkpoint.load(run, template)
-    return trainer, jax.tree.map(lambda x: x[seed], state.params), train
+    return trainer, jax.tree.map(lambda x: x[seed], state.params), train, int(state.iteration[seed])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:

@@ -113,7 +113,8 @@ def write_plots(config: DMOConfig, mechanism_params: Any, m: dict[str, Any], ses
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
-    """Run the experiment; returns its metrics (None when a resumed run was already complete)."""
+    """Run the experiment; returns its metrics (None when a resumed run was already complete: trained and
+    evaluated; a trained run whose final evaluation was interrupted is evaluated)."""
     return cli.main(lambda: run(argv))
 
 
@@ -133,16 +134,21 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
             "loss": float(np.mean(logs.loss[-1])),
         },
     )
-    if result.steps_run == 0:
+    if result.steps_run == 0 and session.finished:
         session.print(f"the run in {session.out} has done all {config.rollout.rounds} rounds already; "
                       "pass a larger --rounds to extend it")  # fmt: skip
         return None
+    if result.steps_run == 0:
+        session.print(f"the run in {session.out} is trained; its final evaluation was interrupted: evaluating")
     m = metrics(config, session, result, np.asarray(dmo.grid))
+    timing = ("resumed_from_round", "compile_seconds", "run_seconds", "auctions_per_second")
+    m.update(session.cached("training_time", lambda: {k: m[k] for k in timing}))  # the training call's, on resume
     if config.evaluation.final_eval and session.leader:  # on process 0's host copy of the final state
         rollout = config.rollout
         keys = evaluation.evaluation_keys(spec.seed, spec.seeds)
-        m.update(evaluation.report_rule(dmo.market, result.state.params, keys, rollout.auctions_per_round,
-                                        rollout.window, rollout.markets, config.evaluation.reserves))  # fmt: skip
+        m.update(session.cached("final_evaluation", lambda: evaluation.report_rule(
+            dmo.market, result.state.params, keys, rollout.auctions_per_round, rollout.window, rollout.markets,
+            config.evaluation.reserves)))  # fmt: skip
     if not session.leader:
         return m
     print_table(result.rows)
@@ -151,7 +157,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
               f"{spec.seeds} seed(s); every rule fixed, the same learners and keys")  # fmt: skip
         print("\n".join(evaluation.comparison_lines(m, f"learned rule ({config.mechanism.mechanism})")))
     mesh = "" if result.mesh is None else f", mesh {result.mesh} over {jax.process_count()} process(es)"
-    rate = m["auctions_per_second"]
+    rate = m["auctions_per_second"] or 0.0
     print(f"compile {m['compile_seconds']:.2f}s, run {m['run_seconds']:.2f}s, {rate:,.0f} auctions/s "
           f"on {jax.device_count()} x {jax.devices()[0].device_kind}{mesh}")  # fmt: skip
     io.write_json(session.out / "metrics.json", m)

@@ -11,7 +11,7 @@
 For every setting (rule x number of bidders x value range), fresh bidders
 learn for ``--auctions`` auctions, one market per seed (vmapped over seeds,
 one compiled program per setting). The learned exploitation bid function is
-compared with theory (``jaxauction.equilibrium``):
+compared with theory (``jaxauction.equilibria``):
 
 * second price: truthful (private values);
 * first price, i.i.d. values from 0: ``b(v) = v - int_0^v F^(n-1) / F(v)^(n-1)``,
@@ -46,7 +46,7 @@ import tyro
 from jaxauction import cli, io, plots
 from jaxauction._checks import check_choice, check_positive_int
 from jaxauction.driver import RunError, Session
-from jaxauction.equilibrium import (
+from jaxauction.equilibria import (
     DiscreteGame,
     asymmetric_first_price_bids,
     first_price_bids,

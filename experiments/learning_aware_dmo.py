@@ -47,7 +47,7 @@ from jaxauction.driver import RunError, Session
 from jaxauction.market import Market, init_params
 from jaxauction.mechanisms import RULES
 from jaxauction.priors import default_support
-from jaxauction.regret import Protocol
+from jaxauction.regret import Protocol, check_scorable
 from jaxauction.regret import evaluate as evaluate_regret
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.train.es import ESLog, ESSpec, make_es
@@ -102,6 +102,7 @@ class LearningAwareConfig:
             raise ValueError(f"auctions ({self.auctions}) must be a multiple of window ({self.window})")
         if self.prior.n_items != 1:
             raise ValueError("learning-aware optimization of a reserve sells one item (--items 1)")
+        check_scorable(self.prior.build(), None, "the learned rule's regret (reported beside its revenue)")
 
     def resolved(self) -> LearningAwareConfig:
         """The configuration with the preset applied (and, for the network family, its ES defaults)."""
@@ -164,16 +165,20 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         unit="iteration",
         extendable=("iterations",),
     )
-    if result.steps_run == 0:
+    if result.steps_run == 0 and session.finished:
         session.print(f"the run in {session.out} has done all {c.iterations} iterations already")
         return None
+    if result.steps_run == 0:
+        session.print(f"the run in {session.out} is trained; its final evaluation was interrupted: evaluating")
+    timing = session.cached("training_time", lambda: {  # the optimization call's figures, read back on resume
+        "optimization_seconds": result.run_seconds, "compile_seconds": result.compile_seconds})
     learned = broadcast_eval(base, c, spec)
     n_eval = jax.tree.leaves(learned)[0].shape[0]
     thetas = jax.tree.map(lambda x: jnp.asarray(x)[np.arange(n_eval) % spec.seeds], result.state.theta)
     learned = with_theta(learned, thetas)
     reserves = None if network else np.asarray(result.state.theta)  # [seeds]
     rule0 = jax.tree.map(lambda x: x[0], learned.mechanism)
-    report, evaluated = evaluate_rule(market, learned, rule0, c, spec)
+    report, evaluated = session.cached("evaluation", lambda: evaluate_rule(market, learned, rule0, c, spec))
     logs: ESLog = result.logs
     m = {
         "config": config,
@@ -181,8 +186,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         **({} if network else {"learned_reserve": reserves.tolist()}),
         "fitness": np.asarray(logs.fitness).mean(axis=1).tolist(),
         "grad_variance": np.asarray(logs.grad_variance).mean(axis=1).tolist(),
-        "optimization_seconds": result.run_seconds,
-        "compile_seconds": result.compile_seconds,
+        **timing,
         "market": {
             "auctions": c.auctions,
             "window": c.window,
@@ -195,7 +199,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         return m
     io.write_json(session.out / "metrics.json", m)
     what = "an allocation network" if network else f"reserves {np.round(reserves, 3).tolist()} (per seed)"
-    print(f"learned: {what}; ES {result.run_seconds:.1f}s on {m['device']}")
+    print(f"learned: {what}; ES {m['optimization_seconds']:.1f}s on {m['device']}")
     print_comparison(report, m, c, "learned allocation network" if network else f"learned {c.rule} reserve")
     if spec.plots:
         write_plots(session, m, market, rule0, c)

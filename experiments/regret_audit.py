@@ -62,7 +62,7 @@ class AuditConfig:
 
 
 def dmo_mechanism(run: Path, seed: int):
-    """The trained deep rule, its params and the run's prior, from a DMO run's checkpoint."""
+    """The trained deep rule, its params, the run's market and config, from a DMO run's checkpoint."""
     meta = checkpoint.read_meta(run)
     if meta.get("experiment") != "deep_mechanism_optimization":
         raise RunError(f"--dmo-run {run}: the checkpoint was written by {meta.get('experiment')!r}")
@@ -74,7 +74,7 @@ def dmo_mechanism(run: Path, seed: int):
     template = jax.jit(jax.vmap(dmo.init))(jax.random.split(jax.random.key(0), seeds))  # the structure to load into
     state, _ = checkpoint.load(run, template)
     market = config.market()
-    return market.mechanism, jax.tree.map(lambda x: x[seed], state.params.mechanism), market.prior, config
+    return market.mechanism, jax.tree.map(lambda x: x[seed], state.params.mechanism), market, config
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -84,25 +84,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def run(argv: list[str] | None) -> dict[str, Any]:
     config, spec = cli.parse(AuditConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0])
     if config.dmo_run is not None:
-        mechanism, params, prior, dmo_config = dmo_mechanism(config.dmo_run, config.run_seed)
+        mechanism, params, market, dmo_config = dmo_mechanism(config.dmo_run, config.run_seed)
+        prior, utility = market.prior, market.utility
         what = {"audited": "deep mechanism optimization run", "dmo_run": str(config.dmo_run), "dmo_config": dmo_config}
     elif config.regretnet_run is not None:
         trainer, params, train, trained = load_run(config.regretnet_run, config.run_seed)
-        mechanism, prior = trainer.mechanism, train.the_setting.prior
+        mechanism, prior, utility = trainer.mechanism, train.the_setting.prior, train.the_setting.utility()
         what = {"audited": f"{train.model} run", "regretnet_run": str(config.regretnet_run), "train": train,
                 "setting": train.setting, "iterations": trained}  # fmt: skip
     else:
         setting = get_setting(config.setting)
         if config.mechanism not in RULES:
             raise RunError(f"unknown mechanism {config.mechanism!r}; choose one of {sorted(RULES)} (or --dmo-run)")
-        if setting.demand != "additive":
-            raise RunError(f"{setting.name} has unit-demand bidders; classical rules sold item by item can give a "
-                           "bidder several items, which its utility does not value additively")  # fmt: skip
         mechanism = make_mechanism(config.mechanism, setting.n_bidders, setting.n_items, reserve=config.reserve)
-        params, prior = mechanism.init(jax.random.key(0)), setting.prior
+        params, prior, utility = mechanism.init(jax.random.key(0)), setting.prior, setting.utility()
         what = {"audited": config.mechanism, "setting": setting.name, "optimum": setting.optimum}
     session = Session(NAME, config, spec)
-    report = evaluate(mechanism, params, prior, jax.random.key(spec.seed), config.evaluation)
+    report = evaluate(mechanism, params, prior, jax.random.key(spec.seed), config.evaluation, utility=utility)
     m = {
         "config": config,
         **what,
@@ -111,9 +109,11 @@ def run(argv: list[str] | None) -> dict[str, Any]:
     }
     if session.leader:
         io.write_json(session.out / "metrics.json", m)
-        print(f"{what['audited']}: revenue {report.revenue:.4f} +- {report.revenue_se:.4f}, regret "
+        stronger = report.regret_mean_stronger
+        attack = "no stronger attack" if stronger is None else f"x{config.evaluation.stronger} attack: {stronger:.4g}"
+        print(f"{what['audited']}: revenue {io.plus_minus(report.revenue, report.revenue_se)}, regret "
               f"{report.regret_mean:.4g} +- {report.regret_se:.2g} per bidder {report.regret_per_bidder} (max "
-              f"{report.regret_max:.3g}; x{config.evaluation.stronger} attack: {report.regret_mean_stronger}), "
+              f"{report.regret_max:.3g}; {attack}), "
               f"regret/revenue {report.regret_over_revenue:.3g}, IR violations {report.ir_violation_rate:.3g}; "
               f"searches: {', '.join(report.searches)}")  # fmt: skip
         print(f"results in {session.out}/")

@@ -114,16 +114,23 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         unit="step",
         extendable=EXTENDABLE,
     )
-    if result.steps_run == 0:
+    if result.steps_run == 0 and not session.finished:
+        session.print(f"the run in {session.out} is trained; its audit was interrupted: auditing (seeds already "
+                      "audited are read back)")  # fmt: skip
+    elif result.steps_run == 0:
         session.print(f"the run in {session.out} has done all {train.iterations} iterations already; "
                       "pass a larger --iterations to extend it")  # fmt: skip
         return None
     setting = train.the_setting
+    timing = session.cached("training_time", lambda: {  # the training call's figures, read back on resume
+        "train_seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
+        "iterations_this_call": result.steps_run * train.log_every})  # what train_seconds timed  # fmt: skip
     reports = []
     for s in range(spec.seeds):
         params = jax.tree.map(lambda x, s=s: x[s], result.state.params)
         key = jax.random.fold_in(jax.random.key(spec.seed), 1_000_000 + s)  # evaluation profiles: not training's
-        reports.append(evaluate(trainer.mechanism, params, setting.prior, key, config.evaluation).as_dict())
+        reports.append(session.cached(f"audit_seed{s}", lambda params=params, key=key: evaluate(
+            trainer.mechanism, params, setting.prior, key, config.evaluation, utility=setting.utility()).as_dict()))
     m = {
         "config": config,
         "setting": dataclasses.asdict(setting) | {"prior": repr(setting.prior)},
@@ -131,11 +138,9 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         **pooled(reports),
         "per_seed": reports,
         "seeds": spec.seeds,
-        "train_seconds": result.run_seconds,
-        "compile_seconds": result.compile_seconds,
-        "seconds_per_iteration": result.run_seconds / (result.steps_run * train.log_every),
+        **timing,
+        "seconds_per_iteration": timing["train_seconds"] / max(timing["iterations_this_call"], 1),
         "iterations": (result.done_before + result.steps_run) * train.log_every,  # trained (all calls)
-        "iterations_this_call": result.steps_run * train.log_every,  # what train_seconds timed
         "iterations_planned": train.iterations,  # above "iterations" only when --time-limit stopped the run
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
         "jax_version": jax.__version__,
@@ -148,9 +153,11 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
             f"stopped by --time-limit after {m['iterations']} of {train.iterations} iterations "
             f"(--resume {session.out} continues)"
         )
-    print(f"{setting.name} {train.model}: revenue {m['revenue']:.4f} +- {m['revenue_se']:.4f}, regret "
-          f"{m['regret_mean']:.2e} +- {m['regret_se']:.1e} (max {m['regret_max']:.3g}; "
-          f"x{config.evaluation.stronger} attack: {m['regret_mean_stronger']}), IR violations "
+    stronger = m["regret_mean_stronger"]
+    attack = f"x{config.evaluation.stronger} attack: {stronger:.2e}" if stronger is not None else "no stronger attack"
+    regret_se = "" if m["regret_se"] is None else f" +- {m['regret_se']:.1e}"
+    print(f"{setting.name} {train.model}: revenue {io.plus_minus(m['revenue'], m['revenue_se'])}, regret "
+          f"{m['regret_mean']:.2e}{regret_se} (max {m['regret_max']:.3g}; {attack}), IR violations "
           f"{m['ir_violation_rate']:.3g}; trained {m['train_seconds']:.1f}s "
           f"({m['seconds_per_iteration'] * 1e3:.2f} ms/iteration) on {m['device']}")  # fmt: skip
     if setting.optimum is not None:

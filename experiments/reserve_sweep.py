@@ -30,6 +30,7 @@ from jaxauction._checks import check_positive_int
 from jaxauction.driver import Session
 from jaxauction.evaluation import reserve_grid, swept_reserves
 from jaxauction.market import init_params
+from jaxauction.memory import check_fits, compiled_bytes
 from jaxauction.priors import UniformPrior
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.studies import mean_se, sweep_revenue
@@ -71,6 +72,12 @@ class SweepConfig:
             raise ValueError(f"the reserve sweep sells one item, got n_items = {self.values.n_items}")
 
 
+PROBE = 256  # reserves in the small sweep whose compiled memory is scaled to estimate a large one
+# Host memory per (reserve, seed) pair besides the compiled sweep: the grid and the results as float64 arrays,
+# then as Python floats and JSON text in metrics.json and curve.csv (four numbers a pair, about 60 bytes each).
+HOST_BYTES_PER_PAIR = 256
+
+
 def truthful_curve(n: int, low: float, high: float, reserves: np.ndarray) -> np.ndarray | None:
     """Truthful second price's revenue at each reserve for i.i.d. ``U[low, high]`` values:
     ``r P(max >= r) + integral_r^high P(second > t) dt``."""
@@ -90,13 +97,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 def run(argv: list[str] | None) -> dict[str, Any]:
     config, spec = cli.parse(SweepConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0])
     market = build_market(MechanismSpec("second_price"), config.bidders, config.values)
+    params = init_params(market, jax.random.key(0))
+    sweep = jax.jit(lambda p, k: sweep_revenue(market, p, k, config.auctions, config.window))
+    keys = jax.random.split(jax.random.key(spec.seed), spec.seeds)
+    if config.reserves > PROBE:  # XLA's memory analysis of a small sweep, scaled to the asked one
+        probe = sweep.lower(swept_reserves(params, reserve_grid(market, PROBE)), keys).compile()
+        per_pair = compiled_bytes(probe) / (PROBE * spec.seeds)
+        check_fits((per_pair + HOST_BYTES_PER_PAIR) * config.reserves * spec.seeds,
+                   f"{config.reserves:,} reserves x {spec.seeds} seeds",
+                   f"{per_pair:,.0f} bytes per (reserve, seed) pair by XLA's analysis of a {PROBE}-reserve sweep, "
+                   f"and {HOST_BYTES_PER_PAIR} on the host for its results")  # fmt: skip
     session = Session(NAME, config, spec)
     grid = reserve_grid(market, config.reserves)
-    swept = swept_reserves(init_params(market, jax.random.key(0)), grid)
-    keys = jax.random.split(jax.random.key(spec.seed), spec.seeds)
+    swept = swept_reserves(params, grid)
     start = time.perf_counter()
-    program = jax.jit(lambda p, k: sweep_revenue(market, p, k, config.auctions, config.window)).lower(swept, keys)
-    program = program.compile()
+    program = sweep.lower(swept, keys).compile()
     compile_seconds = time.perf_counter() - start
     start = time.perf_counter()
     rewards = np.asarray(jax.block_until_ready(program(swept, keys)))  # [reserves, seeds]

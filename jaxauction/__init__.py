@@ -6,6 +6,7 @@ from jaxauction.bidders import (
     Learner,
     Population,
     absolute_grid,
+    capped_grid,
     dqn,
     effective_counts,
     epsilon,
@@ -57,7 +58,15 @@ from jaxauction.mechanisms import (
     vcg,
     with_entry_fee,
 )
-from jaxauction.metrics import efficiency_ratio, mean_revenue, optimal_welfare, revenue, welfare
+from jaxauction.metrics import (
+    cheapest_cost,
+    efficiency_ratio,
+    efficiency_terms,
+    mean_revenue,
+    optimal_welfare,
+    revenue,
+    welfare,
+)
 from jaxauction.priors import RangeParams, TruncatedGaussianPrior, UniformIntPrior, UniformPrior, WalletPrior
 from jaxauction.prng import key
 from jaxauction.specs import LEARNERS, PRIORS, MechanismSpec, PopulationSpec, PriorSpec, UtilitySpec, build_market
@@ -74,12 +83,23 @@ from jaxauction.train.dmo import (
     make_train,
 )
 from jaxauction.types import BANDIT, FULL_INFORMATION, Feedback, Outcome, Types
-from jaxauction.utilities import UTILITIES, Utility, cara, crra, quasi_linear, received_value, seller
+from jaxauction.utilities import (
+    UTILITIES,
+    Utility,
+    cara,
+    crra,
+    quasi_linear,
+    received_value,
+    seller,
+    unit_demand,
+    unit_value,
+)
 
 __version__ = "0.2.0"
 
 __all__ = [
     "absolute_grid",
+    "capped_grid",
     "dqn",
     "equilibrium",
     "equilibrium_bids",
@@ -142,7 +162,9 @@ __all__ = [
     "deep_payment",
     "deep_shares",
     "effective_counts",
+    "cheapest_cost",
     "efficiency_ratio",
+    "efficiency_terms",
     "epsilon",
     "epsilon_greedy",
     "first_price",
@@ -162,6 +184,8 @@ __all__ = [
     "population",
     "quasi_linear",
     "received_value",
+    "unit_demand",
+    "unit_value",
     "revenue",
     "revenue_loss",
     "run_round",

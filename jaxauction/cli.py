@@ -12,8 +12,8 @@ checkpoint, so no other flag is needed; flags given with it may only extend
 the run (``--rounds``), and any conflict is named setting by setting.
 
 ``main(fn)`` runs an experiment's entry point and turns the errors a user
-can cause (a bad folder, a damaged checkpoint, Ctrl-C) into one line on
-stderr instead of a traceback.
+can cause (a bad setting, a bad or read-only folder, a damaged checkpoint,
+Ctrl-C) into one line on stderr and a non-zero status instead of a traceback.
 """
 
 from __future__ import annotations
@@ -110,11 +110,15 @@ def parse(
             _fail(f"--resume {resume}: {err}")
         if meta.get("experiment") != experiment:
             _fail(f"--resume {resume}: the checkpoint was written by {meta.get('experiment')!r}, not {experiment!r}")
-        saved = from_dict(config_cls, meta["config"])
-        run = meta["run"]
-        default = args_cls(
-            saved, RunSpec(seed=run["seed"], seeds=run["seeds"], seed_loop=run["seed_loop"], resume=resume)
-        )
+        try:
+            saved = from_dict(config_cls, meta["config"])
+            run = meta["run"]
+            default = args_cls(
+                saved, RunSpec(seed=run["seed"], seeds=run["seeds"], seed_loop=run["seed_loop"], resume=resume)
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            _fail(f"--resume {resume}: the checkpoint's settings cannot be read back ({type(err).__name__}: {err}); "
+                  "was its header edited?")  # fmt: skip
     args = tyro.cli(
         tyro.conf.OmitArgPrefixes[args_cls],  # type: ignore[index]
         args=argv,
@@ -144,5 +148,6 @@ def main(fn: Callable[[], Any]) -> Any:
         return fn()
     except KeyboardInterrupt:
         raise SystemExit(130) from None  # the driver has said where the checkpoint is
-    except (RunError, checkpoint.CheckpointError, FileNotFoundError) as err:
-        _fail(str(err))
+    except (RunError, checkpoint.CheckpointError, OSError, ValueError) as err:
+        # ValueError: the library's checks name the bad setting; OSError: the output folder (read-only, full)
+        _fail(str(err) if isinstance(err, (RunError, ValueError)) else f"{type(err).__name__}: {err}")

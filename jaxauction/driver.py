@@ -23,12 +23,15 @@ the chunks, and writes one summary row per step to ``rounds.jsonl`` and
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import datetime
 import hashlib
 import json
+import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -41,10 +44,62 @@ import tyro
 from jax.experimental import checkify
 
 from jaxauction import checkpoint, io, prng
+from jaxauction.memory import check_fits, tree_bytes
 from jaxauction.parallel import SEED_LOOPS, initialize_distributed, over_seeds, plan_mesh, shard_state, to_host
 
 RESULTS_ROOT = Path("results")
-RUN_FILES = ("checkpoint.npz", "metrics.json", "rounds.jsonl", "rounds.csv", "logs")
+RUN_FILES = ("checkpoint.npz", "metrics.json", "rounds.jsonl", "rounds.csv", "logs", "evaluation")
+LOCK = ".lock"  # a run's lock file in its folder: {"pid", "host", "started"}
+MEMORY_HEADROOM = 4.0  # a run may use its state's size this many times over (logs, temporaries, the update)
+
+
+def acquire_lock(out: Path) -> None:
+    """Take ``out``'s lock for this process, or refuse with one line naming the process that holds it. A lock
+    left by a process that is gone (killed) is taken over; this process may take its own lock again (several
+    runs one after another in one Python process)."""
+    path = out / LOCK
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": datetime.datetime.now().isoformat()}
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+            except (OSError, ValueError):
+                holder = {}
+            pid, host = holder.get("pid"), holder.get("host")
+            if pid == me["pid"] and host == me["host"]:
+                return
+            if host == me["host"] and isinstance(pid, int) and not _alive(pid):
+                path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            raise RunError(f"{out} is in use by another run (process {pid} on {host}, since "
+                           f"{holder.get('started')}): wait for it to finish, or choose another folder") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        atexit.register(release_lock, out)
+        return
+    raise RunError(f"{out}: could not take the run folder's lock ({path})")
+
+
+def release_lock(out: Path) -> None:
+    """Give ``out``'s lock back if this process holds it."""
+    path = out / LOCK
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class RunError(Exception):
@@ -316,8 +371,28 @@ class Session:
         self.out = output_folder(name, config, spec)
         if self.leader:
             self.out.mkdir(parents=True, exist_ok=True)
+            acquire_lock(self.out)  # before anything in the folder changes
             if spec.resume is None:
                 clear_run_files(self.out)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run's results (``metrics.json``) are written: a resumed, trained run without them
+        still has its final evaluation to do."""
+        return (self.out / "metrics.json").exists()
+
+    def cached(self, name: str, compute: Callable[[], Any]) -> Any:
+        """A part of the final evaluation, computed once: ``evaluation/<name>.json`` when an earlier
+        (interrupted) call wrote it, else ``compute()`` (JSON-able), written atomically before it is returned.
+        Training more steps clears the cache."""
+        path = self.out / "evaluation" / f"{name}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        value = io.to_jsonable(compute())
+        if self.leader:
+            path.parent.mkdir(exist_ok=True)
+            io.write_json(path, value)
+        return value
 
     def print(self, *args: Any, **kwargs: Any) -> None:
         if self.leader:
@@ -347,6 +422,11 @@ class Session:
           extendable: the settings a resumed run may change (its length); any other difference is refused.
         """
         spec, out = self.spec, self.out
+        key_shape = jax.eval_shape(lambda: jax.random.split(prng.key(spec.seed), spec.seeds))
+        state_shape = jax.eval_shape(jax.vmap(init), key_shape)  # nothing allocated yet
+        per_seed = tree_bytes(state_shape) // spec.seeds
+        check_fits(int(MEMORY_HEADROOM * per_seed * spec.seeds), f"{spec.seeds:,} seeds",
+                   f"{per_seed:,} bytes of state per seed, x{MEMORY_HEADROOM:g} for logs and temporaries")
         keys = jax.random.split(prng.key(spec.seed), spec.seeds)
         state = jax.jit(jax.vmap(init))(keys)
         log_template = jax.eval_shape(jax.vmap(step), state)[1]
@@ -379,6 +459,9 @@ class Session:
                 io.write_csv(out / "rounds.csv", list(rows[0]), [tuple(r.values()) for r in rows])
         if done == total_steps:
             return SessionResult(to_host(state), previous, rows, done, 0, 0.0, 0.0, None)
+        if self.leader:  # training changes the rule: an earlier evaluation no longer holds
+            (out / "metrics.json").unlink(missing_ok=True)
+            shutil.rmtree(out / "evaluation", ignore_errors=True)
 
         mesh = None
         if spec.shard and jax.device_count() > 1:

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxauction.io import plus_minus
 from jaxauction.market import Dataset, Market, MarketParams, collect, init_params, run_round, tile_params
 from jaxauction.mechanisms import make_mechanism
 from jaxauction.priors import UniformIntPrior, UniformPrior, default_support
@@ -167,11 +168,22 @@ def theory(market: Market) -> dict[str, Any]:
     below = lambda c: c**n + n * c ** (n - 1) * (1 - c)  # noqa: E731 - P(second highest <= level)
     second = float(np.sum((below(cdf) - below(prev)) * levels))
     reserve = float(levels[np.argmax(phi >= 0)])
+    # truthful second price with that reserve: r P(v(1) >= r >= v(2)) + E[v(2); v(2) > r]
+    at = levels >= reserve
+    first_at = int(np.argmax(at))
+    sold_at_reserve = below(cdf[first_at]) - prev[first_at] ** n
+    above = levels > reserve
+    second_reserve = float(reserve * sold_at_reserve + np.sum(((below(cdf) - below(prev)) * levels)[above]))
     return {
         "myerson_optimum": myerson,
         "myerson_reserve": reserve,
         "truthful_second_price": second,
-        "note": "for bidders who best-respond; no mechanism earns more than the Myerson optimum from them",
+        "second_price_at_myerson_reserve": second_reserve,
+        "note": "for bidders who best-respond; no mechanism earns more than the Myerson optimum from them. "
+        "Myerson's mechanism sells to the highest non-negative virtual value at its threshold price; for "
+        "continuous i.i.d. regular values that is second price with the Myerson reserve. With integer values "
+        "its threshold payments are tie-adjusted, and second price with the Myerson reserve earns less "
+        "(second_price_at_myerson_reserve)",
     }
 
 
@@ -246,7 +258,7 @@ def comparison_lines(report: dict[str, Any], learned_name: str) -> list[str]:
         (name if "reserve" not in v else f"{name} (reserve {v['reserve']:g})", v)
         for name, v in report["baselines"].items()
     ]
-    lines = [f"{name:>40}: {v['mean']:.4f} +- {v['se']:.4f}" for name, v in entries]
+    lines = [f"{name:>40}: {plus_minus(v['mean'], v['se'])}" for name, v in entries]
     best_name, best = max(entries, key=lambda e: e[1]["mean"])
     lines.append(f"{'most revenue':>40}: {best_name}")
     t = report["theory"]

@@ -73,6 +73,14 @@ def to_jsonable(x: Any) -> Any:
     return x
 
 
+def plus_minus(mean: float, se: float | None, digits: int = 4) -> str:
+    """``"mean +- se"``; without a standard error (one seed or profile: ``se`` NaN or, read back from JSON,
+    None) ``"mean (one sample: no s.e.)"`` instead of ``+- nan``."""
+    if se is None or not np.isfinite(se):
+        return f"{mean:.{digits}f} (one sample: no s.e.)"
+    return f"{mean:.{digits}f} +- {se:.{digits}f}"
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_bytes(Path(path), (json.dumps(to_jsonable(obj), indent=2) + "\n").encode())
 

@@ -25,9 +25,10 @@ import numpy as np
 from jax.experimental import checkify
 
 from jaxauction._checks import check_choice, check_positive_int, is_concrete
+from jaxauction.bidders.grid import grid_bids
 from jaxauction.bidders.population import Population
 from jaxauction.mechanisms.base import Mechanism, checked
-from jaxauction.metrics import KahanSum, efficiency_ratio, optimal_welfare, revenue, welfare
+from jaxauction.metrics import KahanSum, efficiency_ratio, efficiency_terms, revenue
 from jaxauction.priors import Prior
 from jaxauction.types import FULL_INFORMATION, Array, Feedback, Outcome, Params, PRNGKey, State, Types
 from jaxauction.utilities import Utility, quasi_linear
@@ -162,19 +163,20 @@ def play(market: Market, params: MarketParams, states: tuple[State, ...], key: P
 
 
 def counterfactual_utilities(
-    market: Market, params: MarketParams, record: Auction, bidders: slice, grid: Array, relative: bool = False
-) -> Array:
+    market: Market, params: MarketParams, record: Auction, bidders: slice, grid: Array, relative: bool = False,
+    capped: bool = False,
+) -> Array:  # fmt: skip
     """``[k, G]``: each of ``bidders``' utility had it bid ``grid[g]`` (one item), all else held fixed.
 
-    ``relative``: bid ``grid[g]`` times the bidder's observation instead. The
-    mechanism's randomness (tie-breaking) is held fixed too: it reuses the
-    auction's outcome key.
+    ``relative``: bid ``grid[g]`` times the bidder's observation instead;
+    ``capped``: ``min(grid[g], observation)``. The mechanism's randomness
+    (tie-breaking) is held fixed too: it reuses the auction's outcome key.
     """
     grid = jnp.asarray(grid, record.bids.dtype)
     observations = record.types.observation()
 
     def one(i: Array, point: Array) -> Array:
-        bid = point * observations[i, 0] if relative else point
+        bid = grid_bids(point, observations[i, 0], relative, capped)
         outcome = market.mechanism.apply(params.mechanism, record.bids.at[i, 0].set(bid), record.outcome_key)
         return market.utility.apply(record.types, outcome, params.utility)[i]
 
@@ -195,10 +197,11 @@ def learn(
     ):
         counterfactual = observed = None
         if group.feedback == FULL_INFORMATION:
-            counterfactual = counterfactual_utilities(market, params, record, sl, group.bid_grid, group.relative_grid)
+            counterfactual = counterfactual_utilities(market, params, record, sl, group.bid_grid, group.relative_grid,
+                                                      group.capped_grid)  # fmt: skip
             if market.information == WINNER_ONLY:
                 grid = jnp.asarray(group.bid_grid)[None, :]
-                bids = grid * observations[sl, :1] if group.relative_grid else grid
+                bids = grid_bids(grid, observations[sl, :1], group.relative_grid, group.capped_grid)
                 won = jnp.sum(record.outcome.allocation[sl], axis=-1) > 0
                 observed = won[:, None] | (bids <= record.bids[sl, :1])
         feedback = Feedback(
@@ -222,7 +225,8 @@ class RoundMetrics(NamedTuple):
 
     revenue: ``[W]`` mean revenue (sum of payments) per auction.
     utility: ``[W, n]`` mean utility per bidder.
-    efficiency: ``[W]`` realised over optimal welfare, summed over the window (see ``metrics``).
+    efficiency: ``[W]`` realised over optimal welfare, summed over the window; for procurement (the ``seller``
+      utility), the cheapest over the realised cost (see ``metrics``).
     """
 
     revenue: Array
@@ -267,8 +271,8 @@ def run_round(
     def one_auction(carry, t):
         states, sums = carry
         states, record = auction(market, params, states, jax.random.fold_in(key, t))
-        best = optimal_welfare(record.types, market.mechanism.units)
-        outcome = jnp.stack([revenue(record.outcome), welfare(record.types, record.outcome), best])
+        achieved, best = efficiency_terms(record.types, record.outcome, market.mechanism.units, market.utility.costs)
+        outcome = jnp.stack([revenue(record.outcome), achieved, best])
         return (states, (sums[0] + outcome, sums[1] + record.utility)), None
 
     def one_block(carry, first):
@@ -278,10 +282,10 @@ def run_round(
         return (states, (sums[0].add(block_sums[0]), sums[1].add(block_sums[1]))), None
 
     def one_window(states, first):
-        zeros = (KahanSum.zeros((3,)), KahanSum.zeros((n,)))  # revenue, welfare, optimal welfare; utilities
+        zeros = (KahanSum.zeros((3,)), KahanSum.zeros((n,)))  # revenue, efficiency's two terms; utilities
         (states, sums), _ = jax.lax.scan(one_block, (states, zeros), first + jnp.arange(0, window, block))
-        (revenue_sum, welfare_sum, optimal_sum), utility_sum = sums[0].total, sums[1].total
-        efficiency = efficiency_ratio(welfare_sum, optimal_sum)
+        (revenue_sum, achieved_sum, best_sum), utility_sum = sums[0].total, sums[1].total
+        efficiency = efficiency_ratio(achieved_sum, best_sum)
         return states, RoundMetrics(revenue_sum / window, utility_sum / window, efficiency)
 
     return jax.lax.scan(one_window, states, jnp.arange(0, n_auctions, window))

@@ -9,6 +9,13 @@
   welfare, both summed over the window (a ratio of sums, so auctions where
   every value is 0 are well defined). Truthful second price has efficiency 1;
   an unsold item or a winner with less than the highest value lowers it.
+* **procurement** (values are costs, the ``seller`` utility): efficiency is
+  the cost of the procured quantity bought from the cheapest seller over its
+  realised cost, ``sum_j q_j min_i c_ij / sum_ij a_ij c_ij`` with ``q_j =
+  sum_i a_ij`` (``cheapest_cost``), summed over the window: 1 when the lowest
+  cost always supplies (truthful procurement auctions), lower when a dearer
+  seller does. An item not bought counts neither way (the buyer's value for it
+  is not modelled).
 
 Running sums over long windows use Kahan (compensated) summation in float32:
 a plain float32 sum stops growing once it reaches ``2**24`` times the added
@@ -47,6 +54,21 @@ def optimal_welfare(types: Types, units: int = 1) -> Array:
     if units == 1:
         return row_sum(row_max(columns))
     return jnp.sum(jnp.sort(columns, axis=-1)[..., -units:], axis=(-2, -1))
+
+
+def cheapest_cost(types: Types, outcome: Outcome) -> Array:
+    """What the procured quantity of each item would cost from its cheapest seller: ``sum_j q_j min_i c_ij``."""
+    quantity = jnp.sum(outcome.allocation, axis=-2)  # [..., m]
+    return row_sum(quantity * jnp.min(types.values, axis=-2))
+
+
+def efficiency_terms(types: Types, outcome: Outcome, units: int = 1, costs: bool = False) -> tuple[Array, Array]:
+    """``(achieved, best)`` for one auction, whose window sums give the efficiency ``achieved / best``: realised
+    and optimal welfare for buyers; for sellers (``costs``), the cheapest and the realised cost."""
+    if costs:
+        return cheapest_cost(types, outcome), welfare(types, outcome)
+    best = optimal_welfare(types, units)  # traced first, as before: XLA then rounds runs bit-identically to 0.1
+    return welfare(types, outcome), best
 
 
 def efficiency_ratio(welfare_total: Array, optimal_total: Array) -> Array:

@@ -87,6 +87,7 @@ class _RangePrior:
     high: Bound
     name = "range"  # class attributes, not fields
     integer = False
+    private_values = True  # a bidder's value is what it observes (the regret evaluator needs this)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "low", _as_tuple(self.low))
@@ -273,6 +274,7 @@ class WalletPrior(_RangePrior):
     high: Bound = 1.0
     integer: bool = False
     name = "wallet"
+    private_values = False
 
     def sample(self, key: PRNGKey, params: RangeParams) -> Types:
         u = uniform(key, params.low.shape)

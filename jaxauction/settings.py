@@ -10,12 +10,17 @@ result (a target, not a truth). Values are i.i.d. across bidders.
 * ``single3_exp``: 1 item, 3 bidders, exponential values with mean 3; optimum
   about 2.749 (MyersonNet), second price 2.5;
 * ``seed3``: the seed market's values: 1 item, 3 bidders, integers uniform on
-  0..9; Myerson's optimum for bidders who best-respond 5.275 (second price,
-  reserve 5; exact) and truthful second price 4.5. A rule trained here can be
+  0..9; Myerson's optimum for bidders who best-respond 5.275 = E[max(0,
+  max_i 2 v_i - 9)] (exact), reached by Myerson's mechanism with tie-adjusted
+  threshold payments (the discrete virtual value is 2v - 9); plain truthful
+  second price with reserve 5 earns 203/40 = 5.075, and without a reserve
+  4.5 (both exact). A rule trained here can be
   deployed against the seed market's learning bidders
   (``experiments.learning_aware_dmo --deploy``);
 * ``additive_1x2``: 1 bidder, 2 items, additive U[0,1]; optimum 0.549201 exact
   (Manelli-Vincent);
+* ``unit_1x2``: 1 bidder, 2 items, unit-demand U[0,1]; optimum 2/(3 sqrt 3) =
+  0.3849 exact (one posted price 1/sqrt 3 for either item);
 * ``unit_1x2_23``: 1 bidder, 2 items, unit-demand U[2,3]; optimum about 2.1331
   (Pavlov);
 * ``additive_1x2_416_47``: 1 bidder, additive, v1 ~ U[4,16], v2 ~ U[4,7];
@@ -32,6 +37,7 @@ from typing import Any
 
 from jaxauction._checks import check_choice
 from jaxauction.priors import ExponentialPrior, UniformIntPrior, UniformPrior
+from jaxauction.utilities import Utility, quasi_linear, unit_demand
 
 DEMANDS = ("additive", "unit")
 
@@ -57,6 +63,10 @@ class Setting:
 
     def __post_init__(self) -> None:
         check_choice(self.demand, DEMANDS, "demand")
+
+    def utility(self) -> Utility:
+        """The bidders' utility: quasi-linear, for additive or unit-demand valuations (what regret is scored by)."""
+        return unit_demand() if self.demand == "unit" else quasi_linear()
 
 
 def _myerson_uniform(n: int) -> float:
@@ -100,7 +110,8 @@ SETTINGS: dict[str, Setting] = {
             UniformIntPrior(0, 9),
             optimum=5.275,
             optimum_exact=True,
-            baselines=(("second price", 4.5), ("second price, reserve 5", 5.275)),
+            baselines=(("second price", 4.5), ("second price, reserve 5", 203 / 40),
+                       ("Myerson, tie-adjusted threshold payments", 5.275)),  # fmt: skip
         ),
         Setting(
             "single3_exp",
@@ -120,6 +131,16 @@ SETTINGS: dict[str, Setting] = {
             optimum_exact=True,
             baselines=(("item prices 1/2", 0.5),),
             published=(("RegretNet (Duetting et al. 2019)", 0.550),),
+        ),
+        Setting(
+            "unit_1x2",
+            1,
+            2,
+            UniformPrior(0.0, 1.0),
+            demand="unit",
+            optimum=2 / (3 * 3**0.5),
+            optimum_exact=True,
+            baselines=(("posted price 1/sqrt 3 for either item", 2 / (3 * 3**0.5)),),
         ),
         Setting("unit_1x2_23", 1, 2, UniformPrior(2.0, 3.0), demand="unit", optimum=2.1331),
         Setting(

@@ -32,6 +32,7 @@ from jaxauction.bidders import (
     BidGrid,
     Learner,
     absolute_grid,
+    capped_grid,
     dqn,
     epsilon_greedy,
     fraction_grid,
@@ -184,6 +185,10 @@ class PopulationSpec:
     for common-value settings, where the value exceeds the own signal)"""
     value_bins: int = 10
     """hedge, policy_gradient on continuous values: value bins (contexts) over [0, the prior's top]"""
+    continuous_grid: Literal["fraction", "capped"] = "fraction"
+    """hedge, policy_gradient, dqn on continuous values: fraction (bid_fractions fractions of the value) or
+    capped (bid_fractions absolute levels over [0, max_fraction x the prior's top], each capped at the value:
+    use it with reserves, which a fraction of the value cannot clear across a value bin)"""
     bidder_lr: float | None = None
     """hedge: eps in (0, 1) (default 0.05); policy_gradient: step size (default 0.5); dqn: Adam's step size
     (default 1e-3)"""
@@ -195,6 +200,7 @@ class PopulationSpec:
         check_positive_int(self.n_bids, "n_bids")
         check_positive_int(self.bid_fractions, "bid_fractions", minimum=2)
         check_positive_int(self.value_bins, "value_bins")
+        check_choice(self.continuous_grid, ("fraction", "capped"), "continuous grid")
         check_finite(self.shading, "shading", minimum=0.0)
         check_finite(self.max_fraction, "max_fraction", positive=True)
         if self.bidder_lr is not None:
@@ -361,7 +367,8 @@ def bid_grid(spec: PopulationSpec, values: ValueScale, m: int, name: str) -> Bid
         raise ValueError(f"{name} learns from one item's bids; the market sells {m} items")
     if values.integer:
         return absolute_grid(values.n_values, spec.n_bids, spec.overbid)
-    return fraction_grid(values.top, spec.value_bins, spec.bid_fractions, spec.max_fraction)
+    build = capped_grid if spec.continuous_grid == "capped" else fraction_grid
+    return build(values.top, spec.value_bins, spec.bid_fractions, spec.max_fraction)
 
 
 def _hedge(variant: str) -> Callable[..., Learner]:

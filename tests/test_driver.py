@@ -48,7 +48,11 @@ def test_train_scan_equals_chunked_driver(batched):
     step, state0 = batched
     driver = run_chunked(step, state0, 4, chunk=2, progress=False)
     _, logs = jax.jit(jax.vmap(make_train(TINY)))(jax.random.split(jax.random.key(0), 2))
-    np.testing.assert_array_equal(np.swapaxes(driver.logs.platform_reward, 0, 1), logs.platform_reward)
+    # Two different compiled programs (a scan of 2-step chunks, and one scan of 4 steps): the same computation,
+    # equal up to float32 rounding. XLA:CPU happened to round them alike on Intel Xeon (AVX-512) and does not on
+    # AMD EPYC (one reward differs by 1 ulp). Bit-identity holds where the program is the same: resumed runs
+    # (test_two_chunks_resume_two_chunks_equals_four) and same-key reruns.
+    np.testing.assert_allclose(np.swapaxes(driver.logs.platform_reward, 0, 1), logs.platform_reward, rtol=1e-6)
 
 
 def test_interrupt_leaves_a_usable_checkpoint(batched, full_run, tmp_path):

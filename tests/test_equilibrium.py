@@ -5,7 +5,7 @@ import itertools
 import numpy as np
 import pytest
 
-from jaxauction.equilibrium import DiscreteGame, exploitability, solve, utilities
+from jaxauction.equilibria import DiscreteGame, exploitability, solve, utilities
 
 
 def brute_force_utility(game: DiscreteGame, strategy: np.ndarray, value: int, bid: int) -> float:
@@ -79,7 +79,7 @@ def test_bad_games_are_refused():
 
 
 def test_closed_forms():
-    from jaxauction.equilibrium import asymmetric_first_price_bids, first_price_bids, wallet_second_price_bids
+    from jaxauction.equilibria import asymmetric_first_price_bids, first_price_bids, wallet_second_price_bids
 
     grid = np.linspace(0, 10, 20_001)
     for n in (2, 3, 6):
@@ -94,3 +94,12 @@ def test_closed_forms():
     )
     np.testing.assert_allclose(wallet_second_price_bids(x, 2), 2 * x)
     np.testing.assert_allclose(wallet_second_price_bids(x, 4), 3 * x)
+
+
+def test_importing_the_solvers_leaves_the_equilibrium_bidder_in_place():
+    """``ja.equilibrium`` is the bidder constructor; the solver module (``jaxauction.equilibria``) has another
+    name, so importing it (as the README's tour does) no longer replaces the constructor with the module."""
+    import jaxauction as ja
+    from jaxauction.equilibria import solve  # noqa: F401
+
+    assert callable(ja.equilibrium) and ja.equilibrium.__module__ == "jaxauction.bidders.fixed"

@@ -19,11 +19,15 @@ def test_theory_references_match_known_values():
     seed = evaluation.theory(ja.DMOConfig().market())
     assert seed["myerson_optimum"] == pytest.approx(5.275, abs=1e-12) and seed["myerson_reserve"] == 5
     assert seed["truthful_second_price"] == pytest.approx(4.5, abs=1e-12)
+    # 5.275 is Myerson's mechanism (tie-adjusted thresholds), not second price with reserve 5: that earns 203/40
+    plain = np.mean([max(sorted(p)[-2], 5) if max(p) >= 5 else 0 for p in itertools.product(range(10), repeat=3)])
+    assert seed["second_price_at_myerson_reserve"] == pytest.approx(203 / 40, abs=1e-12) == plain
     exhaustive = np.mean([max(max(2 * v - 9 for v in p), 0) for p in itertools.product(range(10), repeat=3)])
     assert seed["myerson_optimum"] == pytest.approx(exhaustive, abs=1e-12)
     uniform = evaluation.theory(ja.DMOConfig.of(prior="uniform", value_high=1.0, learner="truthful").market())
     assert uniform["myerson_optimum"] == pytest.approx(17 / 32, abs=1e-5)
     assert uniform["truthful_second_price"] == pytest.approx(0.5, abs=1e-5)
+    assert uniform["second_price_at_myerson_reserve"] == pytest.approx(17 / 32, abs=1e-5)  # continuous: the same
     two_items = evaluation.theory(ja.DMOConfig.of(mechanism="second_price", n_items=2).market())
     assert "myerson_optimum" not in two_items and "note" in two_items
 

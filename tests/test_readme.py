@@ -22,4 +22,8 @@ def test_api_tour_runs(tmp_path, monkeypatch):
     bids = ns["fp_market"].population.policy(ns["fp_states"], ns["jnp"].full((1, 1), 0.8), ns["fp_params"].learners)
     assert abs(float(bids.mean()) - 0.4) < 0.08  # Hedge bidders near the first-price equilibrium v / 2
     assert abs(namespace["eq"].revenue - 4.47) < 0.05
-    assert (tmp_path / "run" / "metrics.json").exists() or (tmp_path / "run" / "rounds.csv").exists()
+    # the Session wrote one summary row per round, a checkpoint of the final state, and left no lock behind
+    rows = (tmp_path / "run" / "rounds.csv").read_text().splitlines()
+    assert rows[0] == "round,reward" and [int(r.split(",")[0]) for r in rows[1:]] == [1, 2, 3, 4]
+    assert (tmp_path / "run" / "checkpoint.npz").exists()
+    assert namespace["result"].steps_run == 4 and namespace["result"].state.round.tolist() == [4, 4, 4, 4]

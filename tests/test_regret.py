@@ -9,6 +9,8 @@ import pytest
 import jaxauction as ja
 from jaxauction.regret import Protocol, evaluate, interim_regret, profile_regret
 
+KEY = jax.random.key(0)
+
 U01 = ja.UniformPrior(0.0, 1.0)
 SMALL = Protocol(profiles=2_000, random_starts=2, steps=50, stronger=2, revenue_profiles=20_000, interim=False)
 
@@ -87,3 +89,47 @@ def test_interim_regret_is_the_bayesian_figure():
     np.testing.assert_allclose(np.asarray(fp), 1 / 12, atol=0.02)
     sp = interim_regret(ja.second_price(2), ja.second_price(2).init(None), U01, jax.random.key(3), own=32, others=64)
     np.testing.assert_array_equal(np.asarray(sp), 0.0)
+
+
+def test_regret_refuses_common_values_and_risk_shaped_utilities():
+    """Regret is defined here for private values and quasi-linear utility: the evaluator, the DMO regret
+    penalty and the learning-aware experiment refuse the rest with one line instead of a silent number."""
+    import pytest
+
+    import jaxauction as ja
+    from experiments.learning_aware_dmo import LearningAwareConfig
+    from jaxauction.priors import WalletPrior
+    from jaxauction.specs import PriorSpec
+
+    rule = ja.second_price(2)
+    with pytest.raises(ValueError, match="private values"):
+        evaluate(rule, rule.init(KEY), WalletPrior(), KEY, Protocol(profiles=4))
+    with pytest.raises(ValueError, match="quasi-linear utility"):
+        evaluate(rule, rule.init(KEY), ja.UniformPrior(0.0, 1.0), KEY, Protocol(profiles=4), utility=ja.crra(0.5))
+    for utility in ("crra", "cara", "seller"):
+        with pytest.raises(ValueError, match="regret penalty"):
+            ja.DMOConfig.of(utility=utility, regret_weight=1.0)
+    with pytest.raises(ValueError, match="private values"):
+        ja.DMOConfig.of(prior="wallet_int", regret_weight=1.0)
+    with pytest.raises(ValueError, match="private values"):
+        LearningAwareConfig(prior=PriorSpec("wallet", 0.0, 1.0))
+
+
+def test_unit_demand_evaluator_does_not_credit_a_bundle():
+    """A menu that sells both items together at 4.23 to a unit-demand bidder with U[2,3] values: the bidder
+    values the bundle at max(v1, v2) <= 3, so every sale is an IR violation (the additive utility credited it
+    with revenue 4.1 and no violation). RochetNet for unit demand offers lotteries over single items only."""
+    import jax.numpy as jnp
+
+    bundle = ja.mechanisms.rochetnet(2, menu_size=1)
+    params = {"logits": jnp.full((1, 2), 30.0), "prices": jnp.array([4.23])}  # both items, probability 1
+    prior = ja.UniformPrior(2.0, 3.0)
+    quick = Protocol(profiles=400, random_starts=0, steps=0, grid=9, stronger=1, revenue_profiles=0, interim=False)
+    additive = evaluate(bundle, params, prior, KEY, quick)
+    unit = evaluate(bundle, params, prior, KEY, quick, utility=ja.unit_demand())
+    assert additive.ir_violation_rate == 0 and additive.revenue > 4
+    sold = additive.revenue / 4.23
+    assert unit.ir_violation_rate == pytest.approx(sold, abs=1e-6) and unit.ir_violation_rate > 0.3
+    unit_menu = ja.mechanisms.rochetnet(2, menu_size=1, demand="unit")
+    out = unit_menu.apply({"logits": jnp.full((1, 2), 30.0), "prices": jnp.array([1.0])}, jnp.ones((1, 2)), KEY)
+    assert float(out.allocation.sum()) <= 1 + 1e-6  # a lottery over single items: half of each

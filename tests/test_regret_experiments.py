@@ -29,7 +29,7 @@ def test_audits_of_classical_rules_match_theory(tmp_path):
 def test_audit_refuses_what_it_cannot_judge(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         regret_audit.main(["--setting", "unit_1x2_23", "--mechanism", "second_price", "--out", str(tmp_path / "u")])
-    assert exc.value.code == 2 and "unit-demand" in capsys.readouterr().err
+    assert exc.value.code == 2 and "at least 2 bidders" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         regret_audit.main(["--mechanism", "deep", "--out", str(tmp_path / "d")])
     assert "unknown mechanism" in capsys.readouterr().err

@@ -59,9 +59,14 @@ def test_rochetnet_is_exactly_incentive_compatible_and_individually_rational():
                                                                            grid=33, stronger=1))  # fmt: skip
     # zero up to float32 rounding (the menu's argmax and the evaluator sum the products in other orders)
     assert report.regret_max < 1e-6 and report.ir_violation_rate == 0.0
-    # the bidder gets the menu entry it likes best, or nothing
-    out = mech.apply(params, jnp.array([[0.0, 0.0]]), KEY)
-    assert float(out.payments[0]) <= 0.0 + 1e-7 or float(out.allocation.sum()) > 0
+    # the bidder gets the menu entry it likes best, or nothing: checked against the menu by hand
+    logits, prices = np.asarray(params["logits"], np.float64), np.asarray(params["prices"], np.float64)
+    menu = np.concatenate([np.zeros((1, 2)), 1 / (1 + np.exp(-logits))]), np.concatenate([[0.0], prices])
+    for v in np.random.default_rng(0).uniform(0, 1, (50, 2)):
+        out = mech.apply(params, jnp.asarray(v[None], jnp.float32), KEY)
+        utilities = menu[0] @ v - menu[1]
+        got = float(np.asarray(out.allocation[0], np.float64) @ v - float(out.payments[0]))
+        assert got == pytest.approx(utilities.max(), abs=1e-5) and got >= -1e-6  # the best entry; IR
 
 
 def test_bad_configurations_are_refused():
@@ -105,3 +110,21 @@ def test_short_training_beats_second_price_with_small_regret():
                       Protocol(profiles=2_000, random_starts=4, steps=100, stronger=1))  # fmt: skip
     assert report.revenue > 1 / 3 + 3 * report.revenue_se
     assert report.regret_mean < 0.01
+
+
+@pytest.mark.slow
+def test_rochetnet_learns_the_unit_demand_optimum():
+    """Unit demand, one bidder, U[0,1]^2: the optimum is 2/(3 sqrt 3) = 0.3849 (one posted price 1/sqrt 3 for
+    either item). RochetNet's default schedule (Adam 0.05, batch 1,024) reaches it in 4,000 iterations, with
+    zero regret under the unit-demand evaluator (measured 0.3833 +- 0.0006 on 200,000 profiles)."""
+    config = RegretNetConfig(setting="unit_1x2", model="rochetnet", iterations=4000, log_every=500)
+    trainer = make_regretnet(config)
+    step = jax.jit(trainer.step)
+    state = trainer.init(KEY)
+    for _ in range(config.iterations // config.log_every):
+        state, _ = step(state)
+    s = config.the_setting
+    protocol = Protocol(profiles=2000, random_starts=2, steps=50, stronger=1, revenue_profiles=100_000)
+    report = evaluate(trainer.mechanism, state.params, s.prior, KEY, protocol, utility=s.utility())
+    assert abs(report.revenue - 2 / (3 * 3**0.5)) < 0.005 and report.regret_max < 1e-3
+    assert report.ir_violation_rate == 0.0

@@ -16,7 +16,7 @@ def test_single_item_optimum_is_myerson(name, optimum):
 
 
 def test_every_setting_builds_its_prior():
-    assert len(SETTINGS) == 13
+    assert len(SETTINGS) == 14
     for s in SETTINGS.values():
         params = s.prior.init_params(s.n_bidders, s.n_items)
         low, high = s.prior.support(params)
@@ -50,3 +50,17 @@ def test_unknown_names_and_bad_means_are_refused():
         setting("single4")
     with pytest.raises(ValueError, match="mean"):
         ExponentialPrior(-1.0)
+
+
+def test_unit_demand_presets_score_unit_demand_utility():
+    import jaxauction as ja
+
+    unit = setting("unit_1x2")
+    assert unit.demand == "unit" and unit.optimum == pytest.approx(2 / (3 * 3**0.5)) and unit.optimum_exact
+    assert unit.utility().name == "unit_demand" and setting("unit_1x2_23").utility().name == "unit_demand"
+    assert setting("additive_1x2").utility().name == "quasi_linear"
+    # a 0/1 bundle is worth its best item to a unit-demand bidder; a lottery over single items its expectation
+    types = ja.Types(values=jnp.array([[2.5, 2.9]]))
+    bundle = ja.unit_demand().apply(types, ja.Outcome(jnp.array([[1.0, 1.0]]), jnp.array([2.0])), ())
+    lottery = ja.unit_demand().apply(types, ja.Outcome(jnp.array([[0.5, 0.5]]), jnp.array([2.0])), ())
+    assert float(bundle[0]) == pytest.approx(0.9) and float(lottery[0]) == pytest.approx(0.7)

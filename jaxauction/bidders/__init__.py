@@ -10,7 +10,7 @@ from jaxauction.bidders.epsilon_greedy import (
     epsilon_greedy,
 )
 from jaxauction.bidders.fixed import EQUILIBRIA, ShadingParams, equilibrium, equilibrium_bids, shading
-from jaxauction.bidders.grid import BidGrid, absolute_grid, fraction_grid
+from jaxauction.bidders.grid import BidGrid, absolute_grid, capped_grid, fraction_grid
 from jaxauction.bidders.hedge import HedgeParams, HedgeState, hedge
 from jaxauction.bidders.policy_gradient import PolicyGradientParams, PolicyGradientState, policy_gradient
 from jaxauction.bidders.population import Population, population
@@ -29,6 +29,7 @@ __all__ = [
     "PolicyGradientState",
     "ShadingParams",
     "absolute_grid",
+    "capped_grid",
     "equilibrium",
     "equilibrium_bids",
     "fraction_grid",

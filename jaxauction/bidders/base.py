@@ -13,7 +13,9 @@ Feedback. A learner declares what it needs after each auction:
   the others' bids and the mechanism's randomness held fixed
   (``Feedback.counterfactual [k, G]``), which the market computes only for
   groups that ask for it. With ``relative_grid`` the grid holds fractions of
-  the bidder's value: bid ``g`` is ``bid_grid[g] * value``.
+  the bidder's value: bid ``g`` is ``bid_grid[g] * value``; with
+  ``capped_grid`` it holds bid levels capped at the value: ``min(bid_grid[g],
+  value)`` (``grid.grid_bids``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class Learner(NamedTuple):
     feedback: str = BANDIT
     bid_grid: np.ndarray | None = None
     relative_grid: bool = False
+    capped_grid: bool = False
     observation_levels: int | None = None
     max_bid: float | None = None
     check_params: Callable[[Params], None] = lambda params: None

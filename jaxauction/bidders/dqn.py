@@ -147,6 +147,6 @@ def dqn(
 
     return per_bidder(
         "dqn", n_bidders, init, act, update, init_params, policy,
-        relative_grid=grid.relative, bid_grid=grid.points, observation_levels=grid.observation_levels,
-        max_bid=grid.max_bid, check_params=check_params,
+        relative_grid=grid.relative, capped_grid=grid.capped, bid_grid=grid.points,
+        observation_levels=grid.observation_levels, max_bid=grid.max_bid, check_params=check_params,
     )  # fmt: skip

@@ -10,6 +10,14 @@ Two kinds of grid:
   ``min(floor(v / top * n_contexts), n_contexts - 1)`` over ``[0, top]``, and
   action ``a`` bids ``fractions[a] * v`` with ``fractions`` spread evenly over
   ``[0, max_fraction]`` (1: never above the value).
+* ``capped`` (for continuous values, "absolute bids per value bin"): the
+  context is the value's bin as above, and action ``a`` bids
+  ``min(levels[a], v)`` with ``levels`` spread evenly over ``[0, max_fraction
+  * top]``: an absolute bid, never above the value. Use it with reserves: a
+  fraction grid's bid ``f * v`` cannot clear a reserve ``r`` for every value of
+  the bin that holds ``r`` while leaving surplus (in the bin ``[0.5, 0.6)``
+  with ``r = 0.5`` only ``f = 1`` clears for ``v = 0.5``), so values just above
+  the reserve never enter; the level ``r`` clears it for the whole bin.
 
 ``Learner.bid_grid`` holds the actions' bids (absolute) or fractions, with
 ``relative_grid`` telling the market which, so that full-information feedback
@@ -29,7 +37,7 @@ from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.bidders.base import Learner
 from jaxauction.types import BANDIT, Array, Feedback, Params, PRNGKey, State
 
-GRIDS = ("absolute", "fraction")
+GRIDS = ("absolute", "fraction", "capped")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +51,8 @@ class BidGrid:
     n_contexts: int
     n_actions: int
     overbid: bool = False
-    top: float = 1.0  # fraction grids: values are binned over [0, top]
-    max_fraction: float = 1.0  # fraction grids: the largest bid as a fraction of the value
+    top: float = 1.0  # fraction and capped grids: values are binned over [0, top]
+    max_fraction: float = 1.0  # fraction grids: the largest bid as a fraction of the value; capped: of top
 
     def __post_init__(self) -> None:
         check_choice(self.kind, GRIDS, "grid")
@@ -61,50 +69,74 @@ class BidGrid:
         return self.kind == "fraction"
 
     @property
+    def capped(self) -> bool:
+        return self.kind == "capped"
+
+    @property
+    def binned(self) -> bool:
+        """Contexts are value bins over ``[0, top]`` (fraction and capped grids), not integer value levels."""
+        return self.kind != "absolute"
+
+    @property
     def points(self) -> np.ndarray:
-        """The actions' bids (absolute) or fractions of the value (fraction), ``[A]`` float32."""
+        """The actions' bids (absolute), fractions of the value (fraction) or bid levels (capped), ``[A]`` float32."""
         if self.relative:
             return np.linspace(0.0, self.max_fraction, self.n_actions).astype(np.float32)
+        if self.capped:
+            return np.linspace(0.0, self.max_fraction * self.top, self.n_actions).astype(np.float32)
         return np.arange(self.n_actions, dtype=np.float32)
 
     @property
     def top_bid(self) -> float:
         """The largest bid the grid can make: the default utility scale of the learners on it."""
-        return self.top * self.max_fraction if self.relative else float(self.n_actions - 1)
+        return self.top * self.max_fraction if self.binned else float(self.n_actions - 1)
 
     @property
     def observation_levels(self) -> int | None:
         """Absolute grids keep a table per integer value level (the market checks the prior draws only those)."""
-        return None if self.relative else self.n_contexts
+        return None if self.binned else self.n_contexts
 
     @property
     def max_bid(self) -> float | None:
-        return None if self.relative else float(self.n_actions - 1)
+        return None if self.binned else float(self.n_actions - 1)
 
     def context(self, values: Array) -> Array:
         """``[...]`` int32 contexts of values ``[...]``."""
-        if self.relative:
+        if self.binned:
             return jnp.clip(jnp.floor(values / self.top * self.n_contexts), 0, self.n_contexts - 1).astype(jnp.int32)
         return values.astype(jnp.int32)
 
     def allowed(self, context: Array) -> Array:
         """``[..., A]`` which actions a bidder in ``context`` may take."""
-        if self.relative or self.overbid:
+        if self.binned or self.overbid:
             return jnp.ones((*context.shape, self.n_actions), bool)
         return jnp.arange(self.n_actions) <= context[..., None]
 
     def bids(self, actions: Array, values: Array) -> Array:
         """The bids ``[...]`` of ``actions [...]`` for bidders with ``values [...]``."""
-        points = jnp.asarray(self.points)[actions]
-        return points * values if self.relative else points
+        return grid_bids(jnp.asarray(self.points)[actions], values, self.relative, self.capped)
 
     def action(self, bids: Array, values: Array) -> Array:
-        """The action that made ``bids`` (the nearest grid point; fraction grids: 0 for a value of 0)."""
+        """The action that made ``bids`` (the nearest grid point; fraction grids: 0 for a value of 0; capped
+        grids: a bid capped at the value is the lowest level at or above it, which bids the same)."""
         if self.relative:
             step = self.max_fraction / (self.n_actions - 1)
             fraction = jnp.where(values > 0, bids / jnp.where(values > 0, values, 1.0), 0.0)
             return jnp.clip(jnp.round(fraction / step), 0, self.n_actions - 1).astype(jnp.int32)
+        if self.capped:
+            step = self.max_fraction * self.top / (self.n_actions - 1)
+            return jnp.clip(jnp.ceil(bids / step - 1e-3), 0, self.n_actions - 1).astype(jnp.int32)
         return bids.astype(jnp.int32)
+
+
+def grid_bids(points: Array, observations: Array, relative: bool, capped: bool) -> Array:
+    """What the grid ``points`` bid for bidders observing ``observations`` (broadcast together): the points
+    themselves, fractions of the observation (``relative``), or levels capped at it (``capped``)."""
+    if relative:
+        return points * observations
+    if capped:
+        return jnp.minimum(points, observations)
+    return points
 
 
 def absolute_grid(n_values: int = 10, n_bids: int = 10, overbid: bool = False) -> BidGrid:
@@ -115,6 +147,12 @@ def absolute_grid(n_values: int = 10, n_bids: int = 10, overbid: bool = False) -
 def fraction_grid(top: float, n_bins: int = 10, n_fractions: int = 51, max_fraction: float = 1.0) -> BidGrid:
     """Values binned into ``n_bins`` over ``[0, top]``; bids ``f * value`` for ``n_fractions`` even ``f``."""
     return BidGrid("fraction", n_bins, n_fractions, top=float(top), max_fraction=float(max_fraction))
+
+
+def capped_grid(top: float, n_bins: int = 10, n_levels: int = 51, max_fraction: float = 1.0) -> BidGrid:
+    """Values binned into ``n_bins`` over ``[0, top]``; bids ``min(level, value)`` for ``n_levels`` even levels
+    over ``[0, max_fraction * top]`` (absolute bids per value bin, never above the value)."""
+    return BidGrid("capped", n_bins, n_levels, top=float(top), max_fraction=float(max_fraction))
 
 
 def softmax_table_learner(
@@ -153,6 +191,7 @@ def softmax_table_learner(
         feedback=feedback,
         bid_grid=grid.points,
         relative_grid=grid.relative,
+        capped_grid=grid.capped,
         observation_levels=grid.observation_levels,
         max_bid=grid.max_bid,
         check_params=check_params,

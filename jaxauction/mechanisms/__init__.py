@@ -29,6 +29,7 @@ from jaxauction.mechanisms.market_rules import (
     with_budgets,
     with_entry_fee,
 )
+from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
 from jaxauction.mechanisms.rules import (
     RULES,
     PrizeParams,
@@ -88,6 +89,9 @@ __all__ = [
     "payment_shares",
     "prize_all_pay",
     "prize_shares",
+    "regretnet",
+    "rochetnet",
+    "rochetnet_soft",
     "second_price",
     "simultaneous",
     "third_price",

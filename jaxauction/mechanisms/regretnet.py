@@ -19,8 +19,12 @@ The networks see ``bids / bid_scale`` (the top of the value support), so
 their inputs lie in [0, 1] whatever the setting's units.
 
 **RochetNet** (one bidder, Dütting et al. 2019 section 4): a menu of
-``menu_size`` lotteries (allocation probabilities ``sigmoid(theta_k)`` and
-prices ``p_k``) and the null lottery (nothing, price 0). The bidder gets the
+``menu_size`` lotteries and prices ``p_k``, and the null lottery (nothing,
+price 0). Additive bidders: item probabilities ``sigmoid(theta_k)``, one per
+item. Unit-demand bidders: a lottery over single items,
+``softmax([theta_k, 0])`` without its last entry (the chance of no item), so
+the probabilities sum to at most 1 and the bidder's value of lottery ``k`` is
+``sum_j a_kj v_j`` (it gets at most one item). The bidder gets the
 lottery that maximises its reported utility: ``apply`` takes the argmax, so
 the mechanism is exactly incentive compatible and individually rational.
 Training uses ``rochetnet_soft``, a softmax over the menu's utilities with
@@ -41,6 +45,9 @@ from jaxauction.mechanisms.base import Mechanism
 from jaxauction.types import Array, Outcome, PRNGKey
 
 DEMANDS = ("additive", "unit")
+# Unit-demand menus start with logits of this scale, so that the first lotteries spread over the simplex (single
+# items, even splits, mostly nothing): on unit_1x2_23 (4,000 iterations) 2.120 against 2.111 with scale 1.
+UNIT_LOGIT_SCALE = 3.0
 
 
 class _MLP(nn.Module):
@@ -110,9 +117,14 @@ def regretnet(
     return Mechanism(f"regretnet_{demand}", n_bidders, n_items, init, apply, trainable=True)
 
 
-def _menu(params: Any) -> tuple[Array, Array]:
+def _menu(params: Any, demand: str = "additive") -> tuple[Array, Array]:
     """The menu with the null lottery first: allocations ``[K+1, m]`` and prices ``[K+1]``."""
-    allocations = jax.nn.sigmoid(params["logits"])
+    logits = params["logits"]
+    if demand == "unit":  # a lottery over single items: the last softmax entry is "no item"
+        zero = jnp.zeros((*logits.shape[:-1], 1), logits.dtype)
+        allocations = jax.nn.softmax(jnp.concatenate([logits, zero], axis=-1), axis=-1)[..., :-1]
+    else:
+        allocations = jax.nn.sigmoid(logits)
     m = allocations.shape[-1]
     return (
         jnp.concatenate([jnp.zeros((1, m), allocations.dtype), allocations]),
@@ -120,34 +132,38 @@ def _menu(params: Any) -> tuple[Array, Array]:
     )
 
 
-def rochetnet(n_items: int, menu_size: int = 1000, price_scale: float = 1.0) -> Mechanism:
+def rochetnet(n_items: int, menu_size: int = 1000, price_scale: float = 1.0, demand: str = "additive") -> Mechanism:
     """RochetNet for one bidder: the menu lottery that maximises the reported utility (exactly IC and IR).
 
-    ``price_scale`` sets the initial prices' range (uniform on ``[0, price_scale * n_items]``).
+    ``price_scale`` sets the initial prices' range (uniform on ``[0, price_scale * n_items]``; unit demand:
+    ``[0, price_scale]``). ``demand``: ``additive`` or ``unit`` (lotteries over single items, see the module).
     """
     check_positive_int(n_items, "n_items")
     check_positive_int(menu_size, "menu_size")
     check_finite(price_scale, "price_scale", positive=True)
+    check_choice(demand, DEMANDS, "demand")
+    top_price = price_scale * (n_items if demand == "additive" else 1)
 
     def init(key: PRNGKey) -> Any:
         k1, k2 = jax.random.split(key)
         return {
-            "logits": jax.random.normal(k1, (menu_size, n_items)),
-            "prices": jax.random.uniform(k2, (menu_size,)) * price_scale * n_items,
+            "logits": jax.random.normal(k1, (menu_size, n_items)) * (UNIT_LOGIT_SCALE if demand == "unit" else 1.0),
+            "prices": jax.random.uniform(k2, (menu_size,)) * top_price,
         }
 
     def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:
         del key
         check_bids(bids, 1, n_items)
-        allocations, prices = _menu(params)
+        allocations, prices = _menu(params, demand)
         best = jnp.argmax(allocations @ bids[0] - prices)  # the null lottery (index 0) wins ties
         return Outcome(allocation=allocations[best][None], payments=prices[best][None])
 
-    return Mechanism("rochetnet", 1, n_items, init, apply, trainable=True)
+    name = "rochetnet" if demand == "additive" else "rochetnet_unit"
+    return Mechanism(name, 1, n_items, init, apply, trainable=True)
 
 
-def rochetnet_soft(params: Any, bids: Array, softness: float) -> Outcome:
+def rochetnet_soft(params: Any, bids: Array, softness: float, demand: str = "additive") -> Outcome:
     """RochetNet's training relaxation: the menu weighted by ``softmax(softness * utility)``."""
-    allocations, prices = _menu(params)
+    allocations, prices = _menu(params, demand)
     weights = jax.nn.softmax(softness * (allocations @ bids[0] - prices))
     return Outcome(allocation=(weights @ allocations)[None], payments=(weights @ prices)[None])

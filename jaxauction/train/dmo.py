@@ -35,7 +35,7 @@ from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.market import Market, MarketParams, collect, init_params, policy_grid, run_round
 from jaxauction.mechanisms import PaymentNet, payment_shares
 from jaxauction.parallel import constrain_markets
-from jaxauction.regret import batch_regret, refine_misreports
+from jaxauction.regret import batch_regret, check_scorable, refine_misreports
 from jaxauction.specs import (
     COMPUTE_DTYPES,
     MechanismSpec,
@@ -143,7 +143,9 @@ class DMOConfig:
     evaluation: EvaluationSpec = EvaluationSpec()
 
     def __post_init__(self) -> None:
-        self.market()  # validates that the components fit together
+        market = self.market()  # validates that the components fit together
+        if self.optimiser.regret_weight > 0:
+            check_scorable(market.prior, market.utility, "the regret penalty (regret_weight)")
 
     @classmethod
     def of(cls, **settings: Any) -> DMOConfig:

@@ -55,7 +55,7 @@ class RegretNetConfig:
     """One training run; ``None`` means the reference configuration's value for the setting."""
 
     setting: str = "additive_2x2"
-    """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, additive_1x2,
+    """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, additive_1x2, unit_1x2,
     unit_1x2_23, additive_1x2_416_47, additive_2x2, additive_2x3, additive_2x5, additive_3x10, additive_5x10"""
     model: Literal["regretnet", "rochetnet"] = "regretnet"
     """regretnet (any setting) or rochetnet (one bidder)"""
@@ -64,11 +64,11 @@ class RegretNetConfig:
     log_every: int = 1_000
     """iterations per logged step (one row of rounds.csv)"""
     batch: int | None = None
-    """profiles per step (regretnet 128, rochetnet 8,192)"""
+    """profiles per step (regretnet 128, rochetnet 1,024)"""
     train_size: int = 640_000
     """regretnet: fixed training profiles (their misreports are cached)"""
-    learning_rate: float = 1e-3
-    """Adam's learning rate for the mechanism"""
+    learning_rate: float | None = None
+    """Adam's learning rate for the mechanism (regretnet 1e-3, rochetnet 0.05)"""
     hidden_layers: int | None = None
     """regretnet: hidden layers per network (2; 5 for 3x10 and 5x10)"""
     hidden_units: int = 100
@@ -120,7 +120,7 @@ class RegretNetConfig:
         if self.model == "regretnet" and self.train_size < self.resolved("batch"):
             raise ValueError(f"train_size ({self.train_size}) must be at least the batch ({self.resolved('batch')})")
         for name in ("learning_rate", "misreport_lr", "softness"):
-            check_finite(getattr(self, name), name, positive=True)
+            check_finite(self.resolved(name), name, positive=True)
 
     def resolved(self, name: str) -> Any:
         """A setting with the reference configuration filled in for ``None``."""
@@ -129,7 +129,8 @@ class RegretNetConfig:
             return value
         large = self.setting == "additive_5x10"
         return {
-            "batch": 128 if self.model == "regretnet" else 8192,
+            "batch": 128 if self.model == "regretnet" else 1024,
+            "learning_rate": 1e-3 if self.model == "regretnet" else 0.05,
             "hidden_layers": 5 if self.setting in LARGE else 2,
             "lambda_init": 1.0 if large else 5.0,
             "rho_init": 0.25 if large else 1.0,
@@ -174,7 +175,7 @@ def build_mechanism(config: RegretNetConfig) -> Mechanism:
     s = config.the_setting
     top = float(default_support(s.prior, s.n_bidders, s.n_items)[1].max())
     if config.model == "rochetnet":
-        return rochetnet(s.n_items, config.menu_size, price_scale=top)
+        return rochetnet(s.n_items, config.menu_size, price_scale=top, demand=s.demand)
     hidden = (config.hidden_units,) * config.resolved("hidden_layers")
     return regretnet(s.n_bidders, s.n_items, s.demand, hidden, bid_scale=top)
 
@@ -186,7 +187,7 @@ def make_regretnet(config: RegretNetConfig) -> Trainer:
     prior, prior_params = s.prior, s.prior.init_params(s.n_bidders, s.n_items)
     low, high = prior.support(prior_params)
     batch = config.resolved("batch")
-    optimizer = optax.adam(config.learning_rate)
+    optimizer = optax.adam(config.resolved("learning_rate"))
     draw = jax.vmap(lambda k: prior.sample(k, prior_params).values)
     n_batches = config.train_size // batch
 
@@ -199,7 +200,7 @@ def make_regretnet(config: RegretNetConfig) -> Trainer:
 
     def rochet_loss(params: Params, values: Array):
         softness = config.softness / jnp.max(high)
-        revenue = jnp.mean(jax.vmap(lambda v: rochetnet_soft(params, v, softness).payments[0])(values))
+        revenue = jnp.mean(jax.vmap(lambda v: rochetnet_soft(params, v, softness, s.demand).payments[0])(values))
         return -revenue, (revenue, jnp.zeros((1,)))
 
     update_regretnet = make_update(lagrangian, optimizer, has_aux=True)

@@ -1,0 +1,314 @@
+"""An independent reference for jaxauction's rules, metrics, utilities and regret, in plain numpy.
+
+Written from the rules' definitions (the README and the mechanisms' docstrings),
+not from the JAX code: loops and ``itertools`` over bidders, ranks and tie-breaks,
+float64 throughout. A rule's reference returns the *distribution* of its
+deterministic outcomes: a list of ``(probability, allocation [n, m], payments [n])``
+over every way its random tie-break can fall. A deterministic rule returns one
+entry of probability 1. The library's outcome for any key must be one of them,
+and its mean over keys must approach their expectation.
+
+``RULES`` maps each rule builder exported by ``jaxauction.mechanisms`` to its
+reference; ``tests/test_reference.py`` fails when a builder has no entry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+Outcomes = list[tuple[float, np.ndarray, np.ndarray]]  # (probability, allocation [n, m], payments [n])
+
+
+def _one(allocation, payments) -> Outcomes:
+    return [(1.0, np.asarray(allocation, np.float64), np.asarray(payments, np.float64))]
+
+
+def expectation(outcomes: Outcomes) -> tuple[np.ndarray, np.ndarray]:
+    """The expected allocation and payments of a distribution of outcomes."""
+    allocation = sum(p * a for p, a, _ in outcomes)
+    payments = sum(p * q for p, _, q in outcomes)
+    return allocation, payments
+
+
+# --- single-item rules: bids [n] (one item) -------------------------------------------------------------------
+
+
+def highest_bid_winners(bids: Sequence[float], reserve: float) -> list[int]:
+    """The bidders who may win (each with equal probability): the tied highest bids, if they clear the reserve."""
+    top = max(bids)
+    if top < reserve:
+        return []
+    return [i for i, b in enumerate(bids) if b == top]
+
+
+def _winner_pays(bids, reserve, price: Callable[[int], float]) -> Outcomes:
+    n = len(bids)
+    winners = highest_bid_winners(bids, reserve)
+    if not winners:
+        return _one(np.zeros((n, 1)), np.zeros(n))
+    out = []
+    for w in winners:
+        allocation, payments = np.zeros((n, 1)), np.zeros(n)
+        allocation[w, 0] = 1.0
+        payments[w] = price(w)
+        out.append((1.0 / len(winners), allocation, payments))
+    return out
+
+
+def kth_highest(bids: Sequence[float], k: int) -> float:
+    """The k-th highest bid counting ties (k = 1: the highest); past the end, the lowest bid."""
+    ranked = sorted(bids, reverse=True)
+    return ranked[min(k, len(ranked)) - 1]
+
+
+def first_price(bids, reserve=0.0) -> Outcomes:
+    """The highest bid at or above the reserve wins (ties uniformly) and pays its bid."""
+    return _winner_pays(bids, reserve, lambda w: bids[w])
+
+
+def second_price(bids, reserve=0.0) -> Outcomes:
+    """The winner pays the larger of the reserve and the second-highest bid (a tied top bid when tied)."""
+    return _winner_pays(bids, reserve, lambda w: max(kth_highest(bids, 2), reserve))
+
+
+def third_price(bids, reserve=0.0) -> Outcomes:
+    """The winner pays the larger of the reserve and the third-highest bid (with 2 bidders, the lowest bid)."""
+    return _winner_pays(bids, reserve, lambda w: max(kth_highest(bids, 3), reserve))
+
+
+def all_pay(bids, reserve=0.0) -> Outcomes:
+    """Every bid at or above the reserve pays itself; the highest such bid wins (ties uniformly)."""
+    paid = np.array([b if b >= reserve else 0.0 for b in bids])
+    return [(p, a, paid) for p, a, _ in _winner_pays(bids, reserve, lambda w: 0.0)]
+
+
+def prize_all_pay(bids, prizes, reserve=0.0) -> Outcomes:
+    """Every entered bid (at or above the reserve) pays itself; the entered bid ranked k (0 = highest) gets
+    ``prizes[k]`` of the item; tied bidders share the prizes of the ranks they occupy equally."""
+    n = len(bids)
+    prizes = list(prizes) + [0.0] * (n - len(prizes))
+    entered = [i for i in range(n) if bids[i] >= reserve]
+    allocation, payments = np.zeros((n, 1)), np.zeros(n)
+    for i in entered:
+        above = sum(1 for j in entered if bids[j] > bids[i])
+        tied = sum(1 for j in entered if bids[j] == bids[i])
+        allocation[i, 0] = sum(prizes[above:above + tied]) / tied
+        payments[i] = bids[i]
+    return _one(allocation, payments)
+
+
+def random_allocation(bids, reserve=0.0) -> Outcomes:
+    """A uniformly random bidder among those bidding at least the reserve wins and pays the reserve."""
+    n = len(bids)
+    eligible = [i for i in range(n) if bids[i] >= reserve]
+    if not eligible:
+        return _one(np.zeros((n, 1)), np.zeros(n))
+    out = []
+    for w in eligible:
+        allocation, payments = np.zeros((n, 1)), np.zeros(n)
+        allocation[w, 0], payments[w] = 1.0, reserve
+        out.append((1.0 / len(eligible), allocation, payments))
+    return out
+
+
+def procurement(bids, rule="first_price", ceiling=1e9) -> Outcomes:
+    """A reverse auction: the lowest ask at or below the ceiling wins (ties uniformly) and is paid its ask
+    (first price) or the smaller of the second-lowest ask and the ceiling (second price); payments are negative."""
+    n = len(bids)
+    low = min(bids)
+    if low > ceiling:
+        return _one(np.zeros((n, 1)), np.zeros(n))
+    winners = [i for i in range(n) if bids[i] == low]
+    second_lowest = sorted(bids)[1]
+    out = []
+    for w in winners:
+        allocation, payments = np.zeros((n, 1)), np.zeros(n)
+        allocation[w, 0] = 1.0
+        payments[w] = -(bids[w] if rule == "first_price" else min(second_lowest, ceiling))
+        out.append((1.0 / len(winners), allocation, payments))
+    return out
+
+
+def multi_unit(bids, units, pricing="uniform", reserve=0.0) -> Outcomes:
+    """``units`` identical units, one per bidder: the ``units`` highest bids win if they clear the reserve (ties
+    broken uniformly: every set of tied bidders that fills the units is equally likely). Pay-as-bid: winners pay
+    their bids; uniform: every winner pays the larger of the reserve and the highest losing bid."""
+    n = len(bids)
+    ranked = sorted(bids, reverse=True)
+    cut = ranked[units - 1]  # the lowest bid that can take a unit
+    sure = [i for i in range(n) if bids[i] > cut]
+    tied = [i for i in range(n) if bids[i] == cut]
+    sets = list(itertools.combinations(tied, units - len(sure)))
+    price = max(ranked[units], reserve)  # the (units + 1)-th highest bid
+    out = []
+    for chosen in sets:
+        allocation, payments = np.zeros((n, 1)), np.zeros(n)
+        for i in [*sure, *chosen]:
+            if bids[i] >= reserve:
+                allocation[i, 0] = 1.0
+                payments[i] = bids[i] if pricing == "pay_as_bid" else price
+        out.append((1.0 / len(sets), allocation, payments))
+    return out
+
+
+# --- several items -------------------------------------------------------------------------------------------
+
+
+def simultaneous(bids: np.ndarray, rules: Sequence[Callable[[Sequence[float]], Outcomes]], decay=1.0) -> Outcomes:
+    """Item j sold by ``rules[j]`` on column j, tie-breaks independent across items; a bidder winning k >= 1 items
+    pays the sum of its payments times ``decay^(k - 1)``."""
+    n, m = bids.shape
+    per_item = [rules[j](list(bids[:, j])) for j in range(m)]
+    out = []
+    for combo in itertools.product(*per_item):
+        probability = math.prod(p for p, _, _ in combo)
+        allocation = np.concatenate([a for _, a, _ in combo], axis=1)
+        payments = sum(q for _, _, q in combo)
+        won = allocation.sum(axis=1)
+        payments = payments * np.where(won > 0, decay ** np.maximum(won - 1, 0), 1.0)
+        out.append((probability, allocation, payments))
+    return out
+
+
+def vcg(bids: np.ndarray, decay=1.0) -> Outcomes:
+    """VCG over every assignment of items to bidders or to nobody; a bidder winning set S is worth
+    ``sum_{j in S} b_j decay^(|S| - 1)``; the first welfare-maximising assignment in enumeration order;
+    Clarke payments ``W*_{-i} - (W* - w_i)``."""
+    n, m = bids.shape
+
+    def worth(assignment, i):
+        items = [j for j in range(m) if assignment[j] == i]
+        return sum(bids[i, j] for j in items) * decay ** (len(items) - 1) if items else 0.0
+
+    options = list(itertools.product(range(n + 1), repeat=m))
+    welfare = [sum(worth(a, i) for i in range(n)) for a in options]
+    best = options[int(np.argmax(welfare))]
+    allocation, payments = np.zeros((n, m)), np.zeros(n)
+    for j, i in enumerate(best):
+        if i < n:
+            allocation[i, j] = 1.0
+    for i in range(n):
+        without = max(sum(worth(a, k) for k in range(n) if k != i) for a in options if i not in a)
+        payments[i] = without - (max(welfare) - worth(best, i))
+    return _one(allocation, payments)
+
+
+# --- wrappers ------------------------------------------------------------------------------------------------
+
+
+def with_entry_fee(bids: np.ndarray, inner: Callable[[np.ndarray], Outcomes], fee: float) -> Outcomes:
+    """Participants (a positive bid on some item) pay the fee on top; only they can win; others pay nothing."""
+    participates = (bids > 0).any(axis=1)
+    return [
+        (p, a * participates[:, None], np.where(participates, q + fee, 0.0)) for p, a, q in inner(bids)
+    ]
+
+
+def with_budgets(bids: np.ndarray, inner: Callable[[np.ndarray], Outcomes], budgets, penalties) -> Outcomes:
+    """A bidder who wins something and is charged more than its budget loses what it won and pays its penalty."""
+    out = []
+    for p, a, q in inner(bids):
+        over = (a.sum(axis=1) > 0) & (q > np.asarray(budgets))
+        out.append((p, np.where(over[:, None], 0.0, a), np.where(over, penalties, q)))
+    return out
+
+
+# --- utilities and metrics (one auction) ---------------------------------------------------------------------
+
+
+def received_value(values: np.ndarray, allocation: np.ndarray, demand: str = "additive") -> np.ndarray:
+    """``[n]`` the value each bidder receives. Additive: ``sum_j a_ij v_ij``. Unit demand: the bidder keeps its
+    best item, and a lottery over items gives it at most the best lottery over single items with these
+    marginals: items taken in decreasing value, each with the probability left (``sum a_ij v_ij`` when a row
+    sums to at most 1; the highest value won for a 0/1 allocation)."""
+    if demand == "additive":
+        return (allocation * values).sum(axis=1)
+    out = np.zeros(values.shape[0])
+    for i in range(values.shape[0]):
+        left = 1.0
+        for j in sorted(range(values.shape[1]), key=lambda j: -values[i, j]):
+            take = min(allocation[i, j], max(left, 0.0))
+            out[i] += take * values[i, j]
+            left -= take
+    return out
+
+
+def utility(name: str, values, allocation, payments, a: float = 0.5, demand: str = "additive") -> np.ndarray:
+    """Each bidder's utility: ``quasi_linear`` r = received value - payment; ``crra`` sign(r)|r|^a; ``cara``
+    1 - exp(-a r); ``seller`` (values are costs) -payment - cost of what it supplies."""
+    received = received_value(np.asarray(values, np.float64), allocation, demand)
+    surplus = received - payments
+    if name == "quasi_linear":
+        return surplus
+    if name == "crra":
+        return np.sign(surplus) * np.abs(surplus) ** a
+    if name == "cara":
+        return 1.0 - np.exp(-a * surplus)
+    if name == "seller":
+        return -payments - received
+    raise KeyError(name)
+
+
+def revenue(payments: np.ndarray) -> float:
+    return float(np.sum(payments))
+
+
+def welfare(values: np.ndarray, allocation: np.ndarray) -> float:
+    return float(received_value(values, allocation).sum())
+
+
+def optimal_welfare(values: np.ndarray, units: int = 1) -> float:
+    """Each item to the bidders who value it most (``units`` of them for ``units`` identical units)."""
+    return float(sum(sum(sorted(values[:, j], reverse=True)[:units]) for j in range(values.shape[1])))
+
+
+def procurement_costs(costs: np.ndarray, allocation: np.ndarray) -> tuple[float, float]:
+    """``(cheapest, realised)``: what the procured quantity would cost from the cheapest seller, and what it cost."""
+    quantity = allocation.sum(axis=0)  # per item
+    return float((quantity * costs.min(axis=0)).sum()), float((allocation * costs).sum())
+
+
+# --- regret by exhaustive search -----------------------------------------------------------------------------
+
+
+def ex_post_regret(rule: Callable[[np.ndarray], Outcomes], values: np.ndarray, grid: np.ndarray,
+                   demand: str = "additive") -> np.ndarray:  # fmt: skip
+    """``[n]`` each bidder's best expected gain (over the rule's tie-breaks) from any report on ``grid`` (one item:
+    ``[G]``; several: every combination of the grid per item) while the others report truthfully."""
+    n, m = values.shape
+
+    def expected_utility(reports, i):
+        return sum(p * utility("quasi_linear", values, a, q, demand=demand)[i] for p, a, q in rule(reports))
+
+    regret = np.zeros(n)
+    for i in range(n):
+        truthful = expected_utility(values, i)
+        for report in itertools.product(grid, repeat=m):
+            reports = values.copy()
+            reports[i] = report
+            regret[i] = max(regret[i], expected_utility(reports, i) - truthful)
+    return regret
+
+
+# --- the registry: every rule builder exported by jaxauction.mechanisms ---------------------------------------
+
+# builder name -> a function (bids [n, m], **the builder's options) -> Outcomes
+RULES: dict[str, Callable[..., Outcomes]] = {
+    "first_price": lambda bids, reserve=0.0: first_price(list(bids[:, 0]), reserve),
+    "second_price": lambda bids, reserve=0.0: second_price(list(bids[:, 0]), reserve),
+    "third_price": lambda bids, reserve=0.0: third_price(list(bids[:, 0]), reserve),
+    "all_pay": lambda bids, reserve=0.0: all_pay(list(bids[:, 0]), reserve),
+    "prize_all_pay": lambda bids, prizes=(1.0,), reserve=0.0: prize_all_pay(list(bids[:, 0]), prizes, reserve),
+    "random_allocation": lambda bids, reserve=0.0: random_allocation(list(bids[:, 0]), reserve),
+    "procurement": lambda bids, rule="first_price", ceiling=1e9: procurement(list(bids[:, 0]), rule, ceiling),
+    "multi_unit": lambda bids, units, pricing="uniform", reserve=0.0: multi_unit(list(bids[:, 0]), units, pricing,
+                                                                                 reserve),
+    "vcg": lambda bids, decay=1.0: vcg(bids, decay),
+    "simultaneous": simultaneous,
+    "with_entry_fee": with_entry_fee,
+    "with_budgets": with_budgets,
+}

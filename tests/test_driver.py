@@ -202,8 +202,10 @@ def test_data_parallel_markets_replicate_params_and_match_single_device():
     assert kernel.sharding.is_equivalent_to(NamedSharding(mesh, P("seeds")), kernel.ndim)  # replicated over batch
     a, b = to_host(sharded.state), to_host(single.state)
     chex.assert_trees_all_equal(a.learner_state[0].counts, b.learner_state[0].counts)
-    # The dataset mean is a cross-device sum: equal up to float32 rounding.
-    chex.assert_trees_all_close(a.params, b.params, rtol=1e-5, atol=1e-6)
+    # The dataset mean is a cross-device sum: equal up to float32 rounding, which Adam's normalised step lifts
+    # where a gradient is near 0 (on this AMD EPYC one hidden unit's bias and weights move by up to 2.8e-5 after
+    # 2 rounds; 1e-6 held on the Intel Xeon that ran the previous release).
+    chex.assert_trees_all_close(a.params, b.params, rtol=1e-5, atol=1e-4)
     chex.assert_trees_all_close(sharded.logs, single.logs, rtol=1e-5, atol=1e-5)
 
 

@@ -24,6 +24,7 @@ def test_api_tour_runs(tmp_path, monkeypatch):
     assert abs(namespace["eq"].revenue - 4.47) < 0.05
     # the Session wrote one summary row per round, a checkpoint of the final state, and left no lock behind
     rows = (tmp_path / "run" / "rounds.csv").read_text().splitlines()
-    assert rows[0] == "round,reward" and [int(r.split(",")[0]) for r in rows[1:]] == [1, 2, 3, 4]
+    rounds = namespace["config"].rollout.rounds
+    assert rows[0] == "round,reward" and [int(r.split(",")[0]) for r in rows[1:]] == list(range(1, rounds + 1))
     assert (tmp_path / "run" / "checkpoint.npz").exists()
-    assert namespace["result"].steps_run == 4 and namespace["result"].state.round.tolist() == [4, 4, 4, 4]
+    assert namespace["result"].steps_run == rounds and namespace["result"].state.round.tolist() == [rounds] * 4

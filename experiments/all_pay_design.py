@@ -72,6 +72,7 @@ class DesignConfig:
             check_positive_int(getattr(self, name), name, minimum=2 if name == "points" else 1)
         if self.auctions % self.window:
             raise ValueError(f"auctions ({self.auctions}) must be a multiple of window ({self.window})")
+        self.bidders.check_horizon(self.auctions, "auctions")
         if self.values.n_items != 1:
             raise ValueError(f"the contest sells one item, got n_items = {self.values.n_items}")
         if not self.surrogate_hidden or min(self.surrogate_hidden) < 1:
@@ -192,7 +193,7 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         "jax_version": jax.__version__,
     }  # fmt: skip
     if session.leader:
-        io.write_json(session.out / "metrics.json", m)
+        session.write_metrics(m)
         io.write_csv(session.out / "curve.csv", ["w", "revenue", "revenue_se", "surrogate"],
                      zip(w, mean, se, fitted, strict=True))  # fmt: skip
         if spec.plots:

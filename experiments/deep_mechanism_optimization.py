@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxauction import cli, evaluation, io
+from jaxauction import cli, evaluation
 from jaxauction.driver import Session, SessionResult
 from jaxauction.train.dmo import DMOConfig, RoundLog, deep_shares, make_dmo
 
@@ -148,7 +148,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         keys = evaluation.evaluation_keys(spec.seed, spec.seeds)
         m.update(session.cached("final_evaluation", lambda: evaluation.report_rule(
             dmo.market, result.state.params, keys, rollout.auctions_per_round, rollout.window, rollout.markets,
-            config.evaluation.reserves)))  # fmt: skip
+            config.evaluation.reserves, progress=spec.progress)))  # fmt: skip
     if not session.leader:
         return m
     print_table(result.rows)
@@ -160,7 +160,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     rate = m["auctions_per_second"] or 0.0
     print(f"compile {m['compile_seconds']:.2f}s, run {m['run_seconds']:.2f}s, {rate:,.0f} auctions/s "
           f"on {jax.device_count()} x {jax.devices()[0].device_kind}{mesh}")  # fmt: skip
-    io.write_json(session.out / "metrics.json", m)
+    session.write_metrics(m)
     if spec.plots:
         write_plots(config, result.state.params.mechanism, m, session)
     print(f"results in {session.out}/")

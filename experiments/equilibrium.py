@@ -64,7 +64,7 @@ RULES = ("first_price", "second_price")
 
 @dataclasses.dataclass(frozen=True)
 class Learners(PopulationSpec):
-    """The bidders (their number is the study's ``--bidders``)."""
+    """The bidders (their number is the study's --bidders)."""
 
     n_bidders: tyro.conf.Suppress[int] = 2
 
@@ -113,6 +113,8 @@ class EquilibriumConfig:
                 raise ValueError(f"value_highs sets uniform ranges per bidder, not {self.prior!r} ones")
         check_positive_int(self.auctions, "auctions")
         check_positive_int(self.window, "window")
+        check_positive_int(self.solver_iterations, "solver_iterations")
+        self.learners.check_horizon(self.auctions, "auctions")
         if self.auctions % self.window:
             raise ValueError(f"auctions ({self.auctions}) must be a multiple of window ({self.window})")
         if self.solver and (self.prior != "uniform_int" or self.value_highs):
@@ -262,12 +264,13 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                 row = run_setting(config, rule, n, value_range, keys)
                 settings.append(row)
                 theory = "none" if row["theory_bid_to_value"] is None else f"{row['theory_bid_to_value']:.3f}"
-                session.print(f"{rule:>12} n={n} R={value_range:g}: bid/value {row['mean_bid_to_value']:.3f} +- "
-                              f"{row['mean_bid_to_value_se']:.3f} (theory {theory}), revenue "
-                              f"{row['revenue']:.3f} +- {row['revenue_se']:.3f}; {row['seconds']:.1f} s")  # fmt: skip
+                ratio = io.plus_minus(row["mean_bid_to_value"], row["mean_bid_to_value_se"], 3)
+                revenue = io.plus_minus(row["revenue"], row["revenue_se"], 3)
+                session.print(f"{rule:>12} n={n} R={value_range:g}: bid/value {ratio} (theory {theory}), revenue "
+                              f"{revenue}; {row['seconds']:.1f} s")  # fmt: skip
                 m = metrics(config, spec, settings, time.perf_counter() - start)
                 if session.leader:  # after every setting: an interrupted study keeps what it finished
-                    io.write_json(session.out / "metrics.json", m)
+                    session.write_metrics(m)
                     io.write_csv(
                         session.out / "settings.csv", list(CSV_KEYS), [[r[k] for k in CSV_KEYS] for r in settings]
                     )
@@ -304,9 +307,11 @@ def metrics(config: EquilibriumConfig, spec, settings: list[dict[str, Any]], sec
 
 def plot_setting(out, row: dict[str, Any]) -> None:
     learned, theory = np.asarray(row["learned_bids"]), row["theory_bids"]
-    if row["value_highs"]:  # asymmetric: every bidder's own line
-        lines = {f"bidder {i} learned": b for i, b in enumerate(learned)}
-        refs = {} if theory is None else {f"bidder {i} theory": t for i, t in enumerate(np.asarray(theory))}
+    if row["value_highs"]:  # asymmetric: every bidder's own line, drawn over its own values only
+        values = np.asarray(row["values"])
+        own = lambda bids, i: np.where(values <= row["value_highs"][i] + 1e-9, bids, np.nan)  # noqa: E731
+        lines = {f"bidder {i} learned": own(b, i) for i, b in enumerate(learned)}
+        refs = {} if theory is None else {f"bidder {i} theory": own(t, i) for i, t in enumerate(np.asarray(theory))}
     else:
         lines = {f"learned ({row['learner']}, mean of bidders)": learned.mean(0)}
         refs = {} if theory is None else {row["theory"]: np.asarray(theory)[0]}
@@ -328,7 +333,8 @@ def plot_ratios(out, settings: list[dict[str, Any]]) -> None:
             )  # fmt: skip
             if all(r["theory_bid_to_value"] is not None for r in rows):
                 series[f"{rule} R={value_range:g} theory"] = (np.array([r["theory_bid_to_value"] for r in rows]), None)
-    plots.curves(out / "bid_to_value.png", ns, series, "bidders", "bid / value (upper half of values)")
+    plots.curves(out / "bid_to_value.png", ns, series, "bidders", "bid / value (upper half of values)",
+                 integer_x=True)
 
 
 if __name__ == "__main__":

@@ -31,96 +31,25 @@ the rule's ``regret`` as a direct mechanism.
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.regretnet import load_run
-from jaxauction import cli, evaluation, io
-from jaxauction._checks import check_choice, check_positive_int
+from jaxauction import cli, evaluation
 from jaxauction.driver import RunError, Session
 from jaxauction.market import Market, init_params
-from jaxauction.mechanisms import RULES
 from jaxauction.priors import default_support
-from jaxauction.regret import Protocol, check_scorable
+from jaxauction.regret import Protocol
 from jaxauction.regret import evaluate as evaluate_regret
-from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
-from jaxauction.train.es import ESLog, ESSpec, make_es
+from jaxauction.runs import load_rule
+from jaxauction.train.es import ESLog
+from jaxauction.train.learning_aware import LearningAwareConfig, make_learning_aware
 
 NAME = "learning_aware_dmo"
-SEED_PRESET = {"auctions": 100_000, "window": 10_000, "explore_steps": 20_000, "half_life": 10_000.0}
-
-
-@dataclasses.dataclass(frozen=True)
-class LearningAwareConfig:
-    """What is optimised, against whom, and how."""
-
-    rule: str = "second_price"
-    """the classical rule whose reserve is learned: first_price, second_price, third_price or all_pay"""
-    family: Literal["reserve", "network"] = "reserve"
-    """what ES learns: reserve (the reserve of --rule) or network (a deep_allocation rule: an anonymous learned
-    allocation with a no-sale option, winners paying a learned fraction of their bid; with the default ES
-    settings, sigma 0.05 and learning rate 0.02 on its weights)"""
-    network_hidden: tuple[int, ...] = (16, 16)
-    """network: hidden widths of its per-bidder and keep networks"""
-    preset: Literal["cpu", "seed"] = "cpu"
-    """cpu: the reduced market below; seed: the seed market's sizes (overrides auctions, window, explore-steps,
-    half-life)"""
-    bidders: PopulationSpec = PopulationSpec(explore_steps=4_000, half_life=2_000.0)
-    prior: PriorSpec = PriorSpec()
-    auctions: int = 20_000
-    """auctions per fitness evaluation (and per final evaluation)"""
-    window: int = 5_000
-    """the platform reward is the mean revenue of the last window"""
-    markets: int = 4
-    """fresh markets per fitness evaluation"""
-    iterations: int = 60
-    """ES iterations"""
-    initial_reserve: float = 0.0
-    """the reserve the search starts from"""
-    es: ESSpec = ESSpec(es_learning_rate=0.3)
-    reserves: int = 19
-    """reserve prices evenly on the best-reserve grid, 0 .. the highest value; with integer bids the grid also
-    holds a reserve just below every bid level (where the best reserves are)"""
-    eval_seeds: int = 16
-    """fresh-bidder evaluation seeds (at least --seeds); evaluation seed i uses the rule of search seed i mod seeds"""
-    regret_profiles: int = 2_000
-    """value profiles for the final rule's regret (4 random starts x 100 Adam steps each, and the grid)"""
-    deploy: Path | None = None
-    """skip the search: deploy the rule trained by this experiments.regretnet run (seed 0) and evaluate it"""
-
-    def __post_init__(self) -> None:
-        check_choice(self.rule, RULES, "rule")
-        for name in ("auctions", "window", "markets", "iterations", "reserves", "eval_seeds", "regret_profiles"):
-            check_positive_int(getattr(self, name), name)
-        if self.auctions % self.window:
-            raise ValueError(f"auctions ({self.auctions}) must be a multiple of window ({self.window})")
-        if self.prior.n_items != 1:
-            raise ValueError("learning-aware optimization of a reserve sells one item (--items 1)")
-        check_scorable(self.prior.build(), None, "the learned rule's regret (reported beside its revenue)")
-
-    def resolved(self) -> LearningAwareConfig:
-        """The configuration with the preset applied (and, for the network family, its ES defaults)."""
-        c = self
-        if c.family == "network" and c.es == LearningAwareConfig.es:
-            c = dataclasses.replace(c, es=dataclasses.replace(c.es, sigma=0.05, es_learning_rate=0.02))
-        if c.preset == "cpu":
-            return c
-        bidders = dataclasses.replace(c.bidders, explore_steps=20_000, half_life=10_000.0)
-        return dataclasses.replace(c, bidders=bidders, auctions=100_000, window=10_000, preset="cpu")
-
-    def market(self) -> Market:
-        if self.family == "network":
-            spec = MechanismSpec("deep_allocation", hidden=self.network_hidden, winner_only=True)
-            return build_market(spec, self.bidders, self.prior)
-        return build_market(MechanismSpec(mechanism=self.rule), self.bidders, self.prior)
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     return cli.main(lambda: run(argv))
 
@@ -129,28 +58,19 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     config, spec = cli.parse(LearningAwareConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0],
                              extendable=("iterations",))  # fmt: skip
     c = config.resolved()
-    market = c.market()
     if c.deploy is not None:
+        market = c.market()
         deployed = deployed_rule(c.deploy, market)  # checked before the session touches any folder
         return evaluate_deployed(Session(NAME, config, spec), c, spec, market, *deployed)
+    if c.eval_seeds < spec.seeds:
+        raise ValueError(f"--eval-seeds ({c.eval_seeds}) must be at least --seeds ({spec.seeds})")
     session = Session(NAME, config, spec)
+    search = make_learning_aware(config)
+    market, network = search.market, c.family == "network"
     base = init_params(market, jax.random.key(0))
-    network = c.family == "network"
-
-    def with_theta(params, theta):
-        return params._replace(mechanism=theta) if network else evaluation.with_reserve(params, theta)
-
-    def fitness(theta, key):
-        return jnp.mean(evaluation.fresh_rewards(market, with_theta(base, theta), key[None], c.auctions, c.window,
-                                                 c.markets))  # fmt: skip
-
-    def start(key):
-        return market.mechanism.init(jax.random.fold_in(key, 1)) if network else jnp.float32(c.initial_reserve)
-
-    es_init, es_step = make_es(fitness, c.es)
     result = session.run(
-        lambda key: es_init(start(key), key),
-        es_step,
+        search.init,
+        search.step,
         c.iterations,
         summarize=lambda logs, first: [
             {
@@ -175,7 +95,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     learned = broadcast_eval(base, c, spec)
     n_eval = jax.tree.leaves(learned)[0].shape[0]
     thetas = jax.tree.map(lambda x: jnp.asarray(x)[np.arange(n_eval) % spec.seeds], result.state.theta)
-    learned = with_theta(learned, thetas)
+    learned = search.rule(learned, thetas)
     reserves = None if network else np.asarray(result.state.theta)  # [seeds]
     rule0 = jax.tree.map(lambda x: x[0], learned.mechanism)
     report, evaluated = session.cached("evaluation", lambda: evaluate_rule(market, learned, rule0, c, spec))
@@ -197,7 +117,7 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     }
     if not session.leader:
         return m
-    io.write_json(session.out / "metrics.json", m)
+    session.write_metrics(m)
     what = "an allocation network" if network else f"reserves {np.round(reserves, 3).tolist()} (per seed)"
     print(f"learned: {what}; ES {m['optimization_seconds']:.1f}s on {m['device']}")
     print_comparison(report, m, c, "learned allocation network" if network else f"learned {c.rule} reserve")
@@ -209,15 +129,15 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
 
 def deployed_rule(run: Path, market: Market):
     """``(mechanism, params, setting name)`` of a RegretNet run's trained rule (seed 0), checked against ``market``."""
-    trainer, params, train, _ = load_run(run, flag="--deploy")
-    s = train.the_setting
+    rule = load_rule(run, expect="regretnet", flag="--deploy")
+    s = rule.config.the_setting
     low, high = default_support(s.prior, s.n_bidders, s.n_items)
     m_low, m_high = default_support(market.prior, market.n_bidders)
     if (s.n_bidders, s.n_items) != (market.n_bidders, 1) or low.min() != m_low.min() or high.max() != m_high.max():
         raise RunError(f"--deploy {run}: the rule was trained for {s.name} ({s.n_bidders} bidders, {s.n_items} "
                        f"item(s), values {low.min():g}..{high.max():g}); this market has {market.n_bidders} bidders, "
                        f"1 item, values {m_low.min():g}..{m_high.max():g}")  # fmt: skip
-    return trainer.mechanism, params, s.name
+    return rule.mechanism, rule.params, s.name
 
 
 def broadcast_eval(base, c: LearningAwareConfig, spec):
@@ -232,9 +152,11 @@ def evaluate_rule(market: Market, learned, rule, c: LearningAwareConfig, spec) -
     learners and keys for every rule, diagnostics, and the rule's regret as a direct mechanism. Returns
     ``(report, metrics)``."""
     keys = evaluation.evaluation_keys(spec.seed, jax.tree.leaves(learned)[0].shape[0])
-    report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True)
+    report = evaluation.report_rule(market, learned, keys, c.auctions, c.window, c.markets, c.reserves, diagnose=True,
+                                    progress=spec.progress)  # fmt: skip
     protocol = Protocol(profiles=c.regret_profiles, random_starts=4, steps=100, stronger=1, revenue_profiles=0)
-    regret = evaluate_regret(market.mechanism, rule, market.prior, jax.random.key(spec.seed), protocol)
+    regret = evaluate_regret(market.mechanism, rule, market.prior, jax.random.key(spec.seed), protocol,
+                             progress=spec.progress)  # fmt: skip
     return report, {
         "learned": {k: report["final_eval"][k] for k in ("mean", "se", "per_seed")},
         "baselines": report["baselines"],
@@ -261,7 +183,7 @@ def evaluate_deployed(session: Session, c: LearningAwareConfig, spec, market: Ma
     report, evaluated = evaluate_rule(market, broadcast_eval(base, c, spec), rule, c, spec)
     m = {"config": c, "deployed": {"run": str(c.deploy), "setting": name}, **evaluated}
     if session.leader:
-        io.write_json(session.out / "metrics.json", m)
+        session.write_metrics(m)
         print_comparison(report, m, c, f"deployed RegretNet ({name})")
         print(f"results in {session.out}/")
     return m

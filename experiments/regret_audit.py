@@ -20,19 +20,20 @@ same keys as ``experiments.regretnet`` (``revenue``, ``regret_mean``,
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
 import jax
 import tyro
 
-from experiments.regretnet import load_run
-from jaxauction import checkpoint, cli, io
-from jaxauction.driver import RunError, Session
+from jaxauction import cli, io
+from jaxauction._checks import check_choice, check_finite, check_positive_int
+from jaxauction.driver import Session
 from jaxauction.mechanisms import RULES, make_mechanism
-from jaxauction.regret import Protocol, evaluate
+from jaxauction.regret import Protocol, check_words, evaluate
+from jaxauction.runs import load_rule
 from jaxauction.settings import setting as get_setting
-from jaxauction.train.dmo import DMOConfig, make_dmo
 
 NAME = "regret_audit"
 
@@ -57,24 +58,12 @@ class AuditConfig:
     evaluation: Protocol = Protocol()
 
     def __post_init__(self) -> None:
+        get_setting(self.setting)
+        check_choice(self.mechanism, RULES, "mechanism")
+        check_finite(self.reserve, "reserve", minimum=0.0)
+        check_positive_int(self.run_seed, "run_seed", minimum=0)
         if self.dmo_run is not None and self.regretnet_run is not None:
             raise ValueError("--dmo-run and --regretnet-run each name a run to audit: give one")
-
-
-def dmo_mechanism(run: Path, seed: int):
-    """The trained deep rule, its params, the run's market and config, from a DMO run's checkpoint."""
-    meta = checkpoint.read_meta(run)
-    if meta.get("experiment") != "deep_mechanism_optimization":
-        raise RunError(f"--dmo-run {run}: the checkpoint was written by {meta.get('experiment')!r}")
-    config = cli.from_dict(DMOConfig, meta["config"])
-    seeds = meta["run"]["seeds"]
-    if not 0 <= seed < seeds:
-        raise RunError(f"--run-seed {seed}: the run has seeds 0..{seeds - 1}")
-    dmo = make_dmo(config)
-    template = jax.jit(jax.vmap(dmo.init))(jax.random.split(jax.random.key(0), seeds))  # the structure to load into
-    state, _ = checkpoint.load(run, template)
-    market = config.market()
-    return market.mechanism, jax.tree.map(lambda x: x[seed], state.params.mechanism), market, config
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -83,24 +72,25 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def run(argv: list[str] | None) -> dict[str, Any]:
     config, spec = cli.parse(AuditConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0])
-    if config.dmo_run is not None:
-        mechanism, params, market, dmo_config = dmo_mechanism(config.dmo_run, config.run_seed)
-        prior, utility = market.prior, market.utility
-        what = {"audited": "deep mechanism optimization run", "dmo_run": str(config.dmo_run), "dmo_config": dmo_config}
-    elif config.regretnet_run is not None:
-        trainer, params, train, trained = load_run(config.regretnet_run, config.run_seed)
-        mechanism, prior, utility = trainer.mechanism, train.the_setting.prior, train.the_setting.utility()
-        what = {"audited": f"{train.model} run", "regretnet_run": str(config.regretnet_run), "train": train,
-                "setting": train.setting, "iterations": trained}  # fmt: skip
+    if config.dmo_run is not None or config.regretnet_run is not None:
+        dmo = config.dmo_run is not None
+        folder = config.dmo_run if dmo else config.regretnet_run
+        rule = load_rule(folder, config.run_seed, expect="deep_mechanism_optimization" if dmo else "regretnet",
+                         flag="--dmo-run" if dmo else "--regretnet-run")  # fmt: skip
+        mechanism, params, prior, utility = rule.mechanism, rule.params, rule.prior, rule.utility
+        if dmo:
+            what = {"audited": "deep mechanism optimization run", "dmo_run": str(folder), "dmo_config": rule.config}
+        else:
+            what = {"audited": f"{rule.config.model} run", "regretnet_run": str(folder), "train": rule.config,
+                    "setting": rule.config.setting, "iterations": rule.steps}  # fmt: skip
     else:
         setting = get_setting(config.setting)
-        if config.mechanism not in RULES:
-            raise RunError(f"unknown mechanism {config.mechanism!r}; choose one of {sorted(RULES)} (or --dmo-run)")
         mechanism = make_mechanism(config.mechanism, setting.n_bidders, setting.n_items, reserve=config.reserve)
         params, prior, utility = mechanism.init(jax.random.key(0)), setting.prior, setting.utility()
         what = {"audited": config.mechanism, "setting": setting.name, "optimum": setting.optimum}
     session = Session(NAME, config, spec)
-    report = evaluate(mechanism, params, prior, jax.random.key(spec.seed), config.evaluation, utility=utility)
+    report = evaluate(mechanism, params, prior, jax.random.key(spec.seed), config.evaluation, utility=utility,
+                      progress=spec.progress)
     m = {
         "config": config,
         **what,
@@ -108,11 +98,11 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }
     if session.leader:
-        io.write_json(session.out / "metrics.json", m)
-        stronger = report.regret_mean_stronger
-        attack = "no stronger attack" if stronger is None else f"x{config.evaluation.stronger} attack: {stronger:.4g}"
+        session.write_metrics(m)
+        se = "" if report.regret_se is None or not math.isfinite(report.regret_se) else f" +- {report.regret_se:.2g}"
+        attack = check_words(report.as_dict())
         print(f"{what['audited']}: revenue {io.plus_minus(report.revenue, report.revenue_se)}, regret "
-              f"{report.regret_mean:.4g} +- {report.regret_se:.2g} per bidder {report.regret_per_bidder} (max "
+              f"{report.regret_mean:.4g}{se} per bidder {report.regret_per_bidder} (max "
               f"{report.regret_max:.3g}; {attack}), "
               f"regret/revenue {report.regret_over_revenue:.3g}, IR violations {report.ir_violation_rate:.3g}; "
               f"searches: {', '.join(report.searches)}")  # fmt: skip

@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxauction import checkpoint, cli, io
-from jaxauction.driver import RunError, Session
-from jaxauction.regret import Protocol, evaluate
-from jaxauction.train.regretnet import RegretNetConfig, RegretNetLog, Trainer, make_regretnet
-from jaxauction.types import Params
+from jaxauction import cli, io
+from jaxauction.driver import Session
+from jaxauction.regret import Protocol, check_words, evaluate
+from jaxauction.train.regretnet import RegretNetConfig, RegretNetLog, make_regretnet
 
 NAME = "regretnet"
 EXTENDABLE = ("iterations", "misreport_unroll")  # what a resumed run may change: its length, and a speed knob
@@ -54,7 +52,8 @@ def summarize(logs: RegretNetLog, first: int, log_every: int) -> list[dict[str, 
 def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
     """Means over seeds (standard errors over seeds when there are several; else the evaluator's own)."""
     out: dict[str, Any] = {}
-    for key in ("revenue", "regret_mean", "regret_over_revenue", "ir_violation_rate", "regret_mean_stronger"):
+    for key in ("revenue", "regret_mean", "regret_over_revenue", "ir_violation_rate", "regret_mean_check",
+                "regret_mean_stronger"):
         values = [r[key] for r in reports if r[key] is not None]
         out[key] = float(np.mean(values)) if values else None
     out["regret_max"] = max(r["regret_max"] for r in reports)
@@ -64,8 +63,10 @@ def pooled(reports: list[dict[str, Any]]) -> dict[str, Any]:
     else:
         out["revenue_se"], out["regret_se"] = reports[0]["revenue_se"], reports[0]["regret_se"]
     stronger = out["regret_mean_stronger"]
-    out["regret_change"] = None if stronger is None else stronger - out["regret_mean"]
-    out["searches"] = reports[0]["searches"]
+    out["regret_change"] = None if stronger is None else stronger - out["regret_mean_check"]  # like for like
+    for key in ("searches", "skipped", "check_profiles", "audit", "protocol"):
+        out[key] = reports[0][key]
+    out["audit_seconds"] = float(sum(r["audit_seconds"] for r in reports))
     return out
 
 
@@ -76,22 +77,6 @@ def allocation_map(mechanism, params, low: np.ndarray, high: np.ndarray, points:
     grid = jnp.asarray(np.stack(np.meshgrid(v1, v2, indexing="ij"), -1).reshape(-1, 1, 2), jnp.float32)
     alloc = jax.jit(jax.vmap(lambda b: mechanism.apply(params, b, jax.random.key(0)).allocation[0]))(grid)
     return np.asarray(alloc).reshape(points, points, 2).transpose(2, 0, 1)
-
-
-def load_run(run: Path, seed: int = 0, flag: str = "--regretnet-run") -> tuple[Trainer, Params, RegretNetConfig, int]:
-    """A run's trained rule from its checkpoint (finished or not): ``(trainer, params of seed, configuration,
-    iterations trained)``. ``flag`` names the caller's option in errors."""
-    meta = checkpoint.read_meta(run)
-    if meta.get("experiment") != NAME:
-        raise RunError(f"{flag} {run}: the checkpoint was written by {meta.get('experiment')!r}, not {NAME}")
-    train = cli.from_dict(RegretNetConfig, meta["config"]["train"])
-    seeds = meta["run"]["seeds"]
-    if not 0 <= seed < seeds:
-        raise RunError(f"{flag} {run}: seed {seed} asked for; the run has seeds 0..{seeds - 1}")
-    trainer = make_regretnet(train)
-    template = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.key(0), seeds))
-    state, _ = checkpoint.load(run, template)
-    return trainer, jax.tree.map(lambda x: x[seed], state.params), train, int(state.iteration[seed])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -130,7 +115,8 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         params = jax.tree.map(lambda x, s=s: x[s], result.state.params)
         key = jax.random.fold_in(jax.random.key(spec.seed), 1_000_000 + s)  # evaluation profiles: not training's
         reports.append(session.cached(f"audit_seed{s}", lambda params=params, key=key: evaluate(
-            trainer.mechanism, params, setting.prior, key, config.evaluation, utility=setting.utility()).as_dict()))
+            trainer.mechanism, params, setting.prior, key, config.evaluation, utility=setting.utility(),
+            progress=spec.progress).as_dict()))
     m = {
         "config": config,
         "setting": dataclasses.asdict(setting) | {"prior": repr(setting.prior)},
@@ -147,19 +133,19 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     }
     if not session.leader:
         return m
-    io.write_json(session.out / "metrics.json", m)
+    session.write_metrics(m)
     if m["iterations"] < train.iterations:
         print(
             f"stopped by --time-limit after {m['iterations']} of {train.iterations} iterations "
             f"(--resume {session.out} continues)"
         )
-    stronger = m["regret_mean_stronger"]
-    attack = f"x{config.evaluation.stronger} attack: {stronger:.2e}" if stronger is not None else "no stronger attack"
+    attack = check_words(m)
     regret_se = "" if m["regret_se"] is None else f" +- {m['regret_se']:.1e}"
     print(f"{setting.name} {train.model}: revenue {io.plus_minus(m['revenue'], m['revenue_se'])}, regret "
           f"{m['regret_mean']:.2e}{regret_se} (max {m['regret_max']:.3g}; {attack}), IR violations "
           f"{m['ir_violation_rate']:.3g}; trained {m['train_seconds']:.1f}s "
-          f"({m['seconds_per_iteration'] * 1e3:.2f} ms/iteration) on {m['device']}")  # fmt: skip
+          f"({m['seconds_per_iteration'] * 1e3:.2f} ms/iteration), audited ({m['audit']}) in "
+          f"{m['audit_seconds']:.1f}s on {m['device']}")  # fmt: skip
     if setting.optimum is not None:
         print(f"optimum for this setting: {setting.optimum}{' (exact)' if setting.optimum_exact else ' (reported)'}")
     if spec.plots:

@@ -3,25 +3,29 @@
     python -m experiments.regretnet_table results/regretnet/* --out regretnet_table.md
 
 One row per run: setting, model, our revenue (+- standard error), our mean
-per-bidder regret under the run's evaluation protocol (and under the stronger
-attack), the setting's optimum or best simple mechanism, the published
-RegretNet revenue, iterations, train time and device. Writes Markdown (and the
+per-bidder regret under the run's evaluation protocol (and its convergence
+check: the protocol's search against a stronger attack on a subsample), the
+setting's optimum or best simple mechanism, the published RegretNet revenue,
+iterations, train time and device. Writes Markdown (and the
 same rows as ``.csv`` beside it) atomically, and prints it.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import tyro
 
-from jaxauction import io
+from experiments.table import write_table
+from jaxauction import cli, runs
+from jaxauction.driver import RunError
+from jaxauction.io import plus_minus
+from jaxauction.regret import check_words
 from jaxauction.settings import setting as get_setting
 
-HEADER = ("setting", "model", "revenue", "regret (mean per bidder)", "regret, stronger attack", "optimum",
+HEADER = ("setting", "model", "revenue", "regret (mean per bidder)", "convergence check", "optimum",
           "best simple mechanism", "RegretNet (published)", "iterations", "train time", "device")  # fmt: skip
 
 
@@ -48,9 +52,9 @@ def row(metrics: dict) -> tuple[str, ...]:
     return (
         s.name,
         metrics["model"],
-        f"{metrics['revenue']:.4f} +- {metrics['revenue_se']:.4f}",
+        plus_minus(metrics["revenue"], metrics["revenue_se"]),
         f"{metrics['regret_mean']:.2e}",
-        "" if stronger is None else f"{stronger:.2e}",
+        check_words(metrics) if "audit" in metrics else ("" if stronger is None else f"{stronger:.2e}"),
         optimum,
         "" if simple is None else f"{simple[1]:.4f} ({simple[0]})",
         "" if not s.published else f"{s.published[0][1]:.3f}",
@@ -62,21 +66,24 @@ def row(metrics: dict) -> tuple[str, ...]:
 
 
 def main(argv: list[str] | None = None) -> str:
-    args = tyro.cli(TableArgs, args=argv, prog="python -m experiments.regretnet_table")
-    rows = []
-    for run in args.runs:
-        path = Path(run) / "metrics.json"
-        if not path.is_file():
-            print(f"error: {run} has no metrics.json (not a finished experiments.regretnet run)", file=sys.stderr)
-            raise SystemExit(2)
-        rows.append(row(json.loads(path.read_text())))
-    lines = ["| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    table = "\n".join(lines) + "\n"
-    if args.out is not None:
-        io.atomic_write_bytes(args.out, table.encode())
-        io.write_csv(Path(args.out).with_suffix(".csv"), HEADER, rows)
-    print(table)
+    return cli.main(lambda: run(argv))
+
+
+def run(argv: list[str] | None) -> str:
+    argv = sys.argv[1:] if argv is None else argv
+    args = cli.quiet_cli(TableArgs, argv, prog="python -m experiments.regretnet_table")
+    rows, skipped = [], []
+    for folder in args.runs:
+        try:
+            m = runs.finished_metrics(folder)
+            if m["experiment"] != "regretnet":
+                raise RunError(f"{folder}: a {m['experiment']} run, not an experiments.regretnet run")
+            rows.append(row(m))
+        except RunError as err:
+            skipped.append(str(err))
+    table = write_table(HEADER, rows, args.out, skipped)
+    if not rows:
+        raise RunError("no finished experiments.regretnet run among the folders given")
     return table
 
 

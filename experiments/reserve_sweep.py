@@ -68,6 +68,7 @@ class SweepConfig:
         check_positive_int(self.window, "window")
         if self.auctions % self.window:
             raise ValueError(f"auctions ({self.auctions}) must be a multiple of window ({self.window})")
+        self.bidders.check_horizon(self.auctions, "auctions")
         if self.values.n_items != 1:
             raise ValueError(f"the reserve sweep sells one item, got n_items = {self.values.n_items}")
 
@@ -146,7 +147,7 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         "jax_version": jax.__version__,
     }
     if session.leader:
-        io.write_json(session.out / "metrics.json", m)
+        session.write_metrics(m)
         io.write_csv(session.out / "curve.csv", ["reserve", "revenue", "revenue_se"], zip(grid, mean, se, strict=True))
         if spec.plots:
             series = {f"learned ({', '.join(dict.fromkeys(config.bidders.learners))})": (mean, se)}
@@ -157,8 +158,8 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                          title=f"second price, {market.n_bidders} bidders", marks=marks)  # fmt: skip
         myerson = f"; Myerson optimum {ref['myerson_optimum']:.4f} at reserve {ref['myerson_reserve']:g}" if (
             "myerson_optimum" in ref) else ""  # fmt: skip
-        session.print(f"best reserve {m['best_reserve']:.3f}: revenue {m['best_revenue']:.4f} +- "
-                      f"{m['best_revenue_se']:.4f}{myerson}")  # fmt: skip
+        session.print(f"best reserve {m['best_reserve']:.3f}: revenue "
+                      f"{io.plus_minus(m['best_revenue'], m['best_revenue_se'])}{myerson}")  # fmt: skip
         session.print(f"{pairs} (reserve, seed) pairs x {config.auctions} auctions in {seconds:.2f} s "
                       f"({m['pairs_per_second']:.0f} pairs/s; compile {compile_seconds:.1f} s); "
                       f"results in {session.out}/")  # fmt: skip

@@ -1,5 +1,6 @@
 """jaxauction: auctions designed by neural networks, tested against markets of learning bidders, in JAX."""
 
+from jaxauction import runs
 from jaxauction.bidders import (
     EpsilonGreedyParams,
     EpsilonGreedyState,
@@ -69,6 +70,7 @@ from jaxauction.metrics import (
 )
 from jaxauction.priors import RangeParams, TruncatedGaussianPrior, UniformIntPrior, UniformPrior, WalletPrior
 from jaxauction.prng import key
+from jaxauction.runs import Rule, load_rule
 from jaxauction.specs import LEARNERS, PRIORS, MechanismSpec, PopulationSpec, PriorSpec, UtilitySpec, build_market
 from jaxauction.train import make_update, revenue_loss
 from jaxauction.train.dmo import (
@@ -98,6 +100,9 @@ from jaxauction.utilities import (
 __version__ = "0.2.0"
 
 __all__ = [
+    "Rule",
+    "load_rule",
+    "runs",
     "absolute_grid",
     "capped_grid",
     "dqn",

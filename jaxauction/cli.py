@@ -19,9 +19,12 @@ Ctrl-C) into one line on stderr and a non-zero status instead of a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,6 +72,41 @@ def _fail(message: str) -> None:
     raise SystemExit(2)
 
 
+def one_line(box: str, fields: Iterable[str] = ()) -> str:
+    """tyro's error box as one line, in flags: its first section's text, without the box, the ``Error parsing
+    config.x:`` prefix, and with configuration ``fields`` named as the flags that set them (``--n-bidders``)."""
+    sections: list[list[str]] = [[]]
+    for line in box.splitlines():
+        if re.search(r"[─-]{10}", line):  # a rule (or the title bar of a terminal's box) starts a section
+            sections.append([])
+        elif line.strip(" │"):
+            sections[-1].append(line.strip(" │"))
+    texts = [" ".join(section) for section in sections if section]
+    # the first section is the box's title ("Value error") where no terminal draws it into the top rule
+    message = next((t for t in texts if ":" in t or "." in t), texts[0] if texts else "")
+    message = message or "the command line cannot be parsed"
+    message = re.sub(r"^Error parsing (config|run)(\.[\w.]+)?: ", "", message)
+    message = re.sub(r"^Error parsing (--[\w-]+): ", r"\1: ", message)
+    for name in sorted(set(fields), key=len, reverse=True):
+        message = re.sub(rf"(?<![\w-])({re.escape(name)})(?= \(| must| is | has |:)", "--" + name.replace("_", "-"),
+                         message)  # fmt: skip
+    return message
+
+
+def quiet_cli(cls: Any, argv: Sequence[str], fields: Iterable[str] = (), **kwargs: Any) -> Any:
+    """``tyro.cli`` whose parse errors are one line on stderr (``error: ...``, status 2) rather than a box that
+    names internal fields; ``--help`` prints as usual."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            return tyro.cli(cls, args=argv, **kwargs)
+    except SystemExit as exit_:
+        if not exit_.code:  # --help
+            sys.stdout.write(stdout.getvalue())
+            raise
+        _fail(one_line(stderr.getvalue() + stdout.getvalue(), fields))
+
+
 def _preparse(argv: Sequence[str]) -> argparse.Namespace:
     """The flags needed before the full parse: ``--resume`` (its settings become the defaults) and the
     ``jax.distributed`` ones (initialised before any JAX call, which validating a configuration makes)."""
@@ -114,14 +152,16 @@ def parse(
             saved = from_dict(config_cls, meta["config"])
             run = meta["run"]
             default = args_cls(
-                saved, RunSpec(seed=run["seed"], seeds=run["seeds"], seed_loop=run["seed_loop"], resume=resume)
+                saved, RunSpec(seed=run["seed"], seeds=run["seeds"], seed_loop=run["seed_loop"], resume=resume,
+                               plots=bool(meta.get("output", {}).get("plots", True))),
             )
         except (KeyError, TypeError, ValueError) as err:
             _fail(f"--resume {resume}: the checkpoint's settings cannot be read back ({type(err).__name__}: {err}); "
                   "was its header edited?")  # fmt: skip
-    args = tyro.cli(
+    args = quiet_cli(
         tyro.conf.OmitArgPrefixes[args_cls],  # type: ignore[index]
-        args=argv,
+        argv,
+        fields=[*flat_settings(config_cls()), *(f.name for f in dataclasses.fields(RunSpec))],
         default=default,
         prog=f"python -m experiments.{experiment}",
         description=description,

@@ -183,9 +183,9 @@ def run_chunked(
             compile_seconds += time.perf_counter() - start
         return _PROGRAMS[key]
 
-    def save(steps_done: int) -> None:
+    def save(at_state: Any, steps_done: int) -> None:
         if checkpoint_dir is not None:
-            checkpoint.save(checkpoint_dir, state, {**(meta or {}), "steps_done": steps_done})
+            checkpoint.save(checkpoint_dir, at_state, {**(meta or {}), "steps_done": steps_done})
 
     bar = None
     if progress:
@@ -193,6 +193,9 @@ def run_chunked(
 
         bar = tqdm(total=total_steps, initial=done, unit=unit, file=sys.stderr, dynamic_ncols=True)
     run_seconds, start_done, chunks, logs = 0.0, done, 0, []
+    # The state whose every step's logs are stored: what Ctrl-C checkpoints. A chunk's state is not, until its
+    # logs are appended: a checkpoint ahead of the logs would resume with steps that were never logged.
+    safe = (state, done)
     try:
         while done < total_steps:
             length = min(chunk, total_steps - done)
@@ -209,6 +212,7 @@ def run_chunked(
             logs.append(chunk_logs)
             if log_store is not None and jax.process_index() == 0:
                 log_store.append(chunk_logs)
+            safe = (state, done)
             if on_chunk is not None:
                 on_chunk(done, chunk_logs, state)
             if bar is not None:
@@ -217,7 +221,7 @@ def run_chunked(
                     bar.set_postfix({k: f"{v:.4g}" for k, v in describe(chunk_logs).items()})
             out_of_time = time_limit is not None and run_seconds >= time_limit
             if chunks % checkpoint_every == 0 or done == total_steps or out_of_time:
-                save(done)
+                save(state, done)
             if out_of_time and done < total_steps:
                 print(
                     f"time limit ({time_limit:g} s) reached after {done} of {total_steps} {unit}s; "
@@ -226,11 +230,11 @@ def run_chunked(
                 )
                 break
     except KeyboardInterrupt:
-        save(done)
+        save(*safe)
         if bar is not None:
             bar.close()
         where = f"; checkpoint written to {checkpoint_dir}" if checkpoint_dir is not None else ""
-        print(f"\ninterrupted after {done} {unit}s{where}", file=sys.stderr)
+        print(f"\ninterrupted after {safe[1]} {unit}s{where}", file=sys.stderr)
         raise
     if bar is not None:
         bar.close()
@@ -299,6 +303,7 @@ def run_meta(name: str, config: Any, spec: RunSpec) -> dict[str, Any]:
             "experiment": name,
             "config": config,
             "run": {"seed": spec.seed, "seeds": spec.seeds, "seed_loop": spec.seed_loop},
+            "output": {"plots": spec.plots},  # remembered by --resume (a flag given with it overrides)
         }
     )
 
@@ -393,6 +398,11 @@ class Session:
             path.parent.mkdir(exist_ok=True)
             io.write_json(path, value)
         return value
+
+    def write_metrics(self, m: dict[str, Any]) -> None:
+        """Write the run's results, ``metrics.json`` (naming the experiment), atomically: the run is finished."""
+        if self.leader:
+            io.write_json(self.out / "metrics.json", {"experiment": self.name, **m})
 
     def print(self, *args: Any, **kwargs: Any) -> None:
         if self.leader:

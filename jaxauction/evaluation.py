@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from typing import Any
 
 import jax
@@ -228,7 +229,7 @@ def final_dataset(market: Market, params: MarketParams, key: PRNGKey, auctions: 
 
 def report_rule(
     market: Market, params: MarketParams, keys: PRNGKey, auctions: int, window: int, markets: int = 1,
-    reserves: int = 19, dataset: int = 1024, diagnose: bool | None = None,
+    reserves: int = 19, dataset: int = 1024, diagnose: bool | None = None, progress: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The honest evaluation of a trained rule (``params`` batched over seeds, one key per seed): ``final_eval``
     (fresh bidders against the final rule), ``baselines`` (same learners, seeds and budget), ``theory``, and
@@ -236,12 +237,23 @@ def report_rule(
     trainable rules)."""
     learned = jax.jit(lambda p, k: fresh_rewards(market, p, k, auctions, window, markets, batched_params=True))
     one_seed = jax.tree.map(lambda x: x[0], params)
+    diagnose = market.mechanism.trainable if diagnose is None else diagnose
+    bar = None
+    if progress:  # stages: the learned rule, the baselines, the diagnostics
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=2 + int(diagnose), unit="stage", desc="final evaluation", file=sys.stderr)
+    final = _stats(learned(params, keys))
+    if bar is not None:
+        bar.update(1)
     report: dict[str, Any] = {
-        "final_eval": _stats(learned(params, keys)),
+        "final_eval": final,
         "baselines": baselines(market, one_seed, keys, auctions, window, markets, reserves),
         "theory": theory(market),
     }
-    if market.mechanism.trainable if diagnose is None else diagnose:
+    if bar is not None:
+        bar.update(1)
+    if diagnose:
         play = jax.jit(lambda p, k: final_dataset(market, p, k, auctions, window, dataset))
         rows = []
         for s in range(keys.shape[0]):
@@ -249,6 +261,10 @@ def report_rule(
             data = play(p, jax.random.fold_in(keys[s], 1))
             rows.append(diagnostics(market, p.mechanism, data, utility_params=p.utility))
         report["diagnostics"] = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
     return report
 
 

@@ -154,8 +154,12 @@ class LogStore:
         return min(counts) if counts else 0
 
     def truncate(self, steps: int) -> None:
-        """Keep the first ``steps`` steps (and create empty files if there are none)."""
+        """Keep the first ``steps`` steps (and create empty files if there are none). ``ValueError`` when the
+        logs hold fewer: they are never padded (a padded step would read back as zeros)."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        if steps > self.steps():
+            raise ValueError(f"the logs in {self.directory} hold {self.steps()} steps, fewer than the {steps} asked "
+                             "for (the checkpoint is ahead of its logs)")  # fmt: skip
         for i, row in enumerate(self.row_bytes):
             with open(self._path(i), "ab") as f:
                 f.truncate(steps * row)

@@ -144,8 +144,10 @@ def bid_functions(path: str | os.PathLike, values: np.ndarray, learned: dict[str
 
 
 def curves(path: str | os.PathLike, x: np.ndarray, series: dict[str, tuple[np.ndarray, np.ndarray | None]],
-           xlabel: str, ylabel: str, title: str = "", marks: dict[str, float] | None = None) -> None:  # fmt: skip
-    """Lines ``name -> (mean [X], se [X] or None)`` over ``x`` with +-2 se bands; ``marks``: vertical lines."""
+           xlabel: str, ylabel: str, title: str = "", marks: dict[str, float] | None = None,
+           integer_x: bool = False) -> None:  # fmt: skip
+    """Lines ``name -> (mean [X], se [X] or None)`` over ``x`` with +-2 se bands; ``marks``: vertical lines;
+    ``integer_x``: whole-number ticks only (counts such as bidders)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for name, (mean, se) in series.items():
@@ -155,6 +157,10 @@ def curves(path: str | os.PathLike, x: np.ndarray, series: dict[str, tuple[np.nd
     for name, at in (marks or {}).items():
         ax.axvline(at, color="0.4", ls=":", lw=1)
         ax.annotate(name, (at, ax.get_ylim()[0]), fontsize=7, rotation=90, va="bottom")
+    if integer_x:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.legend(fontsize=7)
     _save(fig, Path(path))

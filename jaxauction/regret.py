@@ -37,28 +37,57 @@ documents): two searches per profile and bidder, and the larger gain counts.
   values, and just above them (by ``1e-6`` of the width). For ``m > 2`` only the
   gradient search runs; ``RegretReport.searches`` says which ran.
 
+* *menu* (mechanisms with a ``menu``: RochetNet's argmax menu, one bidder):
+  the bidder's best misreport gets it the best menu entry it can be
+  assigned, so enumerating the menu (every entry's utility under the
+  evaluator's utility) finds the best deviation exactly. Such a mechanism is
+  exactly incentive compatible when it chooses by the evaluator's utility
+  (then this search finds 0), and its gradient is 0 almost everywhere, so the
+  gradient search and the stronger attack are skipped for it, and the report
+  says so (``skipped``). The enumeration counts every entry, also one that no
+  report inside the support would be assigned: for such a menu it is an upper
+  bound.
+
 Profiles are processed in memory-bounded chunks (``lax.map`` with
-``batch_size``). ``evaluate`` repeats everything under a ``stronger`` attack
-(random starts, steps and grid points multiplied) and reports how far the
-estimate moved, so a user can see whether it has converged.
+``batch_size``), in host calls of ``host_chunk`` profiles to one compiled
+program, so a long audit shows progress and an ETA (``progress=True``) and
+prints its cost before it starts: profiles x bidders x (starts x steps)
+gradient evaluations, the grid's reports, the convergence check, and the
+time expected on this device, measured on the first chunk.
+
+**The convergence check** repeats the searches on the first
+``check_profiles`` profiles under a ``stronger`` attack (random starts, steps
+and grid points multiplied) and reports both estimates on that subsample
+(``regret_mean_check`` against ``regret_mean_stronger``), so they compare like
+for like at a fraction of the cost of repeating the whole audit.
+
+**Presets** (``Protocol(audit=...)``, ``--audit``; a field set explicitly
+overrides its preset): ``quick`` (1,000 profiles, 4 starts x 100 steps, x2
+check), ``standard`` (10,000 profiles, 8 x 200, x2 check on 1,000) for CPU
+users, and ``strong`` (10,000 profiles, 16 x 400, x4 check on 1,000), the
+default and the protocol of published tables. Every report states its preset
+and protocol.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, NamedTuple
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxauction._checks import check_finite, check_positive_int
+from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.memory import check_fits
 from jaxauction.metrics import revenue as revenue_of
-from jaxauction.types import Array, Params, PRNGKey, Types
+from jaxauction.types import Array, Outcome, Params, PRNGKey, Types
 from jaxauction.utilities import Utility, quasi_linear
 
 SCORED_UTILITIES = ("quasi_linear", "unit_demand")  # the utilities regret is defined for here
@@ -66,39 +95,64 @@ IR_TOLERANCE = 1e-5  # a truthful utility below -IR_TOLERANCE counts as an indiv
 BREAKPOINT_STEP = 1e-6  # "just above" another bid, as a fraction of the support's width
 
 
+AUDITS: dict[str, dict[str, int]] = {  # the presets' sizes; every other field has one default
+    "quick": {"profiles": 1_000, "random_starts": 4, "steps": 100, "stronger": 2, "check_profiles": 1_000,
+              "revenue_profiles": 20_000},
+    "standard": {"profiles": 10_000, "random_starts": 8, "steps": 200, "stronger": 2, "check_profiles": 1_000,
+                 "revenue_profiles": 100_000},
+    "strong": {"profiles": 10_000, "random_starts": 16, "steps": 400, "stronger": 4, "check_profiles": 1_000,
+               "revenue_profiles": 100_000},
+}  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class Protocol:
-    """How hard the misreport search tries; the defaults are the strong protocol the README documents."""
+    """How hard the misreport search tries: a preset (--audit) whose sizes any field set here overrides."""
 
-    profiles: int = 10_000
-    """value profiles drawn from the prior"""
-    random_starts: int = 16
-    """random starting misreports per profile and bidder, besides the truthful one"""
-    steps: int = 400
-    """projected Adam steps per start"""
+    audit: Literal["quick", "standard", "strong"] = "strong"
+    """preset: quick (1,000 profiles, 4 starts x 100 steps, x2 check), standard (10,000 profiles, 8 x 200, x2
+    check on 1,000: for CPUs), strong (10,000 profiles, 16 x 400, x4 check on 1,000: published tables)"""
+    profiles: int | None = None
+    """value profiles drawn from the prior (unset: the preset's)"""
+    random_starts: int | None = None
+    """random starting misreports per profile and bidder, besides the truthful one (unset: the preset's)"""
+    steps: int | None = None
+    """projected Adam steps per start (unset: the preset's)"""
     step_size: float = 0.01
     """the search's Adam step size, as a fraction of each value's support width"""
     grid: int = -1
     """grid points per item: -1 automatic (1,001 for one item, 65 per item for two, none above), 0 none"""
     profile_chunk: int = 256
-    """profiles evaluated at once, at most (bounds memory)"""
-    stronger: int = 4
-    """the convergence check multiplies random starts, steps and grid points by this; 1 skips it"""
-    revenue_profiles: int = 100_000
-    """revenue and IR are measured on this many profiles (at least ``profiles``; the search's come first)"""
+    """profiles evaluated at once by a search, at most (each search also keeps to 65,536 rows: bounds memory)"""
+    stronger: int | None = None
+    """the convergence check multiplies random starts, steps and grid points by this; 1 skips it (unset: the
+    preset's)"""
+    check_profiles: int | None = None
+    """the convergence check runs on this many of the profiles (the first ones; unset: the preset's 1,000)"""
+    revenue_profiles: int | None = None
+    """revenue and IR are measured on this many profiles (at least --profiles; the search's come first; unset:
+    the preset's)"""
     interim: bool = True
     """also estimate the interim regret (one item only)"""
 
     def __post_init__(self) -> None:
-        check_positive_int(self.profiles, "profiles")
-        check_positive_int(self.random_starts, "random_starts", minimum=0)
-        check_positive_int(self.steps, "steps", minimum=0)
+        check_choice(self.audit, AUDITS, "audit")
+        p = self.resolved()
+        check_positive_int(p.profiles, "profiles")
+        check_positive_int(p.random_starts, "random_starts", minimum=0)
+        check_positive_int(p.steps, "steps", minimum=0)
         check_positive_int(self.profile_chunk, "profile_chunk")
-        check_positive_int(self.stronger, "stronger")
-        check_positive_int(self.revenue_profiles, "revenue_profiles", minimum=0)
+        check_positive_int(p.stronger, "stronger")
+        check_positive_int(p.check_profiles, "check_profiles")
+        check_positive_int(p.revenue_profiles, "revenue_profiles", minimum=0)
         if not isinstance(self.grid, int) or self.grid < -1 or self.grid == 1:
             raise ValueError(f"grid must be -1 (automatic), 0 (none) or >= 2 points, got {self.grid!r}")
         check_finite(self.step_size, "step_size", positive=True)
+
+    def resolved(self) -> Protocol:
+        """The protocol with every unset size taken from its preset."""
+        unset = {k: v for k, v in AUDITS[self.audit].items() if getattr(self, k) is None}
+        return dataclasses.replace(self, **unset) if unset else self
 
     def grid_points(self, n_items: int) -> int:
         """Grid points per item for ``n_items`` items (0: no grid search)."""
@@ -110,10 +164,19 @@ class Protocol:
 
     def strengthened(self, n_items: int) -> Protocol:
         """The same protocol with ``stronger`` times the random starts, steps and grid points."""
-        k = self.stronger
-        grid = self.grid_points(n_items)
+        p = self.resolved()
+        k = p.stronger
+        grid = p.grid_points(n_items)
         per_item = 0 if grid == 0 else int(round((grid - 1) * k ** (1 / n_items))) + 1
-        return dataclasses.replace(self, random_starts=self.random_starts * k, steps=self.steps * k, grid=per_item)
+        return dataclasses.replace(p, random_starts=p.random_starts * k, steps=p.steps * k, grid=per_item)
+
+    def work(self, n_bidders: int, n_items: int, menu: int = 0) -> int:
+        """The cost model: mechanism evaluations per profile (a gradient step counts 3: forward and backward)."""
+        p = self.resolved()
+        gradient = 3 * (p.random_starts + 1) * p.steps if p.steps and not menu else 0
+        points = p.grid_points(n_items)
+        grid = (points + 2 * (n_bidders - 1)) ** n_items if points else 0
+        return n_bidders * (gradient + grid) + menu + 1
 
 
 def check_scorable(prior: Any, utility: Utility | None, what: str = "regret") -> None:
@@ -135,11 +198,12 @@ class ProfileRegret(NamedTuple):
     revenue: Array  # [P]
     gradient_gain: Array  # [P, n]: the best gain of the gradient search (-inf when it did not run)
     grid_gain: Array  # [P, n]: the best gain of the grid search (-inf when it did not run)
+    menu_gain: Array  # [P, n]: the best gain over the menu's entries (-inf when the mechanism has no menu)
 
     @property
     def regret(self) -> Array:
         """``[P, n]``: ``rgt_i(v)``, the best gain of any search, and at least 0 (truthful is a report)."""
-        return jnp.maximum(0.0, jnp.maximum(self.gradient_gain, self.grid_gain))
+        return jnp.maximum(0.0, jnp.maximum(jnp.maximum(self.gradient_gain, self.grid_gain), self.menu_gain))
 
 
 def _utilities(mechanism: Mechanism, params: Params, utility: Utility, utility_params: Params):
@@ -198,6 +262,17 @@ def _grid_search(utilities, values, key, base, low, high, points):
     return jnp.stack([bidder(i) for i in range(values.shape[0])])
 
 
+def _menu_search(mechanism: Mechanism, params: Params, utility: Utility, utility_params: Params, values: Array,
+                 base: Array) -> Array:  # fmt: skip
+    """Best gain ``[1]`` over every entry of a one-bidder menu, scored with the evaluator's utility."""
+    allocations, prices = mechanism.menu(params)  # [K, m], [K]
+
+    def entry(allocation: Array, price: Array) -> Array:
+        return utility.apply(Types(values=values), Outcome(allocation[None], price[None]), utility_params)[0]
+
+    return (jnp.max(jax.vmap(entry)(allocations, prices)) - base[0])[None]
+
+
 def profile_regret(
     mechanism: Mechanism,
     params: Params,
@@ -215,34 +290,59 @@ def profile_regret(
     ``low``/``high`` ``[n, m]`` bound the misreports (the prior's support).
     Pure and jit-compatible (the protocol is static); ``evaluate`` wraps it.
     """
+    search_key = jax.random.key(0) if search_key is None else search_key
+    profile_keys = jax.random.split(search_key, values.shape[0])
+    return _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys, utility, utility_params)
+
+
+def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys, utility, utility_params):
+    """``profile_regret`` with one search key per profile (so a chunk of profiles is searched as in the whole)."""
     utility = utility or quasi_linear()
+    protocol = protocol.resolved()
     n, m = mechanism.n_bidders, mechanism.n_items
     if values.shape[1:] != (n, m):
         raise ValueError(f"values must be [profiles, {n}, {m}] for {mechanism.name}, got {list(values.shape)}")
     utilities = _utilities(mechanism, params, utility, utility_params)
     points = protocol.grid_points(m)
-    search_key = jax.random.key(0) if search_key is None else search_key
-    profile_keys = jax.random.split(search_key, values.shape[0])
-    use_gradient = protocol.steps > 0
+    menu = mechanism.menu is not None
+    use_gradient = protocol.steps > 0 and not menu  # a menu's gradient is 0 almost everywhere
 
-    def one(args):
-        v, k, sk = args
+    none = jnp.full((values.shape[0], n), -jnp.inf, jnp.float32)
+
+    def truthful(v: Array, k: PRNGKey) -> tuple[Array, Array]:
         outcome = mechanism.apply(params, v, k)
-        base = utility.apply(Types(values=v), outcome, utility_params)
-        none = jnp.full((n,), -jnp.inf, jnp.float32)
-        grad_gain, grid_gain = none, none
-        if use_gradient:
-            random = jax.random.uniform(sk, (protocol.random_starts, n, m)) * (high - low) + low
-            starts = jnp.concatenate([v[None], random], axis=0)
-            grad_gain = _gradient_search(utilities, v, k, base, low, high, starts, protocol.steps, protocol.step_size)
-        if points:
-            grid_gain = _grid_search(utilities, v, k, base, low, high, points)
-        return ProfileRegret(base, revenue_of(outcome), grad_gain, grid_gain)
+        return utility.apply(Types(values=v), outcome, utility_params), revenue_of(outcome)
 
-    per_profile = max(1, n * (protocol.random_starts + 1) if use_gradient else 1)
-    grid_size = n * (points + 2 * (n - 1)) ** m if points else 1
-    batch = max(1, min(protocol.profile_chunk, 2**16 // max(per_profile, grid_size)))
-    return jax.lax.map(one, (values, keys, profile_keys), batch_size=batch)
+    base, revenue = jax.vmap(truthful)(values, keys)  # [P, n], [P]
+
+    def gradient(args):
+        v, k, b, sk = args
+        random = jax.random.uniform(sk, (protocol.random_starts, n, m)) * (high - low) + low
+        starts = jnp.concatenate([v[None], random], axis=0)
+        return _gradient_search(utilities, v, k, b, low, high, starts, protocol.steps, protocol.step_size)
+
+    def grid(args):
+        v, k, b = args
+        return _grid_search(utilities, v, k, b, low, high, points)
+
+    def enumerate_menu(args):
+        v, b = args
+        return _menu_search(mechanism, params, utility, utility_params, v, b)
+
+    # Each search batches as many profiles as its own rows allow (2**16 rows: starts x bidders for the gradient
+    # search, reports for the grid), so the gradient steps run on large matmuls rather than the grid's few profiles.
+    def batch(rows_per_profile: int) -> int:
+        return max(1, min(protocol.profile_chunk, 2**16 // rows_per_profile))
+
+    grad_gain, grid_gain, menu_gain = none, none, none
+    if use_gradient:
+        grad_gain = jax.lax.map(gradient, (values, keys, base, profile_keys),
+                                batch_size=batch(n * (protocol.random_starts + 1)))  # fmt: skip
+    if points:
+        grid_gain = jax.lax.map(grid, (values, keys, base), batch_size=batch(n * (points + 2 * (n - 1)) ** m))
+    if menu:
+        menu_gain = jax.lax.map(enumerate_menu, (values, base), batch_size=protocol.profile_chunk)
+    return ProfileRegret(base, revenue, grad_gain, grid_gain, menu_gain)
 
 
 def interim_regret(
@@ -381,15 +481,29 @@ class RegretReport(NamedTuple):
     regret_max: float  # the worst single-profile regret of any bidder
     ir_violation_rate: float  # share of (profile, bidder) pairs with truthful utility below -1e-5
     revenue_profiles: int  # profiles behind revenue, revenue_se and ir_violation_rate
-    searches: tuple[str, ...]  # which searches ran: "gradient", "grid"
+    searches: tuple[str, ...]  # which searches ran: "gradient", "grid", "menu"
+    skipped: tuple[str, ...]  # searches not run, and why (an exactly IC menu's gradient search)
     interim_regret_mean: float | None  # the interim (Bayesian) regret, mean over bidders (one item; else None)
-    regret_mean_stronger: float | None  # regret_mean under the stronger attack (None: not run)
-    regret_change: float | None  # regret_mean_stronger - regret_mean
+    check_profiles: int | None  # the convergence check's subsample: the first check_profiles profiles
+    regret_mean_check: float | None  # regret_mean of the protocol's search on that subsample
+    regret_mean_stronger: float | None  # regret_mean of the stronger attack on that subsample (None: not run)
+    regret_change: float | None  # regret_mean_stronger - regret_mean_check (like for like)
     profiles: int
-    protocol: dict[str, Any]
+    audit: str  # the preset
+    protocol: dict[str, Any]  # the protocol as run (the preset's sizes filled in)
+    audit_seconds: float  # the searches' time, compilation included
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._asdict().items()}
+
+
+def check_words(report: dict[str, Any]) -> str:
+    """The convergence check of a report (``RegretReport.as_dict()``, or pooled reports) in words."""
+    if report.get("regret_mean_stronger") is None:
+        skipped = report.get("skipped") or ()
+        return "no convergence check" + (f" ({'; '.join(skipped)})" if skipped else "")
+    return (f"x{report['protocol']['stronger']} check on {report['check_profiles']:,} profiles: "
+            f"{report['regret_mean_check']:.3g} -> {report['regret_mean_stronger']:.3g}")  # fmt: skip
 
 
 def summarize(found: ProfileRegret, revenue: Array | None = None, truthful: Array | None = None) -> dict[str, Any]:
@@ -423,43 +537,113 @@ def evaluate(
     prior_params: Params | None = None,
     utility: Utility | None = None,
     utility_params: Params = (),
+    progress: bool = False,
 ) -> RegretReport:
     """Revenue, regret and IR of ``mechanism`` with truthful reports of values drawn from ``prior``.
 
     Runs ``protocol`` on ``protocol.profiles`` profiles, then (``stronger > 1``)
-    the stronger attack on the same profiles and keys, and reports both. Every
-    matmul runs at full float32 precision: on NVIDIA GPUs JAX's default lets
-    float32 matmuls round through TF32 (10-bit mantissa), errors of about 1e-3
-    of a payoff that the search would report as regret.
+    the convergence check on the first ``check_profiles`` of them, and reports
+    both. ``progress``: print the audit's cost (and the time expected, measured
+    on the first chunk) to stderr before it runs, and a progress bar with an
+    ETA. Every matmul runs at full float32 precision: on NVIDIA GPUs JAX's
+    default lets float32 matmuls round through TF32 (10-bit mantissa), errors
+    of about 1e-3 of a payoff that the search would report as regret.
     """
     with jax.default_matmul_precision("highest"):
-        return _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, utility_params)
+        return _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, utility_params, progress)
 
 
-def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, utility_params) -> RegretReport:
+def describe(protocol: Protocol, n_bidders: int, n_items: int, menu: int = 0) -> str:
+    """The searches a protocol runs per profile, in words."""
+    p = protocol.resolved()
+    parts = []
+    if menu:
+        parts.append(f"menu: {menu:,} entries")
+    elif p.steps:
+        parts.append(f"gradient: {p.random_starts + 1} starts x {p.steps} steps")
+    points = p.grid_points(n_items)
+    if points:
+        parts.append(f"grid: {(points + 2 * (n_bidders - 1)) ** n_items:,} reports")
+    return f"{n_bidders} bidder(s) x ({', '.join(parts) or 'no search'}) per profile"
+
+
+def _search(fn: Callable, arrays: tuple, count: int, label: str, progress: bool, on_first=None):
+    """``fn`` (one compiled program) over the first ``count`` profiles of ``arrays``, in host chunks of equal
+    size (the last one padded), with a progress bar; ``on_first(seconds, size)`` after the first chunk."""
+    size = min(count, max(256, -(-count // 20)))
+    arrays = tuple(a[:count] for a in arrays)
+    chunks = -(-count // size)
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*(a[:size] for a in arrays)).compile()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=count, unit="profile", desc=label, file=sys.stderr, dynamic_ncols=True)
+    parts = []
+    for c in range(chunks):
+        index = np.minimum(np.arange(c * size, (c + 1) * size), count - 1)  # the last chunk repeats a profile
+        t0 = time.perf_counter()
+        parts.append(jax.device_get(compiled(*(a[index] for a in arrays))))
+        if c == 0 and on_first is not None:
+            on_first(time.perf_counter() - t0, size)
+        if bar is not None:
+            bar.update(min(size, count - c * size))
+    if bar is not None:
+        bar.close()
+    found = jax.tree.map(lambda *xs: np.concatenate(xs)[:count], *parts)
+    return found, time.perf_counter() - start
+
+
+def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, utility_params,
+              progress=False) -> RegretReport:  # fmt: skip
     check_scorable(prior, utility, "the regret evaluator")
+    protocol = protocol.resolved()
     n, m = mechanism.n_bidders, mechanism.n_items
-    searched = 4 * n * m + 8 + 4 * (3 * n + 1)  # values, key, results (utilities, revenue, two searches' gains)
+    menu = 0
+    if mechanism.menu is not None:
+        if n != 1:
+            raise ValueError(f"{mechanism.name}: a menu mechanism sells to one bidder, this one has {n}")
+        menu = int(jax.eval_shape(mechanism.menu, params)[1].shape[0])
+    searched = 4 * n * m + 8 + 4 * (3 * n + 1)  # values, key, results (utilities, revenue, three searches' gains)
     extra = max(protocol.revenue_profiles - protocol.profiles, 0)
     check_fits(2 * (protocol.profiles * searched + extra * (4 * n * m + 8 + 4 * (n + 1))),
                f"the regret audit of {protocol.profiles:,} profiles ({n} bidders x {m} items)",
-               f"{searched} bytes per searched profile, x2 for the stronger attack's copy and temporaries")
+               f"{searched} bytes per searched profile, x2 for the check's copy and temporaries")  # fmt: skip
     prior_params = prior.init_params(n, m) if prior_params is None else prior_params
     prior.check_params(prior_params)
     low, high = prior.support(prior_params)
     value_key, mech_key, search_key = jax.random.split(key, 3)
     values = jax.vmap(lambda k: prior.sample(k, prior_params).values)(jax.random.split(value_key, protocol.profiles))
     keys = jax.random.split(mech_key, protocol.profiles)
+    search_keys = jax.random.split(search_key, protocol.profiles)
+    skipped = []
+    if menu and protocol.steps:
+        skipped.append("gradient: an exactly IC menu has zero gradient almost everywhere; its menu is enumerated")
+    check_on = protocol.stronger > 1 and not menu
+    if menu and protocol.stronger > 1:
+        skipped.append("stronger attack: enumerating the menu is exact")
+    check = min(protocol.check_profiles, protocol.profiles)
+    strong = protocol.strengthened(m)
+    say = (lambda text: print(text, file=sys.stderr)) if progress else (lambda text: None)  # noqa: E731
+    main_work, check_work = protocol.work(n, m, menu), strong.work(n, m, menu) if check_on else 0
+    say(f"regret audit ({protocol.audit}): {protocol.profiles:,} profiles, {describe(protocol, n, m, menu)}"
+        + (f"; convergence check x{protocol.stronger} on {check:,} profiles ({describe(strong, n, m, menu)})"
+           if check_on else "; no convergence check")
+        + f": {protocol.profiles * main_work + check * check_work:,} mechanism evaluations")  # fmt: skip
 
-    def run(p: Protocol) -> ProfileRegret:
-        fn = jax.jit(
-            lambda params, v, k, lo, hi, sk: profile_regret(
-                mechanism, params, v, k, lo, hi, p, sk, utility, utility_params
-            )
-        )
-        return fn(params, values, keys, low, high, search_key)
+    def estimate(seconds: float, size: int) -> None:
+        per = seconds / size
+        rest = per * (protocol.profiles - size) + per * check * check_work / main_work
+        say(f"first {size:,} profiles in {seconds:.2f} s: about {rest:.0f} s more on this device "
+            f"({jax.devices()[0].device_kind})")  # fmt: skip
 
-    found = run(protocol)
+    def program(p: Protocol) -> Callable:
+        return lambda v, k, sk: _profiles(mechanism, params, v, k, low, high, p, sk, utility, utility_params)
+
+    found, seconds = _search(program(protocol), (values, keys, search_keys), protocol.profiles, "regret search",
+                             progress, estimate)  # fmt: skip
+    found = ProfileRegret(*(jnp.asarray(x) for x in found))
     revenue, truthful = found.revenue, found.truthful_utility
     extra = protocol.revenue_profiles - protocol.profiles
     if extra > 0:  # revenue and IR on more profiles: cheap, no search
@@ -477,24 +661,31 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
         revenue = jnp.concatenate([revenue, rev_more])
         truthful = jnp.concatenate([truthful, util_more])
     stats = summarize(found, revenue, truthful)
-    stronger = change = None
-    if protocol.stronger > 1:
-        stronger = summarize(run(protocol.strengthened(m)), revenue, truthful)["regret_mean"]
-        change = stronger - stats["regret_mean"]
+    on_check = stronger = change = None
+    if check_on:
+        strong_found, strong_seconds = _search(program(strong), (values, keys, search_keys), check,
+                                               "convergence check", progress)  # fmt: skip
+        seconds += strong_seconds
+        on_check = float(np.asarray(found.regret[:check], np.float64).mean())
+        stronger = float(np.asarray(ProfileRegret(*strong_found).regret, np.float64).mean())
+        change = stronger - on_check
     interim = None
     if m == 1 and protocol.interim:
         fn = jax.jit(lambda p, k: interim_regret(mechanism, p, prior, k, prior_params=prior_params, utility=utility,
                                                  utility_params=utility_params))  # fmt: skip
         interim = float(jnp.mean(fn(params, jax.random.fold_in(search_key, 1))))
-    searches = tuple(
-        name for name, on in (("gradient", protocol.steps > 0), ("grid", protocol.grid_points(m) > 0)) if on
-    )
+    on = (("gradient", protocol.steps > 0 and not menu), ("grid", protocol.grid_points(m) > 0), ("menu", menu > 0))
     return RegretReport(
         **stats,
-        searches=searches,
+        searches=tuple(name for name, ran in on if ran),
+        skipped=tuple(skipped),
         interim_regret_mean=interim,
+        check_profiles=check if check_on else None,
+        regret_mean_check=on_check,
         regret_mean_stronger=stronger,
         regret_change=change,
         profiles=protocol.profiles,
+        audit=protocol.audit,
         protocol=dataclasses.asdict(protocol),
+        audit_seconds=seconds,
     )

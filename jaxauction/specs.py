@@ -195,6 +195,14 @@ class PopulationSpec:
     shading: float = 1.0
     """shading: bid = shading * value (initial value of a param)"""
 
+    def check_horizon(self, auctions: int, flag: str) -> None:
+        """Refuse a horizon that ends inside forced exploration: every bid of its epsilon-greedy or DQN bidders
+        would be a uniform draw, and the results would measure random bids, not learners."""
+        exploring = [name for name in self.learners if name in ("epsilon_greedy", "dqn")]
+        if exploring and auctions <= self.explore_steps:
+            raise ValueError(f"{flag} ({auctions}) must exceed explore_steps ({self.explore_steps}): {exploring[0]} "
+                             "bidders would never leave forced exploration")  # fmt: skip
+
     def __post_init__(self) -> None:
         check_positive_int(self.n_bidders, "n_bidders", minimum=2)
         check_positive_int(self.n_bids, "n_bids")

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import breakdown, regretnet, studies, throughput, update
+from benchmarks import audit, breakdown, regretnet, studies, throughput, update
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_throughput_and_update_write_json(tmp_path):
     out = tmp_path / "throughput.json"
     result = throughput.main(["--markets", "1,8", "--auctions", "100", "--auction-budget", "0", "--repeats", "1",
@@ -31,6 +32,18 @@ def test_regretnet_benchmark_counts_flops():
     # 2x2: forward = 2 x (4*100 + 100*100 + 100*6) + 2 x (4*100 + 100*100 + 100*2) multiply-adds; 53 passes x 3
     assert row["flops_per_iteration"] == 3 * 8 * 53 * (2 * (400 + 10_000 + 600) + 2 * (400 + 10_000 + 200))
     assert row["ms_per_iteration"] > 0 and 0 < row["roofline_fraction"] < 1
+
+
+def test_audit_benchmark_counts_flops_by_the_cost_model(tmp_path):
+    out = tmp_path / "audit.json"
+    result = audit.main(["--settings", "single2", "--audits", "quick", "--profiles", "8", "--repeats", "1",
+                         "--out", str(out)])  # fmt: skip
+    row = result["rows"][0]
+    # single2: 2 bidders x (3 x 5 starts x 100 steps + 1,001 grid points + 2 breakpoints) + 1 truthful call
+    assert row["evaluations_per_profile"] == 2 * (3 * 5 * 100 + 1003) + 1
+    forward = 2 * (2 * 100 + 100 * 100 + 100 * 3) + 2 * (2 * 100 + 100 * 100 + 100 * 2)  # both networks
+    assert row["flops_per_profile"] == row["evaluations_per_profile"] * forward
+    assert row["profiles_per_second"] > 0 and 0 < row["roofline_fraction"] < 1 and out.exists()
 
 
 def test_studies_benchmark_writes_rows(tmp_path):

@@ -27,6 +27,7 @@ print(json.dumps(logs))
 """
 
 
+@pytest.mark.slow
 def test_the_seed_program_is_bit_identical_to_jaxauction_0_1():
     """``jax.jit(dmo.step)`` with the seed's configuration and key 0, compiled as users compile it (XLA's
     default optimisation, in a fresh process): the dataset losses of the first rounds of jaxauction 0.1
@@ -112,6 +113,7 @@ def test_gradient_ascent_on_fixed_bids_charges_the_top_bidder():
     assert abs(float(logs.platform_reward[-1]) - 6.975) < 0.15
 
 
+@pytest.mark.slow
 def test_regret_penalty_lowers_the_learned_rules_regret():
     """With truthful bidders the dataset's bids are its values. The seed's rule charges losers, who gain by
     bidding less; the penalty (weight 10, the rule as a direct mechanism) drives that gain down while the
@@ -144,6 +146,7 @@ def test_warm_start_markets_and_memory_bounded_chunks():
     chex.assert_trees_all_close(logs, whole, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_bfloat16_network_stays_close_to_float32():
     """bfloat16 matmuls (float32 parameters and accumulation): shares within 2e-2 of float32. With truthful
     bidders the bids are the same in both runs, so platform rewards differ only through the shares: measured

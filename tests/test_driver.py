@@ -44,6 +44,7 @@ def test_two_chunks_resume_two_chunks_equals_four(batched, full_run, tmp_path):
     chex.assert_trees_all_equal(store.read(2), first.logs)
 
 
+@pytest.mark.slow
 def test_train_scan_equals_chunked_driver(batched):
     step, state0 = batched
     driver = run_chunked(step, state0, 4, chunk=2, progress=False)

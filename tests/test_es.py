@@ -4,6 +4,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import jaxauction as ja
 from jaxauction.evaluation import fresh_rewards
@@ -14,6 +15,7 @@ def test_centered_ranks():
     np.testing.assert_allclose(centered_ranks(jnp.array([3.0, -1.0, 10.0])), [0.0, -0.5, 0.5])
 
 
+@pytest.mark.slow
 def test_es_finds_the_best_reserve_for_truthful_bidders():
     market = ja.Market(ja.second_price(2), ja.population(ja.truthful(2)), ja.UniformPrior(0.0, 1.0))
     params = ja.init_params(market, jax.random.key(0))

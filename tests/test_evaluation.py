@@ -62,6 +62,7 @@ def test_diagnostics_of_classical_and_seed_rules():
     assert deep["anonymity"] > 0.1  # its network is not permutation-symmetric
 
 
+@pytest.mark.slow
 def test_the_honest_evaluation_path_runs_in_the_experiment(tmp_path):
     from experiments import deep_mechanism_optimization as dmo_experiment
 

@@ -116,7 +116,7 @@ def test_bad_input_stops_with_a_message_before_anything_runs(tmp_path, capsys):
     assert "hidden widths must be positive" in err and not out.exists()
     assert "must be finite" in fails([*FAST, "--value-high", "nan", "--out", str(out)], capsys)
     assert "unknown mechanism 'vickrey'" in fails([*FAST, "--mechanism", "vickrey", "--out", str(out)], capsys)
-    assert "multiple of window" in fails([*FAST, "--window", "300", "--out", str(out)], capsys)
+    assert "multiple of --window" in fails([*FAST, "--window", "300", "--out", str(out)], capsys)
     assert not out.exists()
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -141,7 +141,8 @@ def test_command_line_and_ctrl_c(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("XLA_FLAGS", None)
     out = tmp_path / "long"
-    args = ["--rounds", "200", "--auctions-per-round", "20000", "--window", "10000", "--no-progress", "--no-plots"]
+    args = ["--rounds", "200", "--auctions-per-round", "20000", "--window", "10000", "--explore-steps", "2000",
+            "--no-progress", "--no-plots"]
     # A shell starts background jobs with SIGINT ignored, and children inherit that (Python then installs no
     # KeyboardInterrupt handler): the run gets the handler a terminal's Ctrl-C meets, then runs as `-m` would.
     launch = (

@@ -343,7 +343,7 @@ def test_anonymous_payment_network_permutes_with_its_inputs():
     assert float(jnp.max(jnp.abs(shares(bids[::-1]) - shares(bids)[::-1]))) > 1e-3
     from jaxauction import DMOConfig
 
-    config = DMOConfig.of(mechanism="deep_anonymous", rounds=1, auctions_per_round=100, window=100)
+    config = DMOConfig.of(mechanism="deep_anonymous", rounds=1, auctions_per_round=100, window=100, explore_steps=50)
     assert config.market().mechanism.name == "deep_anonymous"
 
 

@@ -31,6 +31,7 @@ def test_grid_search_finds_the_best_first_price_deviation_exactly():
     np.testing.assert_allclose(np.asarray(found.regret), exact, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_second_price_has_zero_regret_and_first_price_one_sixth():
     sp = evaluate(ja.second_price(2), ja.second_price(2).init(None), U01, jax.random.key(0), SMALL)
     assert sp.regret_mean == 0.0 and sp.regret_max == 0.0 and sp.ir_violation_rate == 0.0
@@ -80,6 +81,7 @@ def test_values_of_the_wrong_shape_are_refused():
         profile_regret(mech, mech.init(None), values, keys, values[0] * 0, values[0] * 0 + 1)
 
 
+@pytest.mark.slow
 def test_interim_regret_is_the_bayesian_figure():
     """First price, 2 truthful U[0,1] rivals: against a uniform rival, bidding b wins with probability b, so the
     best interim report earns max_b (v - b) b = v^2 / 4 and the interim regret is E[v^2 / 4] = 1/12 (ex post
@@ -97,9 +99,9 @@ def test_regret_refuses_common_values_and_risk_shaped_utilities():
     import pytest
 
     import jaxauction as ja
-    from experiments.learning_aware_dmo import LearningAwareConfig
     from jaxauction.priors import WalletPrior
     from jaxauction.specs import PriorSpec
+    from jaxauction.train.learning_aware import LearningAwareConfig
 
     rule = ja.second_price(2)
     with pytest.raises(ValueError, match="private values"):

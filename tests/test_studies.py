@@ -78,7 +78,7 @@ def test_reserve_sweep_with_truthful_bidders_finds_myersons_reserve(tmp_path):
 
 def test_reserve_sweep_refuses_bad_settings(tmp_path, capsys):
     out = ["--out", str(tmp_path / "x")]
-    assert "must be a multiple of window" in fails(reserve_sweep.main, ["--auctions", "1500", "--window", "1000",
+    assert "must be a multiple of --window" in fails(reserve_sweep.main, ["--auctions", "1500", "--window", "1000",
                                                                       *out], capsys)  # fmt: skip
     assert "sells one item" in fails(reserve_sweep.main, ["--items", "2", *out], capsys)
     assert "must exceed low" in fails(reserve_sweep.main, ["--value-low", "2", "--value-high", "1", *out], capsys)
@@ -132,3 +132,24 @@ def test_equilibrium_study_asymmetric_and_common_value_settings(tmp_path):
     m = equilibrium.main([*QUIET, *short, "--prior", "wallet", "--mechanism", "first_price", "--bidders", "2",
                           "--learner", "hedge", "--out", str(tmp_path / "w")])  # fmt: skip
     assert m["theory_bid_to_value"] is None  # no closed form is claimed where there is none
+
+
+def test_equilibrium_plots_draw_each_bidder_on_its_own_range_and_whole_bidder_ticks(tmp_path, monkeypatch):
+    from jaxauction import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "bid_functions", lambda path, values, lines, refs, title="": drawn.update(lines))
+    values = np.linspace(0.0, 2.0, 5)
+    row = {"learned_bids": np.ones((2, 5)), "theory_bids": None, "value_highs": [1.0, 2.0], "values": values,
+           "mechanism": "first_price", "n_bidders": 2, "value_range": 2.0, "prior": "uniform", "learner": "hedge",
+           "theory": None}  # fmt: skip
+    equilibrium.plot_setting(tmp_path, row)
+    assert np.isnan(drawn["bidder 0 learned"][values > 1.0]).all()  # not drawn as bids outside its values
+    assert not np.isnan(drawn["bidder 0 learned"][values <= 1.0]).any()
+    assert not np.isnan(drawn["bidder 1 learned"]).any()
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    plots.curves(tmp_path / "r.png", np.array([2, 3]), {"a": (np.array([0.5, 0.6]), None)}, "bidders", "b",
+                 integer_x=True)  # fmt: skip
+    ticks = [t for t in figures[0].axes[0].get_xticks() if 2 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)

@@ -34,6 +34,9 @@ class Mechanism(NamedTuple):
     apply: Callable[[Params, Array, PRNGKey], Outcome]
     trainable: bool = False
     units: int = 1  # identical units per item column (multi-unit auctions): a column sums to at most this
+    # One-bidder menu mechanisms (RochetNet): ``params -> (allocations [K, m], prices [K])``, every entry the
+    # bidder can be assigned; the regret audit enumerates it instead of searching by gradient.
+    menu: Callable[[Params], tuple[Array, Array]] | None = None
 
 
 def checked(mechanism: Mechanism) -> Mechanism:

@@ -144,6 +144,10 @@ class DMOConfig:
 
     def __post_init__(self) -> None:
         market = self.market()  # validates that the components fit together
+        self.bidders.check_horizon(self.rollout.auctions_per_round, "auctions_per_round")
+        if market.mechanism.trainable and self.optimiser.updates_per_round == 0:
+            raise ValueError(f"updates_per_round is 0: the {self.mechanism.mechanism} rule would never train (use "
+                             "1 or more, or a classical mechanism to measure a fixed rule)")  # fmt: skip
         if self.optimiser.regret_weight > 0:
             check_scorable(market.prior, market.utility, "the regret penalty (regret_weight)")
 

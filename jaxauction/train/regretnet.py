@@ -52,7 +52,7 @@ LARGE = ("additive_3x10", "additive_5x10")  # 5 hidden layers
 
 @dataclasses.dataclass(frozen=True)
 class RegretNetConfig:
-    """One training run; ``None`` means the reference configuration's value for the setting."""
+    """One training run; an unset field takes the reference configuration's value for the setting."""
 
     setting: str = "additive_2x2"
     """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, additive_1x2, unit_1x2,
@@ -68,7 +68,7 @@ class RegretNetConfig:
     train_size: int = 640_000
     """regretnet: fixed training profiles (their misreports are cached)"""
     learning_rate: float | None = None
-    """Adam's learning rate for the mechanism (regretnet 1e-3, rochetnet 0.05)"""
+    """Adam's learning rate for the mechanism (regretnet 1e-3, rochetnet 0.01)"""
     hidden_layers: int | None = None
     """regretnet: hidden layers per network (2; 5 for 3x10 and 5x10)"""
     hidden_units: int = 100
@@ -121,6 +121,8 @@ class RegretNetConfig:
             raise ValueError(f"train_size ({self.train_size}) must be at least the batch ({self.resolved('batch')})")
         for name in ("learning_rate", "misreport_lr", "softness"):
             check_finite(self.resolved(name), name, positive=True)
+        for name in ("lambda_init", "rho_init", "rho_increment"):
+            check_finite(self.resolved(name), name, minimum=0.0)
 
     def resolved(self, name: str) -> Any:
         """A setting with the reference configuration filled in for ``None``."""
@@ -130,7 +132,7 @@ class RegretNetConfig:
         large = self.setting == "additive_5x10"
         return {
             "batch": 128 if self.model == "regretnet" else 1024,
-            "learning_rate": 1e-3 if self.model == "regretnet" else 0.05,
+            "learning_rate": 1e-3 if self.model == "regretnet" else 0.01,
             "hidden_layers": 5 if self.setting in LARGE else 2,
             "lambda_init": 1.0 if large else 5.0,
             "rho_init": 0.25 if large else 1.0,

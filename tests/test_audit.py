@@ -1,0 +1,120 @@
+"""The regret audit's cost: presets, the convergence check on a subsample, menu enumeration for exactly-IC menus
+(no gradient search), chunked host calls equal to one call, and the estimate printed before the audit runs."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxauction as ja
+from jaxauction.mechanisms.base import Mechanism
+from jaxauction.regret import AUDITS, Protocol, _profiles, _search, evaluate, profile_regret
+from jaxauction.types import Outcome
+
+U01 = ja.UniformPrior(0.0, 1.0)
+GRID_ONLY = dict(random_starts=0, steps=0, revenue_profiles=0, interim=False)
+
+
+def test_presets_fill_what_is_unset_and_the_report_states_them():
+    standard = Protocol(audit="standard").resolved()
+    assert (standard.profiles, standard.random_starts, standard.steps, standard.stronger) == (10_000, 8, 200, 2)
+    assert standard.check_profiles == 1_000 and Protocol().resolved().random_starts == 16  # strong by default
+    mine = Protocol(audit="quick", profiles=300).resolved()
+    assert mine.profiles == 300 and mine.steps == AUDITS["quick"]["steps"]  # an explicit field wins
+    with pytest.raises(ValueError, match="unknown audit 'huge'"):
+        Protocol(audit="huge")
+    with pytest.raises(ValueError, match="check_profiles must be an integer >= 1"):
+        Protocol(check_profiles=0)
+    # the cost model: gradient steps count 3 (forward and backward), then the grid's reports and the truthful call
+    assert Protocol(audit="standard").work(2, 1) == 2 * (3 * 9 * 200 + 1001 + 2) + 1
+    report = evaluate(ja.second_price(2), ja.second_price(2).init(None), U01, jax.random.key(0),
+                      Protocol(audit="quick", profiles=200, stronger=1, **GRID_ONLY))  # fmt: skip
+    assert report.audit == "quick" and report.protocol["profiles"] == 200 and report.protocol["grid"] == -1
+
+
+def test_the_convergence_check_runs_on_a_subsample_and_compares_like_for_like():
+    """First price, 2 bidders: grid search is exact, so a x2 stronger grid finds the same on the subsample."""
+    protocol = Protocol(profiles=2_000, check_profiles=500, stronger=2, **GRID_ONLY)
+    report = evaluate(ja.first_price(2), ja.first_price(2).init(None), U01, jax.random.key(3), protocol)
+    assert report.check_profiles == 500
+    assert abs(report.regret_mean - 1 / 6) < 4 * report.regret_se
+    assert report.regret_mean_stronger == pytest.approx(report.regret_mean_check, abs=1e-5)
+    assert report.regret_change == pytest.approx(report.regret_mean_stronger - report.regret_mean_check)
+    # the check's figure is the first 500 profiles' mean, not the whole sample's
+    alone = evaluate(ja.first_price(2), ja.first_price(2).init(None), U01, jax.random.key(3),
+                     dataclasses.replace(protocol, profiles=500, stronger=1))  # fmt: skip
+    assert report.regret_mean_check == pytest.approx(alone.regret_mean, rel=1e-6)
+    assert report.regret_mean_check != pytest.approx(report.regret_mean, rel=1e-6)
+
+
+def shaded_menu(prices, allocations, shade: float) -> Mechanism:
+    """A one-item menu that assigns the entry best for ``shade x`` the report: not IC unless shade is 1."""
+    allocations, prices = jnp.asarray(allocations, jnp.float32), jnp.asarray(prices, jnp.float32)
+
+    def apply(params, bids, key):
+        best = jnp.argmax(allocations[:, 0] * shade * bids[0, 0] - prices)
+        return Outcome(allocation=allocations[best][None], payments=prices[best][None])
+
+    return Mechanism("shaded_menu", 1, 1, lambda key: (), apply, menu=lambda params: (allocations, prices))
+
+
+def test_menu_enumeration_finds_the_best_reachable_entry_and_skips_the_gradient_search():
+    allocations = [[0.0], [0.3], [0.6], [1.0]]
+    prices = [0.0, 0.05, 0.15, 0.4]
+    values = jax.random.uniform(jax.random.key(0), (400, 1, 1))
+    keys = jax.random.split(jax.random.key(1), 400)
+    low, high = jnp.zeros((1, 1)), jnp.ones((1, 1))
+    for shade, exact_ic in ((1.0, True), (0.7, False)):
+        mech = shaded_menu(prices, allocations, shade)
+        found = profile_regret(mech, (), values, keys, low, high, Protocol(steps=0, grid=2001))
+        menu_gain, grid_gain = np.asarray(found.menu_gain[:, 0]), np.asarray(found.grid_gain[:, 0])
+        assert np.all(menu_gain >= grid_gain - 1e-6)  # the enumeration bounds every report's gain
+        if exact_ic:
+            assert np.all(np.asarray(found.regret) == 0.0)
+        else:
+            # every entry is reachable by some report in [0, 1] (the last one from 0.35 / 0.7 = 0.5 up), so the
+            # enumeration is the exact best gain; the grid's reports find it to their resolution
+            assert menu_gain.max() > 0.01
+            np.testing.assert_allclose(menu_gain, grid_gain, atol=2e-3)
+    report = evaluate(shaded_menu(prices, allocations, 1.0), (), U01, jax.random.key(0),
+                      Protocol(profiles=300, revenue_profiles=0, interim=False))  # fmt: skip
+    assert report.searches == ("grid", "menu") and report.regret_mean == 0.0
+    assert any("gradient" in why for why in report.skipped) and report.regret_mean_stronger is None
+
+
+def test_rochetnet_is_audited_by_its_menu():
+    mech = ja.mechanisms.rochetnet(2, menu_size=50, price_scale=1.0, demand="unit")
+    params = mech.init(jax.random.key(0))
+    report = evaluate(mech, params, U01, jax.random.key(1), Protocol(audit="quick", profiles=200, interim=False),
+                      utility=ja.unit_demand())  # fmt: skip
+    assert report.searches == ("grid", "menu") and report.regret_max == 0.0 and report.check_profiles is None
+
+
+def test_host_chunks_give_the_one_call_results(capsys):
+    mech = ja.first_price(3)
+    values = jax.random.uniform(jax.random.key(0), (600, 3, 1))
+    keys = jax.random.split(jax.random.key(1), 600)
+    search = jax.random.split(jax.random.key(2), 600)
+    low, high = jnp.zeros((3, 1)), jnp.ones((3, 1))
+    protocol = Protocol(random_starts=1, steps=5, grid=51).resolved()
+    params = mech.init(None)
+    program = lambda v, k, sk: _profiles(mech, params, v, k, low, high, protocol, sk, None, ())  # noqa: E731
+    whole = jax.jit(program)(values, keys, search)
+    chunked, _ = _search(program, (values, keys, search), 600, "test", progress=False)  # 3 chunks, the last padded
+    for a, b in zip(jax.tree.leaves(whole), jax.tree.leaves(chunked), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6, atol=1e-7)
+
+
+def test_the_cost_and_an_estimate_are_printed_before_the_audit(capsys):
+    evaluate(ja.first_price(2), ja.first_price(2).init(None), U01, jax.random.key(0),
+             Protocol(audit="standard", profiles=600, random_starts=1, steps=10, revenue_profiles=0, interim=False),
+             progress=True)  # fmt: skip
+    err = capsys.readouterr().err
+    assert "regret audit (standard): 600 profiles, 2 bidder(s) x (gradient: 2 starts x 10 steps, grid: 1,003 reports)" \
+        in err
+    assert "convergence check x2 on 600 profiles" in err and "mechanism evaluations" in err
+    assert "first 256 profiles in" in err and "s more on this device" in err

@@ -87,7 +87,7 @@ from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.memory import check_fits
 from jaxauction.metrics import revenue as revenue_of
-from jaxauction.types import Array, Outcome, Params, PRNGKey, Types
+from jaxauction.types import Array, Params, PRNGKey, Types
 from jaxauction.utilities import Utility, quasi_linear
 
 SCORED_UTILITIES = ("quasi_linear", "unit_demand")  # the utilities regret is defined for here
@@ -264,13 +264,24 @@ def _grid_search(utilities, values, key, base, low, high, points):
 
 def _menu_search(mechanism: Mechanism, params: Params, utility: Utility, utility_params: Params, values: Array,
                  base: Array) -> Array:  # fmt: skip
-    """Best gain ``[1]`` over every entry of a one-bidder menu, scored with the evaluator's utility."""
+    """Best gain ``[1]`` over every entry of a one-bidder menu, scored with the evaluator's utility (additive or
+    unit demand: ``check_scorable`` admits no other).
+
+    Each entry's received value is a matmul with the bidder's values (unit demand: of the probability each
+    item is the one kept, items taken in decreasing value). Not ``utility.apply`` per entry: under ``jit``,
+    XLA:CPU (JAX 0.10.2) miscompiles ``sum(allocations * values, -1)`` over a broadcast row of values for two
+    or more items, by up to the largest utility (``tests/test_audit.py`` checks this search against numpy on
+    a 1,001-entry menu, under ``jit`` and ``lax.map``)."""
+    del utility_params
     allocations, prices = mechanism.menu(params)  # [K, m], [K]
-
-    def entry(allocation: Array, price: Array) -> Array:
-        return utility.apply(Types(values=values), Outcome(allocation[None], price[None]), utility_params)[0]
-
-    return (jnp.max(jax.vmap(entry)(allocations, prices)) - base[0])[None]
+    v = values[0]  # [m]
+    if utility.name == "unit_demand":
+        order = jnp.argsort(-v)
+        v, a = v[order], allocations[:, order]
+        allocations = jnp.clip(jnp.minimum(a, 1.0 - (jnp.cumsum(a, axis=-1) - a)), 0.0, None)
+    elif utility.name != "quasi_linear":
+        raise ValueError(f"menu enumeration scores additive or unit-demand utility, not {utility.name!r}")
+    return (jnp.max(allocations @ v - prices) - base[0])[None]
 
 
 def profile_regret(

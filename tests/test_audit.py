@@ -118,3 +118,29 @@ def test_the_cost_and_an_estimate_are_printed_before_the_audit(capsys):
         in err
     assert "convergence check x2 on 600 profiles" in err and "mechanism evaluations" in err
     assert "first 256 profiles in" in err and "s more on this device" in err
+
+
+@pytest.mark.parametrize("demand", ["additive", "unit"])
+def test_menu_enumeration_matches_numpy_on_a_large_two_item_menu(demand):
+    """1,001 entries, two items, under jit: the case XLA:CPU miscompiled when the entries were a vmap."""
+    mech = ja.mechanisms.rochetnet(2, menu_size=1000, price_scale=1.0, demand=demand)
+    params = mech.init(jax.random.key(0))
+    allocations, prices = (np.asarray(x, np.float64) for x in mech.menu(params))
+    values = jax.random.uniform(jax.random.key(1), (300, 1, 2))
+    utility = ja.unit_demand() if demand == "unit" else ja.quasi_linear()
+    keys, low, high = jax.random.split(jax.random.key(2), 300), jnp.zeros((1, 2)), jnp.ones((1, 2))
+    search = jax.jit(lambda v: profile_regret(mech, params, v, keys, low, high, Protocol(steps=0, grid=0),
+                                              utility=utility))  # fmt: skip
+    found = search(values)
+    v = np.asarray(values, np.float64)[:, 0]  # [P, 2]; unit-demand lotteries sum to at most 1: the same sum
+    best = np.max(v @ allocations.T - prices[None], axis=1)
+    np.testing.assert_allclose(np.asarray(found.menu_gain[:, 0]) + np.asarray(found.truthful_utility[:, 0]), best,
+                               atol=1e-5)  # fmt: skip
+    assert np.all(np.asarray(found.regret) <= 1e-5)  # the argmax menu is exactly IC
+    # a bundle sold to a unit-demand bidder is worth its best item: the enumeration scores that, not the sum
+    bundle = shaded_menu([0.0, 0.5], [[0.0], [1.0]], 1.0)
+    bundle = bundle._replace(n_items=2, apply=lambda p, b, k: Outcome(jnp.zeros((1, 2)), jnp.zeros((1,))),
+                             menu=lambda p: (jnp.array([[0.0, 0.0], [1.0, 1.0]]), jnp.array([0.0, 0.5])))
+    gains = jax.jit(lambda v: profile_regret(bundle, (), v, keys, low, high, Protocol(steps=0, grid=0),
+                                             utility=ja.unit_demand()))(values).menu_gain[:, 0]  # fmt: skip
+    np.testing.assert_allclose(np.asarray(gains), np.maximum(v.max(axis=1) - 0.5, 0.0), atol=1e-6)

@@ -18,7 +18,7 @@ source benchmarks/gpu_common.sh
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   export JAX_PLATFORMS=cpu
   MARKETS=1,64 BF16_MARKETS=64 BUDGET_AUCTIONS=20000 FORWARD=4096 BREAKDOWN="--markets 64 --auctions 200"
-  SIZES=4096,16384 CHUNKED_SIZE=16384 CHUNK=4096 E2E_SEEDS=1 E2E_ARGS="-- --rounds 2 --auctions-per-round 20000"
+  SIZES=4096,16384 CHUNKED_SIZE=16384 CHUNK=4096 E2E_SEEDS=1 E2E_ARGS="-- --rounds 2 --auctions-per-round 20000 --explore-steps 4000 --half-life 2000"
   TEST_PLATFORM=cpu TESTS="tests/test_market.py"
   STUDY_ARGS="--reserves 11 --seeds 2 --auctions 1000 --repeats 1"
 else

@@ -40,7 +40,7 @@ GRID = [
 
 
 def measure(seeds: int, **fields) -> dict:
-    config = DMOConfig.of(auctions_per_round=1_000, window=1_000, **fields)
+    config = DMOConfig.of(auctions_per_round=1_000, window=1_000, explore_steps=500, **fields)
     dmo = make_dmo(config)
     state = jax.eval_shape(jax.vmap(dmo.init), jax.random.split(jax.random.key(0), seeds))
     stats = jax.jit(jax.vmap(dmo.step)).lower(state).compile().memory_analysis()

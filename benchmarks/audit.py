@@ -22,16 +22,10 @@ from pathlib import Path
 import jax
 
 from benchmarks.common import device_info, matmul_gflops, median_seconds, str_list
-from benchmarks.regretnet import network_flops
+from benchmarks.regretnet import forward_flops
 from jaxauction import io
 from jaxauction.regret import AUDITS, Protocol, _profiles
 from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
-
-
-def forward_flops(config: RegretNetConfig) -> int:
-    """One forward pass of both networks for one profile (network_flops counts 3 x this per pass and batch)."""
-    passes = config.misreport_steps * config.the_setting.n_bidders + config.the_setting.n_bidders + 1
-    return network_flops(config) // (3 * config.resolved("batch") * passes)
 
 
 def setting_rows(name: str, audits: list[str], profiles: int, repeats: int, peak: float) -> list[dict]:

@@ -24,8 +24,8 @@ from jaxauction import io
 from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
 
 
-def network_flops(config: RegretNetConfig) -> int:
-    """FLOPs of one training iteration's network passes (both networks, every deviation, backward included)."""
+def forward_flops(config: RegretNetConfig) -> int:
+    """FLOPs of one forward pass of both networks for one profile (2 x multiply-adds)."""
     s = config.the_setting
     n, m = s.n_bidders, s.n_items
     hidden = (config.hidden_units,) * config.resolved("hidden_layers")
@@ -35,9 +35,14 @@ def network_flops(config: RegretNetConfig) -> int:
         widths = (n * m, *hidden, out)
         return sum(2 * a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
 
-    forward = mlp(outputs) + mlp(n)
+    return mlp(outputs) + mlp(n)
+
+
+def network_flops(config: RegretNetConfig) -> int:
+    """FLOPs of one training iteration's network passes (both networks, every deviation, backward included)."""
+    n = config.the_setting.n_bidders
     passes = config.misreport_steps * n + n + 1  # misreport refinement, then the loss on deviations and truth
-    return 3 * forward * config.resolved("batch") * passes
+    return 3 * forward_flops(config) * config.resolved("batch") * passes
 
 
 def main(argv=None) -> dict:

@@ -170,13 +170,16 @@ class Protocol:
         per_item = 0 if grid == 0 else int(round((grid - 1) * k ** (1 / n_items))) + 1
         return dataclasses.replace(p, random_starts=p.random_starts * k, steps=p.steps * k, grid=per_item)
 
+    def grid_reports(self, n_bidders: int, n_items: int) -> int:
+        """Reports the grid search tries per bidder: each item's grid and the others' breakpoints, combined."""
+        points = self.resolved().grid_points(n_items)
+        return (points + 2 * (n_bidders - 1)) ** n_items if points else 0
+
     def work(self, n_bidders: int, n_items: int, menu: int = 0) -> int:
         """The cost model: mechanism evaluations per profile (a gradient step counts 3: forward and backward)."""
         p = self.resolved()
         gradient = 3 * (p.random_starts + 1) * p.steps if p.steps and not menu else 0
-        points = p.grid_points(n_items)
-        grid = (points + 2 * (n_bidders - 1)) ** n_items if points else 0
-        return n_bidders * (gradient + grid) + menu + 1
+        return n_bidders * (gradient + p.grid_reports(n_bidders, n_items)) + menu + 1
 
 
 def check_scorable(prior: Any, utility: Utility | None, what: str = "regret") -> None:
@@ -350,7 +353,7 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
         grad_gain = jax.lax.map(gradient, (values, keys, base, profile_keys),
                                 batch_size=batch(n * (protocol.random_starts + 1)))  # fmt: skip
     if points:
-        grid_gain = jax.lax.map(grid, (values, keys, base), batch_size=batch(n * (points + 2 * (n - 1)) ** m))
+        grid_gain = jax.lax.map(grid, (values, keys, base), batch_size=batch(n * protocol.grid_reports(n, m)))
     if menu:
         menu_gain = jax.lax.map(enumerate_menu, (values, base), batch_size=protocol.profile_chunk)
     return ProfileRegret(base, revenue, grad_gain, grid_gain, menu_gain)
@@ -572,9 +575,8 @@ def describe(protocol: Protocol, n_bidders: int, n_items: int, menu: int = 0) ->
         parts.append(f"menu: {menu:,} entries")
     elif p.steps:
         parts.append(f"gradient: {p.random_starts + 1} starts x {p.steps} steps")
-    points = p.grid_points(n_items)
-    if points:
-        parts.append(f"grid: {(points + 2 * (n_bidders - 1)) ** n_items:,} reports")
+    if p.grid_reports(n_bidders, n_items):
+        parts.append(f"grid: {p.grid_reports(n_bidders, n_items):,} reports")
     return f"{n_bidders} bidder(s) x ({', '.join(parts) or 'no search'}) per profile"
 
 

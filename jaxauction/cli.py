@@ -151,9 +151,17 @@ def parse(
         try:
             saved = from_dict(config_cls, meta["config"])
             run = meta["run"]
+            output = meta.get("output", {})
             default = args_cls(
-                saved, RunSpec(seed=run["seed"], seeds=run["seeds"], seed_loop=run["seed_loop"], resume=resume,
-                               plots=bool(meta.get("output", {}).get("plots", True))),
+                saved,
+                RunSpec(
+                    seed=run["seed"],
+                    seeds=run["seeds"],
+                    seed_loop=run["seed_loop"],
+                    resume=resume,
+                    plots=bool(output.get("plots", True)),
+                    shard=bool(output.get("shard", True)),
+                ),
             )
         except (KeyError, TypeError, ValueError) as err:
             _fail(f"--resume {resume}: the checkpoint's settings cannot be read back ({type(err).__name__}: {err}); "

@@ -303,7 +303,9 @@ def run_meta(name: str, config: Any, spec: RunSpec) -> dict[str, Any]:
             "experiment": name,
             "config": config,
             "run": {"seed": spec.seed, "seeds": spec.seeds, "seed_loop": spec.seed_loop},
-            "output": {"plots": spec.plots},  # remembered by --resume (a flag given with it overrides)
+            # remembered by --resume (a flag given with it overrides): sharding changes how XLA partitions the
+            # program, and so the last bits of the results, so a resume keeps the run's choice
+            "output": {"plots": spec.plots, "shard": spec.shard},
         }
     )
 

@@ -60,7 +60,7 @@ def test_rochetnet_run_writes_metrics_plots_and_resumes(tmp_path):
         assert key in m
     assert m["regret_max"] < 1e-6  # RochetNet is exactly incentive compatible
     assert (tmp_path / "r" / "training.png").exists() and (tmp_path / "r" / "allocation.png").exists()
-    longer = regretnet.main(["--resume", str(tmp_path / "r"), "--iterations", "30", "--no-progress", "--no-shard"])
+    longer = regretnet.main(["--resume", str(tmp_path / "r"), "--iterations", "30", "--no-progress"])
     assert longer["iterations"] == 30
     rows = (tmp_path / "r" / "rounds.jsonl").read_text().splitlines()
     assert [json.loads(r)["iteration"] for r in rows] == [10, 20, 30]

@@ -46,7 +46,10 @@ documents): two searches per profile and bidder, and the larger gain counts.
   gradient search and the stronger attack are skipped for it, and the report
   says so (``skipped``). The enumeration counts every entry, also one that no
   report inside the support would be assigned: for such a menu it is an upper
-  bound.
+  bound. The grid still runs (1-2 items), cheaply: with one bidder its
+  reports are the same for every profile and a menu mechanism is
+  deterministic, so each report's outcome is computed once and every profile
+  enumerates those outcomes like a menu.
 
 Profiles are processed in memory-bounded chunks (``lax.map`` with
 ``batch_size``), in host calls of ``host_chunk`` profiles to one compiled
@@ -87,7 +90,7 @@ from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.memory import check_fits
 from jaxauction.metrics import revenue as revenue_of
-from jaxauction.types import Array, Params, PRNGKey, Types
+from jaxauction.types import Array, Outcome, Params, PRNGKey, Types
 from jaxauction.utilities import Utility, quasi_linear
 
 SCORED_UTILITIES = ("quasi_linear", "unit_demand")  # the utilities regret is defined for here
@@ -176,10 +179,15 @@ class Protocol:
         return (points + 2 * (n_bidders - 1)) ** n_items if points else 0
 
     def work(self, n_bidders: int, n_items: int, menu: int = 0) -> int:
-        """The cost model: mechanism evaluations per profile (a gradient step counts 3: forward and backward)."""
+        """The cost model: mechanism evaluations per profile (a gradient step counts 3: forward and backward).
+
+        For a ``menu``-entry menu mechanism: entries scored per profile (the truthful choice and the
+        enumeration score the menu, the grid the outcomes of its reports, computed once for all profiles)."""
         p = self.resolved()
-        gradient = 3 * (p.random_starts + 1) * p.steps if p.steps and not menu else 0
-        return n_bidders * (gradient + p.grid_reports(n_bidders, n_items)) + menu + 1
+        if menu:
+            return 2 * menu + p.grid_reports(n_bidders, n_items)
+        gradient = 3 * (p.random_starts + 1) * p.steps
+        return n_bidders * (gradient + p.grid_reports(n_bidders, n_items)) + 1
 
 
 def check_scorable(prior: Any, utility: Utility | None, what: str = "regret") -> None:
@@ -265,26 +273,29 @@ def _grid_search(utilities, values, key, base, low, high, points):
     return jnp.stack([bidder(i) for i in range(values.shape[0])])
 
 
-def _menu_search(mechanism: Mechanism, params: Params, utility: Utility, utility_params: Params, values: Array,
-                 base: Array) -> Array:  # fmt: skip
-    """Best gain ``[1]`` over every entry of a one-bidder menu, scored with the evaluator's utility (additive or
-    unit demand: ``check_scorable`` admits no other).
+def _entries_gain(allocations: Array, prices: Array, utility: Utility, values: Array, own: Outcome) -> Array:
+    """Best gain ``[1]`` of one bidder over outcome entries ``allocations [K, m]``, ``prices [K]`` (a menu, or
+    the outcomes of the grid's reports) against its truthful outcome ``own``, scored with the evaluator's
+    utility (additive or unit demand: ``check_scorable`` admits no other).
 
     Each entry's received value is a matmul with the bidder's values (unit demand: of the probability each
-    item is the one kept, items taken in decreasing value). Not ``utility.apply`` per entry: under ``jit``,
-    XLA:CPU (JAX 0.10.2) miscompiles ``sum(allocations * values, -1)`` over a broadcast row of values for two
-    or more items, by up to the largest utility (``tests/test_audit.py`` checks this search against numpy on
-    a 1,001-entry menu, under ``jit`` and ``lax.map``)."""
-    del utility_params
-    allocations, prices = mechanism.menu(params)  # [K, m], [K]
+    item is the one kept, items taken in decreasing value), and the truthful outcome is scored as one more row
+    of the same matmul, so an entry equal to it gains exactly 0 (an exactly IC menu reports regret 0, not
+    rounding). Not ``utility.apply`` per entry: under ``jit``, XLA:CPU (JAX 0.10.2) miscompiles
+    ``sum(allocations * values, -1)`` over a broadcast row of values for two or more items, by up to the
+    largest utility (``tests/test_audit.py`` checks this search against numpy on a 1,001-entry menu, under
+    ``jit`` and ``lax.map``)."""
     v = values[0]  # [m]
+    allocations = jnp.concatenate([own.allocation[:1], allocations])
+    prices = jnp.concatenate([own.payments[:1], prices])
     if utility.name == "unit_demand":
         order = jnp.argsort(-v)
         v, a = v[order], allocations[:, order]
         allocations = jnp.clip(jnp.minimum(a, 1.0 - (jnp.cumsum(a, axis=-1) - a)), 0.0, None)
     elif utility.name != "quasi_linear":
         raise ValueError(f"menu enumeration scores additive or unit-demand utility, not {utility.name!r}")
-    return (jnp.max(allocations @ v - prices) - base[0])[None]
+    scores = allocations @ v - prices
+    return (jnp.max(scores) - scores[0])[None]
 
 
 def profile_regret(
@@ -339,10 +350,6 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
         v, k, b = args
         return _grid_search(utilities, v, k, b, low, high, points)
 
-    def enumerate_menu(args):
-        v, b = args
-        return _menu_search(mechanism, params, utility, utility_params, v, b)
-
     # Each search batches as many profiles as its own rows allow (2**16 rows: starts x bidders for the gradient
     # search, reports for the grid), so the gradient steps run on large matmuls rather than the grid's few profiles.
     def batch(rows_per_profile: int) -> int:
@@ -352,10 +359,25 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
     if use_gradient:
         grad_gain = jax.lax.map(gradient, (values, keys, base, profile_keys),
                                 batch_size=batch(n * (protocol.random_starts + 1)))  # fmt: skip
-    if points:
+    if points and not menu:
         grid_gain = jax.lax.map(grid, (values, keys, base), batch_size=batch(n * protocol.grid_reports(n, m)))
     if menu:
-        menu_gain = jax.lax.map(enumerate_menu, (values, base), batch_size=protocol.profile_chunk)
+
+        def enumerate_entries(allocations: Array, prices: Array) -> Array:
+            def gain(args):
+                v, k = args
+                return _entries_gain(allocations, prices, utility, v, mechanism.apply(params, v, k))
+
+            return jax.lax.map(gain, (values, keys), batch_size=protocol.profile_chunk)
+
+        menu_gain = enumerate_entries(*mechanism.menu(params))
+        if points:
+            # One bidder: the grid's reports are the same for every profile, and a menu mechanism is
+            # deterministic, so each report's outcome is computed once and the profiles enumerate those outcomes
+            # (the generic grid search would evaluate the whole menu once per report and profile).
+            reports = _candidates(values[0], 0, low, high, points)  # [R, m]
+            outcomes = jax.vmap(lambda r: mechanism.apply(params, r[None], keys[0]))(reports)
+            grid_gain = enumerate_entries(outcomes.allocation[:, 0], outcomes.payments[:, 0])
     return ProfileRegret(base, revenue, grad_gain, grid_gain, menu_gain)
 
 
@@ -419,9 +441,7 @@ def interim_regret(
 
     def bidder(i: int) -> Array:
         reports = jnp.linspace(0.0, 1.0, grid)[:, None] * (high[i] - low[i]) + low[i]  # [G, 1]
-        best = jax.lax.map(
-            lambda v_i: cross_fitted(i, jnp.concatenate([reports, v_i[None]]), v_i), own_values[:, i]
-        )
+        best = jax.lax.map(lambda v_i: cross_fitted(i, jnp.concatenate([reports, v_i[None]]), v_i), own_values[:, i])
         return jnp.maximum(jnp.mean(best), 0.0)
 
     return jnp.stack([bidder(i) for i in range(n)])
@@ -576,13 +596,16 @@ def describe(protocol: Protocol, n_bidders: int, n_items: int, menu: int = 0) ->
     elif p.steps:
         parts.append(f"gradient: {p.random_starts + 1} starts x {p.steps} steps")
     if p.grid_reports(n_bidders, n_items):
-        parts.append(f"grid: {p.grid_reports(n_bidders, n_items):,} reports")
+        parts.append(
+            f"grid: {p.grid_reports(n_bidders, n_items):,} reports" + (" (outcomes computed once)" if menu else "")
+        )
     return f"{n_bidders} bidder(s) x ({', '.join(parts) or 'no search'}) per profile"
 
 
 def _search(fn: Callable, arrays: tuple, count: int, label: str, progress: bool, on_first=None):
     """``fn`` (one compiled program) over the first ``count`` profiles of ``arrays``, in host chunks of equal
-    size (the last one padded), with a progress bar; ``on_first(seconds, size)`` after the first chunk."""
+    size (the last one padded), with a progress bar; ``on_first(seconds, size, done)`` after the first chunk, or
+    after the second when the first took under a second (then a warm-up, not the rate, dominates its time)."""
     size = min(count, max(256, -(-count // 20)))
     arrays = tuple(a[:count] for a in arrays)
     chunks = -(-count // size)
@@ -598,8 +621,10 @@ def _search(fn: Callable, arrays: tuple, count: int, label: str, progress: bool,
         index = np.minimum(np.arange(c * size, (c + 1) * size), count - 1)  # the last chunk repeats a profile
         t0 = time.perf_counter()
         parts.append(jax.device_get(compiled(*(a[index] for a in arrays))))
-        if c == 0 and on_first is not None:
-            on_first(time.perf_counter() - t0, size)
+        seconds = time.perf_counter() - t0
+        if on_first is not None and (c == 1 or (c == 0 and (seconds >= 1.0 or chunks == 1))):
+            on_first(seconds, size, min(count, (c + 1) * size))
+            on_first = None
         if bar is not None:
             bar.update(min(size, count - c * size))
     if bar is not None:
@@ -643,12 +668,13 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
     say(f"regret audit ({protocol.audit}): {protocol.profiles:,} profiles, {describe(protocol, n, m, menu)}"
         + (f"; convergence check x{protocol.stronger} on {check:,} profiles ({describe(strong, n, m, menu)})"
            if check_on else "; no convergence check")
-        + f": {protocol.profiles * main_work + check * check_work:,} mechanism evaluations")  # fmt: skip
+        + f": {protocol.profiles * main_work + check * check_work:,} "
+        + ("scored menu entries" if menu else "mechanism evaluations"))  # fmt: skip
 
-    def estimate(seconds: float, size: int) -> None:
+    def estimate(seconds: float, size: int, done: int) -> None:
         per = seconds / size
-        rest = per * (protocol.profiles - size) + per * check * check_work / main_work
-        say(f"first {size:,} profiles in {seconds:.2f} s: about {rest:.0f} s more on this device "
+        rest = per * (protocol.profiles - done) + per * check * check_work / main_work
+        say(f"{done:,} profiles done, the last {size:,} in {seconds:.2f} s: about {rest:.0f} s more on this device "
             f"({jax.devices()[0].device_kind})")  # fmt: skip
 
     def program(p: Protocol) -> Callable:

@@ -35,7 +35,8 @@ class Mechanism(NamedTuple):
     trainable: bool = False
     units: int = 1  # identical units per item column (multi-unit auctions): a column sums to at most this
     # One-bidder menu mechanisms (RochetNet): ``params -> (allocations [K, m], prices [K])``, every entry the
-    # bidder can be assigned; the regret audit enumerates it instead of searching by gradient.
+    # bidder can be assigned; the mechanism must be deterministic (``apply`` ignores its key). The regret audit
+    # enumerates the menu instead of searching by gradient.
     menu: Callable[[Params], tuple[Array, Array]] | None = None
 
 

@@ -196,7 +196,7 @@ def diagnostics(
     over at most ``max_permutations`` permutations and the profiles without tied bids: random tie-breaking
     is anonymous only in distribution)."""
     mech, n = market.mechanism, market.n_bidders
-    apply = jax.vmap(mech.apply, in_axes=(None, 0, 0))
+    apply = jax.jit(jax.vmap(mech.apply, in_axes=(None, 0, 0)))  # one program for the profiles and permutations
     outcomes = apply(mechanism_params, data.bids, data.keys)
     utility = jax.vmap(lambda t, o: market.utility.apply(t, o, utility_params))(data.types, outcomes)
     won = jnp.sum(outcomes.allocation, axis=-1) > 0  # [D, n]

@@ -34,6 +34,7 @@ def test_regretnet_benchmark_counts_flops():
     assert row["ms_per_iteration"] > 0 and 0 < row["roofline_fraction"] < 1
 
 
+@pytest.mark.slow
 def test_audit_benchmark_counts_flops_by_the_cost_model(tmp_path):
     out = tmp_path / "audit.json"
     result = audit.main(["--settings", "single2", "--audits", "quick", "--profiles", "8", "--repeats", "1",

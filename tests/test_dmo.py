@@ -58,6 +58,7 @@ def test_train_shapes_and_reproducibility():
     assert not np.array_equal(kernel(state), kernel(other[0]))
 
 
+@pytest.mark.slow
 def test_vmap_over_seeds_matches_single_runs_and_compiles_once():
     config = DMOConfig.of(**TINY)
     train = make_train(config)
@@ -98,6 +99,7 @@ def test_one_adam_step_per_round_and_classical_rules_stay_put():
     assert abs(-float(log.loss) - 4.5) < 4 * 2.07 / np.sqrt(64 * 32)
 
 
+@pytest.mark.slow
 def test_gradient_ascent_on_fixed_bids_charges_the_top_bidder():
     """Truthful bidders, U{0..9}, 3 bidders: on fixed bids the softmax pay-your-share rule earns at most the
     highest bid, E[highest value] = 6.975 (first price on those bids; bidders who respond would not bid so).

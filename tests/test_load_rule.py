@@ -18,24 +18,35 @@ from jaxauction.market import init_params
 from jaxauction.regret import Protocol, evaluate
 from tests.test_runs import DMO, LA, RN
 
+RUNS = {
+    "dmo": (dmo_experiment, [*DMO, "--seeds", "2"]),
+    "la": (learning_aware_dmo, LA),
+    "rn": (regretnet, RN),
+    "sweep": (reserve_sweep, ["--reserves", "3", "--auctions", "400", "--window", "200", "--explore-steps", "100",
+                              "--no-progress", "--no-plots", "--no-shard"]),  # fmt: skip
+}
+
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    made = {
-        "dmo": (dmo_experiment, [*DMO, "--seeds", "2"]),
-        "la": (learning_aware_dmo, LA),
-        "rn": (regretnet, RN),
-        "sweep": (reserve_sweep, ["--reserves", "3", "--auctions", "400", "--window", "200", "--explore-steps",
-                                  "100", "--no-progress", "--no-plots", "--no-shard"]),  # fmt: skip
-    }
-    for name, (module, args) in made.items():
-        module.main([*args, "--out", str(root / name)])
-    return root, {name: json.loads((root / name / "metrics.json").read_text()) for name in made}
+def made(tmp_path_factory):
+    """``made(*names) -> (root, metrics)``: the tiny runs, each made once, when a test first asks for it (the DMO
+    and learning-aware runs take half a minute each, so the default suite's tests use the RegretNet and sweep runs)."""
+    root, metrics = tmp_path_factory.mktemp("runs"), {}
+
+    def get(*names: str):
+        for name in names:
+            if name not in metrics:
+                module, args = RUNS[name]
+                module.main([*args, "--out", str(root / name)])
+                metrics[name] = json.loads((root / name / "metrics.json").read_text())
+        return root, metrics
+
+    return get
 
 
-def test_load_rule_gives_the_trained_rule_of_every_training_experiment(folders):
-    root, metrics = folders
+@pytest.mark.slow
+def test_load_rule_gives_the_trained_rule_of_every_training_experiment(made):
+    root, metrics = made("rn", "dmo", "la")
     # RegretNet: seed 1's rule, audited as the run audited it, gives the run's figures for seed 1
     rule = runs.load_rule(root / "rn", 1)
     assert rule.experiment == "regretnet" and rule.steps == 20 and rule.config.setting == "single2"
@@ -63,21 +74,24 @@ def test_load_rule_gives_the_trained_rule_of_every_training_experiment(folders):
     assert rule.mechanism.name == "second_price" and rule.steps == 2
 
 
-def test_load_rule_refuses_what_is_not_a_trained_rule(folders, tmp_path):
-    root, _ = folders
+def test_load_rule_refuses_what_is_not_a_trained_rule(made, tmp_path):
+    root, metrics = made("rn", "sweep")
+    rule = runs.load_rule(root / "rn", 1)  # what the slow test checks for every experiment, for RegretNet here
+    assert rule.experiment == "regretnet" and rule.steps == 20 and rule.config.setting == "single2"
     for folder, seed, expect, words in [
         (tmp_path, 0, None, "no checkpoint there"),
         (root / "sweep", 0, None, "no checkpoint there"),
         (root / "rn", 2, None, "seeds 0..1"),
         (root / "rn", -1, None, "seeds 0..1"),
-        (root / "dmo", 0, "regretnet", "not regretnet"),
+        (root / "rn", 0, "deep_mechanism_optimization", "not deep_mechanism_optimization"),
     ]:
         with pytest.raises(RunError, match=words):
             runs.load_rule(folder, seed, expect=expect)
 
 
-def test_one_table_for_every_experiment_skips_and_names_unfinished_folders(folders, tmp_path, capsys):
-    root, metrics = folders
+@pytest.mark.slow
+def test_one_table_for_every_experiment_skips_and_names_unfinished_folders(made, tmp_path, capsys):
+    root, metrics = made("dmo", "la", "rn", "sweep")
     unfinished = tmp_path / "unfinished"
     shutil.copytree(root / "rn", unfinished)
     (unfinished / "metrics.json").unlink()
@@ -102,14 +116,14 @@ def test_one_table_for_every_experiment_skips_and_names_unfinished_folders(folde
 
 
 @pytest.mark.parametrize("which", ["table", "regretnet_table"])
-def test_tables_without_a_finished_run_fail_in_one_line(which, folders, capsys):
-    root, _ = folders
+def test_tables_without_a_finished_run_fail_in_one_line(which, made, capsys):
+    root, _ = made("rn", "sweep")
     module = {"table": table, "regretnet_table": regretnet_table}[which]
-    for argv in ([], [str(root / "dmo")] if which == "regretnet_table" else [str(root / "nope")]):
+    for argv in ([], [str(root / "sweep")] if which == "regretnet_table" else [str(root / "nope")]):
         with pytest.raises(SystemExit) as exc:
             module.main(argv)
         assert exc.value.code != 0
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("error: no finished"), err
-    text = regretnet_table.main([str(root / "rn"), str(root / "dmo")])  # the DMO folder is skipped, named
-    assert "single2" in text and "a deep_mechanism_optimization run, not" in capsys.readouterr().err
+    text = regretnet_table.main([str(root / "rn"), str(root / "sweep")])  # the sweep's folder is skipped, named
+    assert "single2" in text and "a reserve_sweep run, not" in capsys.readouterr().err

@@ -154,6 +154,7 @@ def test_markets_whose_parts_do_not_fit_are_refused():
     build_market(MechanismSpec(normalise=True), PopulationSpec(n_bids=500), PriorSpec(value_high=499))
 
 
+@pytest.mark.slow
 def test_sweep_of_256_reserves_by_4_half_lives_is_one_trace():
     """Numbers are params: 1,024 (reserve, half-life) settings run in one jit, traced once, and rerun with
     other numbers without retracing."""

@@ -274,7 +274,7 @@ def test_learned_mechanisms_are_feasible_and_individually_rational(index):
 
 @pytest.mark.parametrize(("name", "n"), [
     pytest.param("first_price", 2, marks=pytest.mark.slow), pytest.param("second_price", 3, marks=pytest.mark.slow),
-    pytest.param("third_price", 3, marks=pytest.mark.slow), ("all_pay", 2),
+    pytest.param("third_price", 3, marks=pytest.mark.slow), pytest.param("all_pay", 2, marks=pytest.mark.slow),
     pytest.param("all_pay", 3, marks=pytest.mark.slow),
 ])  # fmt: skip
 def test_ex_post_regret_matches_exhaustive_search(name, n):

@@ -114,6 +114,7 @@ def test_a_run_folder_in_use_is_refused_with_the_holder_named(tmp_path, capsys):
     assert dmo_experiment.main([*DMO, "--no-final-eval", "--out", str(out)]) is not None
 
 
+@pytest.mark.slow
 def test_two_runs_into_one_folder_the_second_is_refused_the_first_finishes(tmp_path):
     out = tmp_path / "shared"
     args = [sys.executable, "-m", "experiments.deep_mechanism_optimization", *DMO, "--rounds", "3", "--no-final-eval",

@@ -65,6 +65,7 @@ def test_equilibrium_study_refuses_bad_settings(tmp_path, capsys):
     assert "bidders must be an integer >= 2" in fails(equilibrium.main, ["--bidders", "1", *out], capsys)
 
 
+@pytest.mark.slow
 def test_reserve_sweep_with_truthful_bidders_finds_myersons_reserve(tmp_path):
     """Two truthful bidders, U[0, 1]: revenue peaks at reserve 1/2 with 5/12 (Myerson; done-when of the issue)."""
     m = reserve_sweep.main([*QUIET, "--seeds", "8", "--reserves", "101", "--out", str(tmp_path / "r")])

@@ -34,6 +34,9 @@ TRAINING_EXPERIMENTS = ("deep_mechanism_optimization", "learning_aware_dmo", "re
 
 
 class Rule(NamedTuple):
+    """A trained rule read back from a run folder (``load_rule``): the mechanism and its params for one seed, the prior
+    and utility it was trained for, the experiment and configuration that trained it, and the steps trained."""
+
     mechanism: Mechanism
     params: Any  # the mechanism's params of the chosen seed
     prior: Prior  # the value prior it was trained for

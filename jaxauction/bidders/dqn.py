@@ -50,6 +50,8 @@ class QNetwork(nn.Module):
 
 
 class DQNParams(NamedTuple):
+    """``dqn``'s numbers: forced uniform exploration steps, then epsilon = 0.5 ** (t / half_life)."""
+
     explore_steps: Array  # int32: forced uniform exploration
     half_life: Array  # float32: eps = 0.5 ** (t / half_life) afterwards
 

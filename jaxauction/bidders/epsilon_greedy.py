@@ -44,11 +44,17 @@ from jaxauction.types import Array, Feedback, PRNGKey
 
 
 class EpsilonGreedyParams(NamedTuple):
+    """``epsilon_greedy``'s numbers: forced uniform exploration steps (the original's ``start_point``), then epsilon =
+    0.5 ** (t / half_life) (the original's ``step_floor``)."""
+
     explore_steps: Array  # int32: forced uniform exploration (the original's start_point)
     half_life: Array  # float32: eps = 0.5 ** (t / half_life) (the original's step_floor)
 
 
 class EpsilonGreedyState(NamedTuple):
+    """``epsilon_greedy``'s state for ``k`` bidders: value estimates and encoded pull counts per item, value level and
+    bid, and the updates so far."""
+
     estimates: Array  # [k, m, V, B] float32
     counts: Array  # [k, m, V, B] int32, encoded pull counts (decode with effective_counts)
     t: Array  # [k] int32, updates so far

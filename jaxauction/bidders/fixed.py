@@ -24,6 +24,8 @@ EQUILIBRIA = ("second_price", "first_price", "all_pay")
 
 
 class ShadingParams(NamedTuple):
+    """``shading``'s number: bid = alpha x value."""
+
     alpha: Array  # float32 >= 0: bid = alpha * value
 
 

@@ -40,6 +40,8 @@ VARIANTS = ("exponential", "linear")
 
 
 class HedgeParams(NamedTuple):
+    """``hedge``'s numbers: the learning rate eps in (0, 1) and the utility scale rho > 0."""
+
     learning_rate: Array  # float32 eps in (0, 1)
     scale: Array  # float32 rho > 0: utilities are divided by it
 

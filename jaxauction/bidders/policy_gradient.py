@@ -29,6 +29,8 @@ from jaxauction.types import Array, Feedback, PRNGKey
 
 
 class PolicyGradientParams(NamedTuple):
+    """``policy_gradient``'s numbers: the learning rate, the baseline's rate in (0, 1] and the utility scale."""
+
     learning_rate: Array  # float32 > 0
     baseline_rate: Array  # float32 in (0, 1]
     scale: Array  # float32 > 0: utilities are divided by it

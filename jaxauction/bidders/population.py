@@ -18,6 +18,9 @@ from jaxauction.types import Array, Params, PRNGKey, State
 
 
 class Population(NamedTuple):
+    """Learner groups on one stacked bidder axis, in order: group ``g`` holds the bidders of ``slices[g]``. Build it
+    with ``population``."""
+
     groups: tuple[Learner, ...]
 
     @property

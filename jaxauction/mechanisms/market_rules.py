@@ -129,6 +129,9 @@ def with_entry_fee(mechanism: Mechanism, fee: float) -> Mechanism:
 
 
 class BudgetParams(NamedTuple):
+    """``with_budgets``'s params: the inner rule's params, each bidder's per-auction budget, and what a bidder over its
+    budget pays instead."""
+
     inner: Params
     budgets: Array  # [n] float32 per-auction budgets
     penalties: Array  # [n] float32 what a bidder over its budget pays instead

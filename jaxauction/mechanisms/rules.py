@@ -46,6 +46,9 @@ from jaxauction.types import Array, Outcome, Params, PRNGKey
 
 
 class RuleParams(NamedTuple):
+    """The classical rules' params: the reserve (the lowest bid that may win) and the temperature of its smooth
+    relaxation (0: the hard reserve)."""
+
     reserve: Array  # scalar float32: the lowest bid that may win
     temperature: Array  # scalar float32: 0 for the hard reserve, > 0 for its smooth relaxation
 

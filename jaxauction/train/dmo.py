@@ -187,6 +187,9 @@ class RoundLog(NamedTuple):
 
 
 class DMO(NamedTuple):
+    """Deep mechanism optimization as built by ``make_dmo``: its configuration, market and optimizer, and the pure
+    ``init(key) -> TrainState`` and ``step(state) -> (state, RoundLog)`` (one round)."""
+
     config: DMOConfig
     market: Market
     optimizer: optax.GradientTransformation

@@ -93,6 +93,7 @@ from jaxauction.priors import (
     UniformIntPrior,
     UniformPrior,
     WalletPrior,
+    top_value,
 )
 from jaxauction.prng import (
     key,
@@ -283,6 +284,7 @@ __all__ = [
     "simultaneous",
     "third_price",
     "tile_params",
+    "top_value",
     "truthful",
     "unit_demand",
     "unit_value",

@@ -35,7 +35,7 @@ import numpy as np
 from jaxauction.io import plus_minus
 from jaxauction.market import Dataset, Market, MarketParams, collect, init_params, run_round, tile_params
 from jaxauction.mechanisms import make_mechanism
-from jaxauction.priors import UniformIntPrior, UniformPrior, default_support
+from jaxauction.priors import UniformIntPrior, UniformPrior, top_value
 from jaxauction.types import Array, PRNGKey
 
 EVALUATION_STREAM = 1_000_003  # final evaluations fold this into the run's seed: keys apart from training's
@@ -106,7 +106,7 @@ def reserve_grid(market: Market, points: int) -> np.ndarray:
     (measured: 3 epsilon-greedy bidders on 0..9, reserve 4.5 earns 4.74,
     4.95 earns 4.94 and 5.0 earns 4.56).
     """
-    top = float(default_support(market.prior, market.n_bidders)[1].max())
+    top = top_value(market.prior, market.n_bidders)
     grid = np.linspace(0.0, top, points)
     if integer_bids(market):
         grid = np.union1d(grid, np.arange(1, int(top) + 1) - JUST_BELOW)
@@ -293,7 +293,7 @@ def comparison_lines(report: dict[str, Any], learned_name: str) -> list[str]:
 def rule_curve(market: Market, mechanism_params: Any, others: Array, points: int = 101, draws: int = 64):
     """Bidder 0's allocation probability and payment ``[points]`` as its bid goes from 0 to the highest value,
     the other bidders' bids fixed at ``others [n-1]`` (one item; averaged over ``draws`` tie-breaking keys)."""
-    top = float(default_support(market.prior, market.n_bidders)[1].max())
+    top = top_value(market.prior, market.n_bidders)
     bids = jnp.linspace(0.0, top, points)
     keys = jax.random.split(jax.random.key(0), draws)
 

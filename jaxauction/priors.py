@@ -294,3 +294,10 @@ def default_support(prior: Prior, n_bidders: int, n_items: int = 1) -> tuple[np.
     """``(low, high)``, each ``[n, m]`` float64 on the host: the support of ``prior`` at its default params."""
     low, high = prior.support(prior.init_params(n_bidders, n_items))
     return np.asarray(low, np.float64), np.asarray(high, np.float64)
+
+
+def top_value(prior: Prior, n_bidders: int, n_items: int = 1) -> float:
+    """The highest value ``prior`` draws at its default params, over every bidder and item (the top of its
+    support; an exponential prior's is the 1 - 1e-4 quantile): the one scale for bid grids, reserve grids,
+    plots and normalised payment networks."""
+    return float(default_support(prior, n_bidders, n_items)[1].max())

@@ -68,7 +68,7 @@ from jaxauction.priors import (
     UniformIntPrior,
     UniformPrior,
     WalletPrior,
-    broadcast_bound,
+    top_value,
 )
 from jaxauction.types import FULL_INFORMATION
 from jaxauction.utilities import UTILITIES, Utility
@@ -423,8 +423,8 @@ PRIORS: dict[str, Callable[..., Prior]] = {
 def highest_bid(groups: list[Learner] | tuple[Learner, ...], prior: Prior, n: int, m: int) -> float:
     """The highest bid a population can make: its learners' bid grids, or the prior's top value for those
     who bid their values. Normalised payment networks divide bids by it."""
-    top_value = float(np.max(broadcast_bound(prior.high, n, m, "high")))
-    return max(top_value if g.max_bid is None else g.max_bid for g in groups)
+    top = top_value(prior, n, m)
+    return max(top if g.max_bid is None else g.max_bid for g in groups)
 
 
 def build_market(
@@ -439,7 +439,7 @@ def build_market(
     if mechanism.decay != 1 and m == 1:
         raise ValueError("decay discounts bidders who win several items: it needs --items >= 2")
     value_prior = prior.build()
-    values = ValueScale(float(np.max(broadcast_bound(value_prior.high, n, m, "high"))), value_prior.integer)
+    values = ValueScale(top_value(value_prior, n, m), value_prior.integer)
     groups = [LEARNERS[name](bidders, len(list(run)), m, values) for name, run in itertools.groupby(bidders.learners)]
     market = Market(
         mechanism=MECHANISMS[mechanism.mechanism](mechanism, n, m, highest_bid(groups, value_prior, n, m)),

@@ -3,6 +3,7 @@ import jax
 import numpy as np
 import pytest
 
+import jaxauction as ja
 from jaxauction import UniformIntPrior, UniformPrior
 
 
@@ -108,3 +109,18 @@ def test_truncated_gaussian_and_wallet_priors():
     types = wallet.sample(jax.random.key(2), wallet.init_params(3, 1))
     np.testing.assert_array_equal(types.values[:, 0], types.signals.sum())  # everyone's value: the signals' sum
     np.testing.assert_array_equal(types.observation(), types.signals)  # bidders bid on their own signal
+
+
+def test_top_value_is_the_one_scale_of_every_prior():
+    """One helper for the prior's highest value (bid grids, reserve grids, normalised networks, plots): the top
+    of the support, per-bidder bounds included; an exponential prior's is its 1 - 1e-4 quantile, where the old
+    scale of normalised networks read a ``high`` the prior does not have (AttributeError)."""
+    import math
+
+    from jaxauction.specs import highest_bid
+
+    assert ja.top_value(ja.UniformIntPrior(0, 9), 3) == 9.0
+    assert ja.top_value(ja.UniformPrior(0.0, (1.0, 2.5)), 2) == 2.5
+    assert ja.top_value(ja.UniformPrior(0.0, 1.0), 1, 2) == 1.0
+    assert ja.top_value(ja.ExponentialPrior(2.0), 2) == pytest.approx(2.0 * math.log(1e4), rel=1e-6)
+    assert highest_bid([ja.truthful(2)], ja.ExponentialPrior(1.0), 2, 1) == pytest.approx(math.log(1e4), rel=1e-6)

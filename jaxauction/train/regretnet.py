@@ -38,7 +38,7 @@ import optax
 from jaxauction._checks import check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
-from jaxauction.priors import default_support
+from jaxauction.priors import top_value
 from jaxauction.regret import batch_regret, refine_misreports
 from jaxauction.settings import Setting, setting
 from jaxauction.train import make_update
@@ -175,7 +175,7 @@ class Trainer(NamedTuple):
 
 def build_mechanism(config: RegretNetConfig) -> Mechanism:
     s = config.the_setting
-    top = float(default_support(s.prior, s.n_bidders, s.n_items)[1].max())
+    top = top_value(s.prior, s.n_bidders, s.n_items)
     if config.model == "rochetnet":
         return rochetnet(s.n_items, config.menu_size, price_scale=top, demand=s.demand)
     hidden = (config.hidden_units,) * config.resolved("hidden_layers")

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxauction.io import plus_minus
-from jaxauction.market import Dataset, Market, MarketParams, collect, init_params, run_round, tile_params
+from jaxauction.market import Dataset, Market, MarketParams, collect, fresh_round, init_params, tile_params
 from jaxauction.mechanisms import make_mechanism
 from jaxauction.priors import UniformIntPrior, UniformPrior, top_value
 from jaxauction.types import Array, PRNGKey
@@ -71,9 +71,8 @@ def fresh_rewards(
 
     def one(p: MarketParams, key: PRNGKey) -> Array:
         k_init, k_round = jax.random.split(key)
-        states = jax.vmap(market.population.init, in_axes=(0, None))(jax.random.split(k_init, markets), p.learners)
-        round_keys = jax.random.split(k_round, markets)
-        _, metrics = jax.vmap(lambda s, k: run_round(market, auctions, window, p, s, k))(states, round_keys)
+        play = lambda ki, kr: fresh_round(market, p, ki, kr, auctions, window)[1]  # noqa: E731
+        metrics = jax.vmap(play)(jax.random.split(k_init, markets), jax.random.split(k_round, markets))
         return jnp.mean(metrics.platform_reward)
 
     return jax.vmap(one, in_axes=(0 if batched_params else None, 0))(params, keys)
@@ -222,8 +221,7 @@ def diagnostics(
 def final_dataset(market: Market, params: MarketParams, key: PRNGKey, auctions: int, window: int, size: int):
     """Fresh bidders learn against ``params`` for ``auctions`` auctions, then play ``size`` auctions frozen."""
     k_init, k_round, k_data = jax.random.split(key, 3)
-    states = market.population.init(k_init, params.learners)
-    states, _ = run_round(market, auctions, window, params, states, k_round)
+    states, _ = fresh_round(market, params, k_init, k_round, auctions, window)
     return collect(market, size, params, states, k_data)
 
 

@@ -299,6 +299,15 @@ class Dataset(NamedTuple):
     keys: Array
 
 
+def fresh_round(
+    market: Market, params: MarketParams, init_key: PRNGKey, round_key: PRNGKey, n_auctions: int, window: int
+) -> tuple[tuple[State, ...], RoundMetrics]:
+    """Fresh bidders (states from ``init_key``) learn for ``n_auctions`` auctions against fixed ``params``: the
+    one way every evaluation, study and search starts its bidders."""
+    states = market.population.init(init_key, params.learners)
+    return run_round(market, n_auctions, window, params, states, round_key)
+
+
 def collect(market: Market, size: int, params: MarketParams, states: tuple[State, ...], key: PRNGKey) -> Dataset:
     """``size`` independent auctions with frozen bidders (they act, exploration included, but do not learn)."""
     check_positive_int(size, "size")

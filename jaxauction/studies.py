@@ -22,7 +22,7 @@ import jax
 import numpy as np
 
 from jaxauction.evaluation import fresh_rewards
-from jaxauction.market import Market, MarketParams, run_round
+from jaxauction.market import Market, MarketParams, fresh_round
 from jaxauction.types import Array, PRNGKey
 
 
@@ -37,9 +37,7 @@ def learn_policies(
     """Fresh bidders learn for ``auctions`` auctions against ``params``, one market per key ``[S]``."""
 
     def one(key: PRNGKey) -> Learned:
-        k_init, k_round = jax.random.split(key)
-        states = market.population.init(k_init, params.learners)
-        states, metrics = run_round(market, auctions, window, params, states, k_round)
+        states, metrics = fresh_round(market, params, *jax.random.split(key), auctions, window)
         return Learned(market.population.policy(states, observations, params.learners)[..., 0], metrics.revenue)
 
     return jax.vmap(one)(keys)

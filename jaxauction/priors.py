@@ -291,8 +291,11 @@ Prior = UniformIntPrior | UniformPrior | ExponentialPrior | TruncatedGaussianPri
 
 
 def default_support(prior: Prior, n_bidders: int, n_items: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """``(low, high)``, each ``[n, m]`` float64 on the host: the support of ``prior`` at its default params."""
-    low, high = prior.support(prior.init_params(n_bidders, n_items))
+    """``(low, high)``, each ``[n, m]`` float64 on the host: the support of ``prior`` at its default params.
+
+    Evaluated eagerly also when called while a function is being traced (a market built inside ``jit``)."""
+    with jax.ensure_compile_time_eval():
+        low, high = prior.support(prior.init_params(n_bidders, n_items))
     return np.asarray(low, np.float64), np.asarray(high, np.float64)
 
 

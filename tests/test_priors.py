@@ -1,5 +1,6 @@
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -124,3 +125,6 @@ def test_top_value_is_the_one_scale_of_every_prior():
     assert ja.top_value(ja.UniformPrior(0.0, 1.0), 1, 2) == 1.0
     assert ja.top_value(ja.ExponentialPrior(2.0), 2) == pytest.approx(2.0 * math.log(1e4), rel=1e-6)
     assert highest_bid([ja.truthful(2)], ja.ExponentialPrior(1.0), 2, 1) == pytest.approx(math.log(1e4), rel=1e-6)
+    # a market built while a function is traced (the throughput benchmark builds one inside fori_loop)
+    traced = jax.jit(lambda x: x + ja.top_value(ja.UniformIntPrior(0, 9), 3))(jnp.float32(1.0))
+    assert float(traced) == 10.0

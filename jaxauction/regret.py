@@ -595,10 +595,9 @@ def describe(protocol: Protocol, n_bidders: int, n_items: int, menu: int = 0) ->
         parts.append(f"menu: {menu:,} entries")
     elif p.steps:
         parts.append(f"gradient: {p.random_starts + 1} starts x {p.steps} steps")
-    if p.grid_reports(n_bidders, n_items):
-        parts.append(
-            f"grid: {p.grid_reports(n_bidders, n_items):,} reports" + (" (outcomes computed once)" if menu else "")
-        )
+    reports = p.grid_reports(n_bidders, n_items)
+    if reports:
+        parts.append(f"grid: {reports:,} reports" + (" (outcomes computed once)" if menu else ""))
     return f"{n_bidders} bidder(s) x ({', '.join(parts) or 'no search'}) per profile"
 
 

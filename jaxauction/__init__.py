@@ -22,6 +22,7 @@ from jaxauction.bidders import (
     epsilon_greedy,
     equilibrium,
     equilibrium_bids,
+    external,
     fraction_grid,
     hedge,
     per_bidder,
@@ -43,6 +44,7 @@ from jaxauction.market import (
     auction,
     check_market,
     collect,
+    draw_types,
     fresh_round,
     init_params,
     play,
@@ -141,7 +143,13 @@ from jaxauction.train.learning_aware import (
     LearningAwareConfig,
     make_learning_aware,
 )
+from jaxauction.train.lagrangian import (
+    Schedule,
+    Trainer,
+    make_lagrangian_trainer,
+)
 from jaxauction.train.regretnet import (
+    ARCHITECTURES,
     RegretNetConfig,
     make_regretnet,
 )
@@ -167,6 +175,7 @@ from jaxauction.utilities import (
 __version__ = "0.2.0"
 
 __all__ = [
+    "ARCHITECTURES",
     "Auction",
     "BANDIT",
     "BudgetParams",
@@ -206,8 +215,10 @@ __all__ = [
     "RoundMetrics",
     "Rule",
     "RuleParams",
+    "Schedule",
     "ShadingParams",
     "TrainState",
+    "Trainer",
     "TruncatedGaussianPrior",
     "Types",
     "UTILITIES",
@@ -231,6 +242,7 @@ __all__ = [
     "deep_payment",
     "deep_shares",
     "dqn",
+    "draw_types",
     "effective_counts",
     "efficiency_ratio",
     "efficiency_terms",
@@ -239,6 +251,7 @@ __all__ = [
     "equilibrium",
     "equilibrium_bids",
     "evaluation",
+    "external",
     "first_price",
     "fraction_grid",
     "fresh_rewards",
@@ -252,6 +265,7 @@ __all__ = [
     "load_rule",
     "make_dmo",
     "make_es",
+    "make_lagrangian_trainer",
     "make_learning_aware",
     "make_mechanism",
     "make_regretnet",

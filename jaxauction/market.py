@@ -148,10 +148,16 @@ def _mechanism(market: Market) -> Mechanism:
     return checked(market.mechanism) if market.checked else market.mechanism
 
 
+def draw_types(market: Market, params: MarketParams, key: PRNGKey) -> Types:
+    """The types of the auction played with ``key``: the draw ``play`` makes, known before anyone bids (an
+    environment shows an agent its observation with it)."""
+    return market.prior.sample(jax.random.split(key, 3)[0], params.prior)
+
+
 def play(market: Market, params: MarketParams, states: tuple[State, ...], key: PRNGKey) -> Auction:
     """One auction with frozen bidders: types -> bids -> outcome -> utilities."""
-    k_types, k_bids, k_outcome = jax.random.split(key, 3)
-    types = market.prior.sample(k_types, params.prior)
+    _, k_bids, k_outcome = jax.random.split(key, 3)
+    types = draw_types(market, params, key)
     if market.checked:
         checkify.check(jnp.all(jnp.isfinite(types.values)), "the prior drew NaN or infinite values")
     bids = market.population.act(k_bids, states, types.observation(), params.learners)

@@ -12,7 +12,7 @@ LAYERS = [  # lowest first; a package name covers its submodules
     ("foundation", ["_checks", "_ops", "types", "prng", "io", "memory"]),
     ("values", ["priors", "utilities"]),
     ("components", ["mechanisms", "bidders"]),
-    ("markets", ["market", "metrics", "equilibria", "specs", "settings", "parallel"]),
+    ("markets", ["market", "metrics", "equilibria", "specs", "settings", "parallel", "envs"]),
     ("training and evaluation", ["train", "regret", "evaluation", "studies", "checkpoint"]),
     ("operations", ["driver", "cli", "runs", "plots"]),
 ]

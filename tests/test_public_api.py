@@ -30,6 +30,15 @@ def test_the_api_pages_document_exactly_the_public_names():
     assert set(names) == set(ja.__all__), (sorted(set(ja.__all__) - set(names)), sorted(set(names) - set(ja.__all__)))
 
 
+def test_the_environments_page_documents_exactly_the_envs_names():
+    import jaxauction.envs as envs
+
+    names = re.findall(r"^::: jaxauction\.envs\.\w+\.(\w+)$", (API / "envs.md").read_text(), re.M)
+    assert names == envs.__all__
+    for name in names:
+        assert inspect.getdoc(getattr(envs, name)), name
+
+
 def test_every_public_function_and_class_has_its_own_docstring():
     for name in ja.__all__:
         obj = getattr(ja, name)

@@ -133,3 +133,25 @@ def test_rochetnet_learns_the_unit_demand_optimum(name, optimum, tolerance):
     report = evaluate(trainer.mechanism, state.params, s.prior, KEY, protocol, utility=s.utility())
     assert abs(report.revenue - optimum) < tolerance and report.regret_max < 1e-3
     assert report.ir_violation_rate == 0.0
+
+
+def test_the_shared_trainer_takes_any_trainable_mechanism_and_a_resolved_schedule():
+    """``make_regretnet`` is the registry's mechanism and the config's schedule on ``make_lagrangian_trainer``:
+    calling the trainer directly with the same pieces gives the same run, bit for bit."""
+    config = RegretNetConfig(setting="additive_1x2", iterations=10, log_every=5, train_size=64, batch=32,
+                             hidden_units=8, misreport_steps=2)  # fmt: skip
+    schedule = config.schedule()
+    assert schedule.batch == 32 and schedule.learning_rate == 1e-3 and schedule.rho_increment == 50.0
+    mechanism = ja.regretnet(1, 2, "additive", (8, 8), bid_scale=1.0)
+    direct = ja.make_lagrangian_trainer(mechanism, schedule)
+    ours = make_regretnet(config)
+    a, log_a = jax.jit(direct.step)(jax.jit(direct.init)(KEY))
+    b, log_b = jax.jit(ours.step)(jax.jit(ours.init)(KEY))
+    jax.tree.map(np.testing.assert_array_equal, (a._replace(key=None), log_a), (b._replace(key=None), log_b))
+    assert set(ja.ARCHITECTURES) == {"regretnet", "rochetnet"}
+    with pytest.raises(ValueError, match="no trainable params"):
+        ja.make_lagrangian_trainer(ja.second_price(2), schedule)
+    with pytest.raises(ValueError, match="train_size"):
+        ja.make_lagrangian_trainer(mechanism, dataclasses.replace(schedule, train_size=16))
+    with pytest.raises(ValueError, match="learning_rate"):
+        dataclasses.replace(schedule, learning_rate=-1.0)

@@ -9,7 +9,7 @@ from jaxauction.bidders.epsilon_greedy import (
     epsilon,
     epsilon_greedy,
 )
-from jaxauction.bidders.fixed import EQUILIBRIA, ShadingParams, equilibrium, equilibrium_bids, shading
+from jaxauction.bidders.fixed import EQUILIBRIA, ShadingParams, equilibrium, equilibrium_bids, external, shading
 from jaxauction.bidders.grid import BidGrid, absolute_grid, capped_grid, fraction_grid
 from jaxauction.bidders.hedge import HedgeParams, HedgeState, hedge
 from jaxauction.bidders.policy_gradient import PolicyGradientParams, PolicyGradientState, policy_gradient
@@ -32,6 +32,7 @@ __all__ = [
     "capped_grid",
     "equilibrium",
     "equilibrium_bids",
+    "external",
     "fraction_grid",
     "hedge",
     "policy_gradient",

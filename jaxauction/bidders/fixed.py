@@ -7,6 +7,8 @@
   truthful for second price (weakly dominant), ``(n - 1) / n * v`` for first
   price, and ``(n - 1) / n * v^n / high^(n - 1)`` for all-pay.
   ``equilibrium(k, rule, n, high)`` is a group of bidders who play it.
+* ``external(k, m)``: bidders whose bids come from outside the market (an
+  RL agent's actions in ``jaxauction.envs``).
 """
 
 from __future__ import annotations
@@ -74,3 +76,26 @@ def equilibrium(n_bidders: int, rule: str, n: int, high: float) -> Learner:
     check_positive_int(n_bidders, "n_bidders")
     equilibrium_bids(rule, n, np.float32(0), high)  # validates
     return _fixed(f"equilibrium_{rule}", n_bidders, lambda obs, p: equilibrium_bids(rule, n, obs, high), lambda: ())
+
+
+def external(n_bidders: int, n_items: int = 1) -> Learner:
+    """``n_bidders`` bidders whose bids come from outside the market: the agents of ``jaxauction.envs``.
+
+    Their state is the bids ``[k, m]`` they make in the next auction; an environment writes its agents' actions
+    there before each auction, ``act`` returns them and ``update`` leaves them (the agent learns outside).
+    ``policy`` reports the stored bids for every observation. In a market run by ``run_round`` alone they bid
+    their initial state, zero, in every auction.
+    """
+    check_positive_int(n_bidders, "n_bidders")
+    check_positive_int(n_items, "n_items")
+    return Learner(
+        name="external",
+        n_bidders=n_bidders,
+        init=lambda key, params: jnp.zeros((n_bidders, n_items), jnp.float32),
+        act=lambda key, state, observations, params: state,
+        update=lambda key, state, feedback, params: state,
+        init_params=lambda: (),
+        policy=lambda state, observations, params: jnp.broadcast_to(
+            state[:, None, :], (n_bidders, observations.shape[1], n_items)
+        ),
+    )

@@ -19,10 +19,14 @@ RegretNet, as configured in Dütting et al. 2019 (the reference configuration):
 RochetNet: Adam on ``-revenue`` of the softmax relaxation of the menu, over
 fresh batches from the prior; it is evaluated with the argmax menu.
 
-``make_regretnet(config)`` returns ``init(key) -> state`` and ``step(state) ->
-(state, log)``, where one step runs ``log_every`` iterations in a ``lax.scan``
-and logs their means; the experiment runs it through ``driver.Session``
-(chunks, checkpoints, resume).
+Both train on the one shared trainer, ``train.lagrangian.make_lagrangian_trainer``:
+``ARCHITECTURES`` maps each name to how its mechanism is built (and, for a
+menu, what it trains on), and ``RegretNetConfig.schedule()`` resolves the
+reference configuration above into a ``Schedule`` once, before anything is
+traced. ``make_regretnet(config)`` returns the trainer: ``init(key) -> state``
+and ``step(state) -> (state, log)``, where one step runs ``log_every``
+iterations in a ``lax.scan`` and logs their means; the experiment runs it
+through ``driver.Session`` (chunks, checkpoints, resume).
 """
 
 from __future__ import annotations
@@ -31,18 +35,24 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
-import jax
 import jax.numpy as jnp
-import optax
 
 from jaxauction._checks import check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
 from jaxauction.priors import top_value
-from jaxauction.regret import batch_regret, refine_misreports
 from jaxauction.settings import Setting, setting
-from jaxauction.train import make_update
-from jaxauction.types import Array, Params, PRNGKey
+from jaxauction.train.lagrangian import (
+    LagrangianLog,
+    LagrangianState,
+    Schedule,
+    Trainer,
+    make_lagrangian_trainer,
+)
+from jaxauction.types import Array, Outcome, Params
+
+RegretNetState = LagrangianState  # the names experiments and checkpoints use
+RegretNetLog = LagrangianLog
 
 # rho's increment per setting (known_results section 4); other settings use 1.
 RHO_INCREMENT = {"additive_1x2": 50.0, "additive_2x2": 5.0, "additive_2x3": 10.0, "additive_3x10": 1.0,
@@ -144,120 +154,56 @@ class RegretNetConfig:
     def the_setting(self) -> Setting:
         return setting(self.setting)
 
-
-class RegretNetState(NamedTuple):
-    params: Params
-    opt_state: Any
-    values: Array  # [T, n, m] training profiles (regretnet; a [1, n, m] placeholder for rochetnet)
-    misreports: Array  # [T, n, m] the cached misreports: row i of profile t is bidder i's
-    lambdas: Array  # [n]
-    rho: Array
-    iteration: Array
-    key: PRNGKey
-
-
-class RegretNetLog(NamedTuple):
-    """Means over the ``log_every`` iterations of one step."""
-
-    revenue: Array
-    regret: Array  # mean over bidders of the batch regret on the cached misreports
-    loss: Array
-    lambda_mean: Array
-    rho: Array
+    def schedule(self) -> Schedule:
+        """The trainer's schedule, every reference value filled in (resolved here, once, not in the step)."""
+        return Schedule(
+            prior=self.the_setting.prior,
+            **{name: self.resolved(name) for name in ("batch", "learning_rate", "lambda_init", "rho_init",
+                                                      "rho_increment", "rho_every")},
+            **{name: getattr(self, name) for name in ("log_every", "train_size", "misreport_steps", "misreport_lr",
+                                                      "misreport_unroll", "lambda_every")},
+        )  # fmt: skip
 
 
-class Trainer(NamedTuple):
-    mechanism: Mechanism  # what is evaluated (RochetNet: the argmax menu)
-    init: Callable[[PRNGKey], RegretNetState]
-    step: Callable[[RegretNetState], tuple[RegretNetState, RegretNetLog]]
-    support: tuple[Array, Array]  # [n, m] low, high
+class Architecture(NamedTuple):
+    """A learned-auction architecture: ``build(config) -> Mechanism`` (what is evaluated) and, for a menu
+    mechanism, ``surrogate(config, mechanism) -> (params, bids) -> Outcome`` (what it trains on)."""
+
+    build: Callable[[RegretNetConfig], Mechanism]
+    surrogate: Callable[[RegretNetConfig, Mechanism], Callable[[Params, Array], Outcome]] | None = None
+
+
+def _regretnet(config: RegretNetConfig) -> Mechanism:
+    s = config.the_setting
+    hidden = (config.hidden_units,) * config.resolved("hidden_layers")
+    return regretnet(s.n_bidders, s.n_items, s.demand, hidden, bid_scale=top_value(s.prior, s.n_bidders, s.n_items))
+
+
+def _rochetnet(config: RegretNetConfig) -> Mechanism:
+    s = config.the_setting
+    return rochetnet(s.n_items, config.menu_size, price_scale=top_value(s.prior, 1, s.n_items), demand=s.demand)
+
+
+def _rochetnet_surrogate(config: RegretNetConfig, mechanism: Mechanism) -> Callable[[Params, Array], Outcome]:
+    s = config.the_setting
+    _, high = s.prior.support(s.prior.init_params(1, s.n_items))
+    return lambda params, bids: rochetnet_soft(params, bids, config.softness / jnp.max(high), s.demand)
+
+
+ARCHITECTURES = {
+    "regretnet": Architecture(_regretnet),
+    "rochetnet": Architecture(_rochetnet, _rochetnet_surrogate),
+}
 
 
 def build_mechanism(config: RegretNetConfig) -> Mechanism:
-    s = config.the_setting
-    top = top_value(s.prior, s.n_bidders, s.n_items)
-    if config.model == "rochetnet":
-        return rochetnet(s.n_items, config.menu_size, price_scale=top, demand=s.demand)
-    hidden = (config.hidden_units,) * config.resolved("hidden_layers")
-    return regretnet(s.n_bidders, s.n_items, s.demand, hidden, bid_scale=top)
+    """The mechanism ``config`` trains, from the architecture registry."""
+    return ARCHITECTURES[config.model].build(config)
 
 
 def make_regretnet(config: RegretNetConfig) -> Trainer:
-    """``init`` and ``step`` for ``config`` (module docstring)."""
-    s = config.the_setting
+    """The shared trainer (``make_lagrangian_trainer``) for ``config``'s architecture and resolved schedule."""
     mechanism = build_mechanism(config)
-    prior, prior_params = s.prior, s.prior.init_params(s.n_bidders, s.n_items)
-    low, high = prior.support(prior_params)
-    batch = config.resolved("batch")
-    optimizer = optax.adam(config.resolved("learning_rate"))
-    draw = jax.vmap(lambda k: prior.sample(k, prior_params).values)
-    n_batches = config.train_size // batch
-
-    keys = jnp.broadcast_to(jax.random.key(0), (batch,))  # the learned mechanisms are deterministic
-
-    def lagrangian(params: Params, values: Array, misreports: Array, lambdas: Array, rho: Array):
-        regret, revenue = batch_regret(mechanism, params, values, misreports, keys)
-        loss = -revenue + jnp.sum(lambdas * regret) + rho / 2 * jnp.sum(regret**2)
-        return loss, (revenue, regret)
-
-    def rochet_loss(params: Params, values: Array):
-        softness = config.softness / jnp.max(high)
-        revenue = jnp.mean(jax.vmap(lambda v: rochetnet_soft(params, v, softness, s.demand).payments[0])(values))
-        return -revenue, (revenue, jnp.zeros((1,)))
-
-    update_regretnet = make_update(lagrangian, optimizer, has_aux=True)
-    update_rochetnet = make_update(rochet_loss, optimizer, has_aux=True)
-
-    def init(key: PRNGKey) -> RegretNetState:
-        k_params, k_values, k_mis, k_run = jax.random.split(key, 4)
-        params = mechanism.init(k_params)
-        size = config.train_size if config.model == "regretnet" else 1
-        values = draw(jax.random.split(k_values, size))
-        misreports = jax.random.uniform(k_mis, values.shape) * (high - low) + low  # one random start each
-        return RegretNetState(
-            params=params,
-            opt_state=optimizer.init(params),
-            values=values,
-            misreports=misreports,
-            lambdas=jnp.full((s.n_bidders,), config.resolved("lambda_init"), jnp.float32),
-            rho=jnp.float32(config.resolved("rho_init")),
-            iteration=jnp.int32(0),
-            key=k_run,
-        )
-
-    def one_iteration(state: RegretNetState, _) -> tuple[RegretNetState, RegretNetLog]:
-        t = state.iteration
-        if config.model == "rochetnet":
-            key, k_batch = jax.random.split(state.key)
-            values = draw(jax.random.split(k_batch, batch))
-            result = update_rochetnet(state.params, state.opt_state, values)
-            revenue, regret = result.aux
-            new = state._replace(params=result.params, opt_state=result.opt_state, iteration=t + 1, key=key)
-            return new, RegretNetLog(revenue, jnp.mean(regret), result.loss, jnp.float32(0), jnp.float32(0))
-        start = (t % n_batches) * batch
-        values = jax.lax.dynamic_slice_in_dim(state.values, start, batch)
-        cached = jax.lax.dynamic_slice_in_dim(state.misreports, start, batch)
-        misreports = refine_misreports(mechanism, state.params, values, cached, keys, low, high, config.misreport_steps,
-                                       config.misreport_lr, config.misreport_unroll)  # fmt: skip
-        result = update_regretnet(state.params, state.opt_state, values, misreports, state.lambdas, state.rho)
-        revenue, regret = result.aux
-        t1 = t + 1
-        lambdas = jnp.where(t1 % config.lambda_every == 0, state.lambdas + state.rho * regret, state.lambdas)
-        rho = jnp.where(t1 % config.resolved("rho_every") == 0, state.rho + config.resolved("rho_increment"), state.rho)
-        new = RegretNetState(
-            params=result.params,
-            opt_state=result.opt_state,
-            values=state.values,
-            misreports=jax.lax.dynamic_update_slice_in_dim(state.misreports, misreports, start, 0),
-            lambdas=lambdas,
-            rho=rho,
-            iteration=t1,
-            key=state.key,
-        )
-        return new, RegretNetLog(revenue, jnp.mean(regret), result.loss, jnp.mean(state.lambdas), state.rho)
-
-    def step(state: RegretNetState) -> tuple[RegretNetState, RegretNetLog]:
-        state, logs = jax.lax.scan(one_iteration, state, None, length=config.log_every)
-        return state, jax.tree.map(lambda x: jnp.mean(x, axis=0), logs)
-
-    return Trainer(mechanism, init, step, (low, high))
+    surrogate = ARCHITECTURES[config.model].surrogate
+    return make_lagrangian_trainer(mechanism, config.schedule(),
+                                   None if surrogate is None else surrogate(config, mechanism))  # fmt: skip

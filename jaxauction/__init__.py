@@ -139,14 +139,14 @@ from jaxauction.train.es import (
     ESSpec,
     make_es,
 )
-from jaxauction.train.learning_aware import (
-    LearningAwareConfig,
-    make_learning_aware,
-)
 from jaxauction.train.lagrangian import (
     Schedule,
     Trainer,
     make_lagrangian_trainer,
+)
+from jaxauction.train.learning_aware import (
+    LearningAwareConfig,
+    make_learning_aware,
 )
 from jaxauction.train.regretnet import (
     ARCHITECTURES,

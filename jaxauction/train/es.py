@@ -80,15 +80,25 @@ def centered_ranks(x: Array) -> Array:
     return ranks / jnp.maximum(x.shape[0] - 1, 1) - 0.5
 
 
+class ES(NamedTuple):
+    """The evolution strategy as every trainer is shaped: ``init(key) -> ESState`` and ``step(state) -> (state,
+    ESLog)``."""
+
+    init: Callable[[PRNGKey], ESState]
+    step: Callable[[ESState], tuple[ESState, ESLog]]
+
+
 def make_es(
     fitness: Callable[[Params, PRNGKey], Array],
+    start: Callable[[PRNGKey], Params],
     spec: ESSpec = ESSpec(),  # noqa: B008 - frozen
-) -> tuple[Callable[[Params, PRNGKey], ESState], Callable[[ESState], tuple[ESState, ESLog]]]:
-    """``init(theta, key) -> ESState`` and ``step(state) -> (state, ESLog)`` maximising ``fitness(theta, key)``."""
+) -> ES:
+    """``init(key)`` (the search starts at ``start(key)``) and ``step(state)`` maximising ``fitness(theta, key)``."""
     optimizer = optax.adam(spec.es_learning_rate)
     P, sigma = spec.population, spec.sigma
 
-    def init(theta: Params, key: PRNGKey) -> ESState:
+    def init(key: PRNGKey) -> ESState:
+        theta = start(key)
         return ESState(theta, optimizer.init(theta), key, jnp.zeros((), jnp.int32))
 
     def step(state: ESState) -> tuple[ESState, ESLog]:
@@ -108,4 +118,4 @@ def make_es(
         log = ESLog(jnp.mean(both), jnp.max(both), jnp.linalg.norm(grad), variance, jnp.linalg.norm(flat))
         return ESState(theta, opt_state, key, state.iteration + 1), log
 
-    return init, step
+    return ES(init, step)

@@ -120,8 +120,8 @@ def make_learning_aware(config: LearningAwareConfig) -> LearningAware:
     def start(key):
         return market.mechanism.init(jax.random.fold_in(key, 1)) if network else jnp.float32(c.initial_reserve)
 
-    es_init, es_step = make_es(fitness, c.es)
-    return LearningAware(market, lambda key: es_init(start(key), key), es_step, rule)
+    es = make_es(fitness, start, c.es)
+    return LearningAware(market, es.init, es.step, rule)
 
 
 __all__ = ["LearningAware", "LearningAwareConfig", "make_learning_aware"]

@@ -12,6 +12,7 @@ the backend's default, TF32 on NVIDIA GPUs).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from benchmarks.common import device_info
@@ -22,10 +23,10 @@ from jaxauction import DMOConfig, io
 def variants() -> dict:
     seed = DMOConfig().market()
     bandit = seed.population.groups[0]
-    frozen = bandit._replace(update=lambda key, state, feedback, params: state._replace(t=state.t + 1))
+    frozen = dataclasses.replace(bandit, update=lambda key, state, feedback, params: state._replace(t=state.t + 1))
     return {
         "seed": seed,
-        "frozen_bidders": seed._replace(population=seed.population._replace(groups=(frozen,))),
+        "frozen_bidders": dataclasses.replace(seed, population=dataclasses.replace(seed.population, groups=(frozen,))),
         "second_price": DMOConfig.of(mechanism="second_price").market(),
         "precision_highest": DMOConfig.of(matmul_precision="highest").market(),
     }

@@ -31,6 +31,7 @@ the rule's ``regret`` as a direct mechanism.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,7 @@ def print_comparison(report: dict, m: dict[str, Any], c: LearningAwareConfig, na
 
 def evaluate_deployed(session: Session, c: LearningAwareConfig, spec, market: Market, mechanism, rule, name: str):
     """The honest evaluation of a deployed RegretNet rule against this market's learning bidders."""
-    market = market._replace(mechanism=mechanism)
+    market = dataclasses.replace(market, mechanism=mechanism)
     base = init_params(market, jax.random.key(0))._replace(mechanism=rule)
     report, evaluated = evaluate_rule(market, broadcast_eval(base, c, spec), rule, c, spec)
     m = {"config": c, "deployed": {"run": str(c.deploy), "setting": name}, **evaluated}

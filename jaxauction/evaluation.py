@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import sys
@@ -80,7 +81,7 @@ def fresh_rewards(
 
 def with_rule(market: Market, name: str) -> Market:
     """``market`` with its mechanism replaced by the classical rule ``name`` (item by item for several items)."""
-    return market._replace(mechanism=make_mechanism(name, market.n_bidders, market.n_items))
+    return dataclasses.replace(market, mechanism=make_mechanism(name, market.n_bidders, market.n_items))
 
 
 JUST_BELOW = 0.01  # integer bids: the candidate reserves k - 0.01 sit just below each bid level k

@@ -17,6 +17,7 @@ derived from the auction key with ``fold_in``.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import jax
@@ -38,7 +39,8 @@ INFORMATION_RULES = ("full", WINNER_ONLY)
 _UPDATE_KEY = 0x75706474  # fold_in data that derives an auction's update key
 
 
-class Market(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Market:
     """A mechanism, a population of bidders, a prior over their types and their utility (static structure).
 
     ``checked=True`` adds ``checkify`` checks (finite, non-negative bids;

@@ -22,6 +22,7 @@ other number:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -31,7 +32,8 @@ import numpy as np
 from jaxauction.types import Array, Outcome, Params, Types
 
 
-class Utility(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Utility:
     """``apply(types, outcome, params) -> utilities [n]``; ``init_params()`` gives the default params."""
 
     name: str

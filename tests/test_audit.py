@@ -100,7 +100,7 @@ def test_a_menus_grid_equals_the_generic_grid_search(shade):
     low, high = jnp.zeros((1, 1)), jnp.ones((1, 1))
     protocol = Protocol(steps=0, grid=201)
     fast = profile_regret(mech, (), values, keys, low, high, protocol)
-    generic = profile_regret(mech._replace(menu=None), (), values, keys, low, high, protocol)
+    generic = profile_regret(dataclasses.replace(mech, menu=None), (), values, keys, low, high, protocol)
     np.testing.assert_allclose(np.asarray(fast.grid_gain), np.asarray(generic.grid_gain), atol=1e-6)
     assert shade == 1.0 or float(jnp.max(generic.grid_gain)) > 0.01  # the shaded menu is not IC: gains to find
 
@@ -165,7 +165,7 @@ def test_menu_enumeration_matches_numpy_on_a_large_two_item_menu(demand):
     assert np.all(np.asarray(found.regret) == 0.0)  # the argmax menu is exactly IC
     # a bundle sold to a unit-demand bidder is worth its best item: the enumeration scores that, not the sum
     bundle = shaded_menu([0.0, 0.5], [[0.0], [1.0]], 1.0)
-    bundle = bundle._replace(n_items=2, apply=lambda p, b, k: Outcome(jnp.zeros((1, 2)), jnp.zeros((1,))),
+    bundle = dataclasses.replace(bundle, n_items=2, apply=lambda p, b, k: Outcome(jnp.zeros((1, 2)), jnp.zeros((1,))),
                              menu=lambda p: (jnp.array([[0.0, 0.0], [1.0, 1.0]]), jnp.array([0.0, 0.5])))
     gains = jax.jit(lambda v: profile_regret(bundle, (), v, keys, low, high, Protocol(steps=0, grid=0),
                                              utility=ja.unit_demand()))(values).menu_gain[:, 0]  # fmt: skip

@@ -4,6 +4,8 @@ and clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -172,7 +174,7 @@ def test_envs_refuse_what_they_cannot_run():
     with pytest.raises(ValueError, match="horizon"):
         MultiBiddingEnv(two, horizon=0)
     with pytest.raises(ValueError, match="checked=False"):
-        MultiBiddingEnv(two._replace(checked=True))
+        MultiBiddingEnv(dataclasses.replace(two, checked=True))
     with pytest.raises(ValueError, match="bid_grid"):
         BiddingEnv(first_price_market(), bid_grid=[0.5, -1.0])
     env = BiddingEnv(first_price_market(), horizon=3)

@@ -1,5 +1,7 @@
 """The bidders added for equilibrium studies: Hedge, policy gradient, fixed shading and equilibrium strategies."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -205,7 +207,7 @@ def test_winner_only_information_hides_losers_counterfactuals_above_their_bid():
     params = init_params(market, jax.random.key(0))
     states = market.population.init(jax.random.key(1), params.learners)
     # a spy learner whose new state is the feedback's mask of observed counterfactuals
-    spy = learner._replace(update=lambda key, state, feedback, p: feedback.observed)
+    spy = dataclasses.replace(learner, update=lambda key, state, feedback, p: feedback.observed)
     spied = Market(market.mechanism, population(spy), market.prior, information="winner_only")
 
     @jax.jit
@@ -221,7 +223,7 @@ def test_winner_only_information_hides_losers_counterfactuals_above_their_bid():
     with pytest.raises(ValueError, match="unknown information rule 'none'"):
         from jaxauction import check_market
 
-        check_market(market._replace(information="none"))
+        check_market(dataclasses.replace(market, information="none"))
 
 
 @pytest.mark.slow

@@ -20,8 +20,9 @@ Feedback. A learner declares what it needs after each auction:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
 import jax
 import numpy as np
@@ -32,7 +33,8 @@ from jaxauction.types import BANDIT, FULL_INFORMATION, Array, Feedback, Params, 
 FEEDBACKS = (BANDIT, FULL_INFORMATION)
 
 
-class Learner(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Learner:
     """``k = n_bidders`` bidders learning with one rule, optax style.
 
     init(key, params) -> state                         leading axis k

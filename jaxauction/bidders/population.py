@@ -7,8 +7,8 @@ entry per group. One key serves a single group as is; several groups split it.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,7 +17,8 @@ from jaxauction.bidders.base import Learner
 from jaxauction.types import Array, Params, PRNGKey, State
 
 
-class Population(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Population:
     """Learner groups on one stacked bidder axis, in order: group ``g`` holds the bidders of ``slices[g]``. Build it
     with ``population``."""
 

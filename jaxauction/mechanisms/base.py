@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import NamedTuple
 
 import jax.numpy as jnp
 from jax.experimental import checkify
@@ -11,7 +11,8 @@ from jax.experimental import checkify
 from jaxauction.types import Array, Outcome, Params, PRNGKey
 
 
-class Mechanism(NamedTuple):
+@dataclasses.dataclass(frozen=True)
+class Mechanism:
     """A mechanism for ``n_bidders`` bidders and ``n_items`` items.
 
     ``apply(params, bids, key) -> Outcome`` is pure: ``bids`` is ``[n, m]``,
@@ -56,4 +57,4 @@ def checked(mechanism: Mechanism) -> Mechanism:
         checkify.check(finite, f"{mechanism.name}: the outcome holds NaN or infinite entries")
         return outcome
 
-    return mechanism._replace(apply=apply)
+    return dataclasses.replace(mechanism, apply=apply)

@@ -40,6 +40,7 @@ multi-unit auctions and VCG for several items.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import NamedTuple
 
@@ -125,7 +126,7 @@ def with_entry_fee(mechanism: Mechanism, fee: float) -> Mechanism:
         payments = jnp.where(participates, out.payments + entry, 0.0)
         return Outcome(allocation=allocation, payments=payments)
 
-    return mechanism._replace(name=f"{mechanism.name}+entry_fee", init=init, apply=apply)
+    return dataclasses.replace(mechanism, name=f"{mechanism.name}+entry_fee", init=init, apply=apply)
 
 
 class BudgetParams(NamedTuple):
@@ -164,7 +165,7 @@ def with_budgets(mechanism: Mechanism, budgets: float | tuple[float, ...], penal
             payments=jnp.where(over, params.penalties, out.payments),
         )
 
-    return mechanism._replace(name=f"{mechanism.name}+budgets", init=init, apply=apply)
+    return dataclasses.replace(mechanism, name=f"{mechanism.name}+budgets", init=init, apply=apply)
 
 
 def multi_unit(n_bidders: int, units: int, pricing: str = "uniform", reserve: float = 0.0) -> Mechanism:

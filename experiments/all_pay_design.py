@@ -39,6 +39,7 @@ from jaxauction._checks import check_positive_int
 from jaxauction.driver import Session
 from jaxauction.evaluation import evaluation_keys
 from jaxauction.market import init_params, tile_params
+from jaxauction.priors import UniformPrior, default_support
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.studies import mean_se, sweep_revenue
 
@@ -167,8 +168,10 @@ def run(argv: list[str] | None) -> dict[str, Any]:
     check = np.asarray(program(swept(np.array([best_w], np.float32)), evaluation_keys(spec.seed, config.check_seeds)))
     check_mean, check_se = mean_se(check[0])
     fitted = np.asarray(predict(w))
-    theory = w / 2 if config.values.prior == "uniform" and config.values.value_low == 0 and n == 3 else None
-    scale = float(np.max(config.values.value_high)) if theory is not None else None
+    low, high = default_support(market.prior, n)  # the prior's own bounds (also for --setting)
+    uniform_from_0 = isinstance(market.prior, UniformPrior) and not low.any() and np.ptp(high) == 0
+    theory = w / 2 if uniform_from_0 and n == 3 else None
+    scale = float(high.max()) if theory is not None else None
     m = {
         "config": config,
         "seeds": spec.seeds,

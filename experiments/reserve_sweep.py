@@ -31,7 +31,7 @@ from jaxauction.driver import Session
 from jaxauction.evaluation import reserve_grid, swept_reserves
 from jaxauction.market import init_params
 from jaxauction.memory import check_fits, compiled_bytes
-from jaxauction.priors import UniformPrior
+from jaxauction.priors import UniformPrior, default_support
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.studies import mean_se, sweep_revenue
 
@@ -122,9 +122,9 @@ def run(argv: list[str] | None) -> dict[str, Any]:
     pairs = rewards.size
     ref = evaluation.theory(market)
     truthful = None
-    if isinstance(market.prior, UniformPrior) and "myerson_optimum" in ref:
-        truthful = truthful_curve(market.n_bidders, float(config.values.value_low), float(config.values.value_high),
-                                  grid.astype(np.float64))  # fmt: skip
+    low, high = default_support(market.prior, market.n_bidders)  # the prior's own bounds (also for --setting)
+    if isinstance(market.prior, UniformPrior) and "myerson_optimum" in ref and np.ptp(low) == np.ptp(high) == 0:
+        truthful = truthful_curve(market.n_bidders, float(low.flat[0]), float(high.flat[0]), grid.astype(np.float64))
     m = {
         "config": config,
         "learners": list(config.bidders.learners),

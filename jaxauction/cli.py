@@ -24,6 +24,7 @@ import dataclasses
 import io
 import re
 import sys
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ import tyro
 from jaxauction import checkpoint
 from jaxauction.driver import RunError, RunSpec
 from jaxauction.parallel import initialize_distributed
+from jaxauction.specs import PriorSpec
 
 C = TypeVar("C")
 
@@ -119,6 +121,11 @@ def _preparse(argv: Sequence[str]) -> argparse.Namespace:
     return known
 
 
+def _has_prior_spec(config_cls: type) -> bool:
+    """Whether a config holds a ``PriorSpec`` (whose ``--setting`` replaces the prior's flags)."""
+    return any(isinstance(t, type) and issubclass(t, PriorSpec) for t in typing.get_type_hints(config_cls).values())
+
+
 def parse(
     config_cls: type[C],
     argv: Sequence[str] | None = None,
@@ -129,6 +136,11 @@ def parse(
 ) -> tuple[C, RunSpec]:
     """Parse the command line of ``python -m experiments.<experiment>`` into ``(config, run spec)``."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    flags = {a.split("=")[0] for a in argv if a.startswith("--")}
+    if "--setting" in flags and _has_prior_spec(config_cls):
+        spelled = sorted(flags & {"--prior", "--value-low", "--value-high", "--items", "--n-items"})
+        if spelled:
+            _fail(f"--setting gives the prior and items; drop {', '.join(spelled)}")
     args_cls = dataclasses.make_dataclass(
         "Arguments",
         [

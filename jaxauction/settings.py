@@ -28,6 +28,10 @@ result (a target, not a truth). Values are i.i.d. across bidders.
 * ``additive_2x2``, ``_2x3``, ``_2x5``, ``_3x10``, ``_5x10``: n bidders, m
   items, additive U[0,1]; optimum unknown: item-wise Myerson and the best
   simple mechanisms (lower bounds), published RegretNet (targets).
+
+The names are one vocabulary: RegretNet trains on them (``--setting``), and a
+market takes its prior and items from one (``PriorSpec(setting=...)``, the
+market experiments' ``--setting``).
 """
 
 from __future__ import annotations

@@ -70,6 +70,7 @@ from jaxauction.priors import (
     WalletPrior,
     top_value,
 )
+from jaxauction.settings import setting
 from jaxauction.types import FULL_INFORMATION
 from jaxauction.utilities import UTILITIES, Utility
 
@@ -244,6 +245,10 @@ class PriorSpec:
     """highest value (inclusive for uniform_int); several numbers give one per bidder (initial value of a param)"""
     n_items: Annotated[int, tyro.conf.arg(aliases=("--items",))] = 1
     """number of items, each sold by the mechanism's rule at once"""
+    setting: str | None = None
+    """a named setting (jaxauction.settings, the RegretNet presets' names: seed3, single2, additive_1x2, ...): its
+    prior and items replace --prior, --value-low, --value-high and --items; the market's bidders must be its
+    bidders"""
 
     def __post_init__(self) -> None:
         check_choice(self.prior, PRIORS, "prior")
@@ -251,9 +256,13 @@ class PriorSpec:
         for name in ("value_low", "value_high"):
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.setting is not None:  # it gives the prior and items (the command line refuses both spelled out)
+            object.__setattr__(self, "n_items", setting(self.setting).n_items)
         self.build()  # validates the range
 
     def build(self) -> Prior:
+        if self.setting is not None:
+            return setting(self.setting).prior
         return PRIORS[self.prior](self.value_low, self.value_high)
 
 
@@ -436,6 +445,9 @@ def build_market(
 ) -> Market:
     """The market the specs describe, validated (``check_market``) with its default params."""
     n, m = bidders.n_bidders, prior.n_items
+    if prior.setting is not None and setting(prior.setting).n_bidders != n:
+        raise ValueError(f"setting {prior.setting!r} has {setting(prior.setting).n_bidders} bidders; the market has "
+                         f"{n} (--bidders)")  # fmt: skip
     if mechanism.decay != 1 and m == 1:
         raise ValueError("decay discounts bidders who win several items: it needs --items >= 2")
     value_prior = prior.build()

@@ -154,3 +154,26 @@ def test_equilibrium_plots_draw_each_bidder_on_its_own_range_and_whole_bidder_ti
                  integer_x=True)  # fmt: skip
     ticks = [t for t in figures[0].axes[0].get_xticks() if 2 <= t <= 3]
     assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_a_named_setting_is_one_vocabulary_for_markets_and_regretnet(tmp_path, capsys):
+    """``--setting single2`` (the RegretNet presets' name) gives the market the setting's prior: the reserve sweep
+    equals the one spelled out (2 bidders, U[0, 1]), bit for bit, and its theory uses the setting's bounds."""
+    small = [*QUIET, "--reserves", "5", "--auctions", "1000", "--window", "1000"]
+    named = reserve_sweep.main([*small, "--setting", "single2", "--out", str(tmp_path / "a")])
+    spelled = reserve_sweep.main([*small, "--prior", "uniform", "--value-low", "0", "--value-high", "1",
+                                  "--out", str(tmp_path / "b")])  # fmt: skip
+    np.testing.assert_array_equal(named["revenue"], spelled["revenue"])
+    curve = np.asarray(named["theory"]["truthful_second_price_curve"])
+    assert curve[0] == pytest.approx(1 / 3, abs=1e-4) and curve.max() == pytest.approx(5 / 12, abs=1e-4)
+    assert PriorSpec(setting="seed3").build() == PriorSpec("uniform_int", 0, 9).build()
+    assert PriorSpec(setting="additive_1x2").n_items == 2
+    with pytest.raises(ValueError, match="unknown setting"):
+        PriorSpec(setting="nope")
+    assert PriorSpec("uniform", 0.0, 9.0, setting="single2").build() == PriorSpec(setting="single2").build()
+    assert "drop --value-high" in fails(reserve_sweep.main, ["--setting", "single2", "--value-high", "2",
+                                                             "--out", str(tmp_path / "d")], capsys)  # fmt: skip
+    with pytest.raises(ValueError, match="has 3 bidders"):
+        build_market(MechanismSpec("second_price"), PopulationSpec("truthful", n_bidders=2), PriorSpec(setting="seed3"))
+    assert "has 2 bidders" in fails(reserve_sweep.main, ["--setting", "single2", "--bidders", "3",
+                                                         "--out", str(tmp_path / "c")], capsys)  # fmt: skip

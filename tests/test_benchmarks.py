@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import audit, breakdown, regretnet, studies, throughput, update
+from benchmarks import audit, breakdown, envs, regretnet, studies, throughput, update
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,6 +59,12 @@ def test_studies_benchmark_writes_rows(tmp_path):
 def test_breakdown_runs():
     result = breakdown.main(["--markets", "4", "--auctions", "100", "--repeats", "1"])
     assert all(result[k] > 0 for k in ("seed", "frozen_bidders", "second_price", "precision_highest"))
+
+
+def test_envs_benchmark_runs():
+    result = envs.main(["--markets", "2", "--auctions", "50", "--repeats", "1"])
+    row = result["rows"][0]
+    assert row["markets"] == 2 and row["env_auctions_per_s"] > 0 and row["overhead"] > 0
 
 
 def test_auctions_per_call_budget():

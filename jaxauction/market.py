@@ -26,6 +26,7 @@ import numpy as np
 from jax.experimental import checkify
 
 from jaxauction._checks import check_choice, check_positive_int, is_concrete
+from jaxauction.bidders.fixed import EXTERNAL
 from jaxauction.bidders.grid import grid_bids
 from jaxauction.bidders.population import Population
 from jaxauction.mechanisms.base import Mechanism, checked
@@ -134,6 +135,15 @@ def check_market(market: Market, params: MarketParams | None = None) -> None:
                 f"{_bidder_range(sl)} ({group.name}) keep tables over value levels 0..{group.observation_levels - 1}, "
                 f"but the prior draws values up to {top:g}: build the learner with n_values >= {int(top) + 1}"
             )
+
+
+def refuse_external(market: Market, what: str) -> None:
+    """Refuse to run a market whose bids come partly from outside (``external`` bidders) without the environment
+    that writes them: those bidders would bid their initial state, 0, in every auction."""
+    agents = [g.n_bidders for g in market.population.groups if g.name == EXTERNAL]
+    if agents:
+        raise ValueError(f"{what}: the market has {sum(agents)} external bidder(s), whose bids come from an "
+                         "environment (jaxauction.envs); step it there, or give them a learner")  # fmt: skip
 
 
 class Auction(NamedTuple):
@@ -272,6 +282,7 @@ def run_round(
     """
     check_positive_int(n_auctions, "n_auctions")
     check_positive_int(window, "window")
+    refuse_external(market, "run_round")
     if n_auctions % window:
         raise ValueError(f"n_auctions ({n_auctions}) must be a multiple of the revenue window ({window})")
     n, block = market.n_bidders, sum_block(window)
@@ -319,6 +330,7 @@ def fresh_round(
 def collect(market: Market, size: int, params: MarketParams, states: tuple[State, ...], key: PRNGKey) -> Dataset:
     """``size`` independent auctions with frozen bidders (they act, exploration included, but do not learn)."""
     check_positive_int(size, "size")
+    refuse_external(market, "collect")
 
     records = jax.vmap(lambda k: play(market, params, states, k))(jax.random.split(key, size))
     return Dataset(records.types, records.bids, records.outcome_key)

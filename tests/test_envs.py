@@ -168,6 +168,13 @@ def test_envs_refuse_what_they_cannot_run():
     truthful = ja.Market(ja.first_price(2), ja.population(ja.truthful(2)), U01)
     with pytest.raises(ValueError, match="no agents"):
         BiddingEnv(truthful)
+    # without an environment, external bidders would bid 0 forever: the round and the dataset refuse them
+    market = first_price_market()
+    params = ja.init_params(market, jax.random.key(0))
+    with pytest.raises(ValueError, match="1 external bidder"):
+        ja.fresh_round(market, params, jax.random.key(0), jax.random.key(1), 10, 10)
+    with pytest.raises(ValueError, match="collect: the market has 1 external"):
+        ja.collect(market, 4, params, market.population.init(jax.random.key(0), params.learners), jax.random.key(1))
     two = ja.Market(ja.first_price(2), ja.population(ja.external(2)), U01)
     with pytest.raises(ValueError, match="MultiBiddingEnv"):
         BiddingEnv(two)

@@ -23,6 +23,7 @@ from jaxauction.bidders.base import Learner
 from jaxauction.types import Array
 
 EQUILIBRIA = ("second_price", "first_price", "all_pay")
+EXTERNAL = "external"  # the name of the group whose bids an environment writes (jaxauction.envs)
 
 
 class ShadingParams(NamedTuple):
@@ -83,13 +84,13 @@ def external(n_bidders: int, n_items: int = 1) -> Learner:
 
     Their state is the bids ``[k, m]`` they make in the next auction; an environment writes its agents' actions
     there before each auction, ``act`` returns them and ``update`` leaves them (the agent learns outside).
-    ``policy`` reports the stored bids for every observation. In a market run by ``run_round`` alone they bid
-    their initial state, zero, in every auction.
+    ``policy`` reports the stored bids for every observation. ``run_round`` and ``collect`` refuse a market with
+    them (without an environment they would bid their initial state, zero, in every auction).
     """
     check_positive_int(n_bidders, "n_bidders")
     check_positive_int(n_items, "n_items")
     return Learner(
-        name="external",
+        name=EXTERNAL,
         n_bidders=n_bidders,
         init=lambda key, params: jnp.zeros((n_bidders, n_items), jnp.float32),
         act=lambda key, state, observations, params: state,

@@ -17,12 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxauction._checks import check_finite
+from jaxauction.bidders.fixed import EXTERNAL
 from jaxauction.market import Auction, Market, MarketParams, auction, draw_types
 from jaxauction.metrics import revenue
 from jaxauction.priors import default_support, top_value
 from jaxauction.types import Array, PRNGKey, State
-
-EXTERNAL = "external"
 
 
 def agent_bidders(market: Market) -> tuple[int, ...]:

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxauction._checks import check_positive_int
 from jaxauction.envs import core
 from jaxauction.market import Market, MarketParams, init_params
 from jaxauction.types import Array, PRNGKey
@@ -64,8 +65,7 @@ class MultiBiddingEnv(MultiAgentEnv):
     ) -> None:
         bidders = core.agent_bidders(market)
         super().__init__(num_agents=len(bidders))
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+        check_positive_int(horizon, "horizon")
         self.market, self.horizon, self.bidders = market, horizon, bidders
         self.bid_grid = None if bid_grid is None else core.check_grid(bid_grid)
         self.params = init_params(market, jax.random.key(0)) if params is None else params

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from flax import struct
 from gymnax.environments import environment, spaces
 
+from jaxauction._checks import check_positive_int
 from jaxauction.envs import core
 from jaxauction.market import Market, MarketParams, init_params
 from jaxauction.types import Array, PRNGKey
@@ -62,8 +63,7 @@ class BiddingEnv(environment.Environment):
         if len(self.agents) != 1:
             raise ValueError(f"a single-agent environment needs one external bidder, the market has "
                              f"{len(self.agents)}: use MultiBiddingEnv")  # fmt: skip
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(f"horizon must be a positive integer, got {horizon!r}")
+        check_positive_int(horizon, "horizon")
         self.market = market
         self.bid_grid = None if bid_grid is None else core.check_grid(bid_grid)
         market_params = init_params(market, jax.random.key(0)) if params is None else params

@@ -167,10 +167,10 @@ class RegretNetConfig:
 
 class Architecture(NamedTuple):
     """A learned-auction architecture: ``build(config) -> Mechanism`` (what is evaluated) and, for a menu
-    mechanism, ``surrogate(config, mechanism) -> (params, bids) -> Outcome`` (what it trains on)."""
+    mechanism, ``surrogate(config) -> (params, bids) -> Outcome`` (what it trains on)."""
 
     build: Callable[[RegretNetConfig], Mechanism]
-    surrogate: Callable[[RegretNetConfig, Mechanism], Callable[[Params, Array], Outcome]] | None = None
+    surrogate: Callable[[RegretNetConfig], Callable[[Params, Array], Outcome]] | None = None
 
 
 def _regretnet(config: RegretNetConfig) -> Mechanism:
@@ -184,7 +184,7 @@ def _rochetnet(config: RegretNetConfig) -> Mechanism:
     return rochetnet(s.n_items, config.menu_size, price_scale=top_value(s.prior, 1, s.n_items), demand=s.demand)
 
 
-def _rochetnet_surrogate(config: RegretNetConfig, mechanism: Mechanism) -> Callable[[Params, Array], Outcome]:
+def _rochetnet_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], Outcome]:
     s = config.the_setting
     _, high = s.prior.support(s.prior.init_params(1, s.n_items))
     return lambda params, bids: rochetnet_soft(params, bids, config.softness / jnp.max(high), s.demand)
@@ -206,4 +206,4 @@ def make_regretnet(config: RegretNetConfig) -> Trainer:
     mechanism = build_mechanism(config)
     surrogate = ARCHITECTURES[config.model].surrogate
     return make_lagrangian_trainer(mechanism, config.schedule(),
-                                   None if surrogate is None else surrogate(config, mechanism))  # fmt: skip
+                                   None if surrogate is None else surrogate(config))  # fmt: skip

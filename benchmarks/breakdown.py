@@ -17,18 +17,18 @@ from pathlib import Path
 
 from benchmarks.common import device_info
 from benchmarks.throughput import rollout_rate
-from jaxauction import DMOConfig, io
+from jaxauction import DMOConfig, io, market_of
 
 
 def variants() -> dict:
-    seed = DMOConfig().market()
+    seed = market_of(DMOConfig())
     bandit = seed.population.groups[0]
     frozen = dataclasses.replace(bandit, update=lambda key, state, feedback, params: state._replace(t=state.t + 1))
     return {
         "seed": seed,
         "frozen_bidders": dataclasses.replace(seed, population=dataclasses.replace(seed.population, groups=(frozen,))),
-        "second_price": DMOConfig.of(mechanism="second_price").market(),
-        "precision_highest": DMOConfig.of(matmul_precision="highest").market(),
+        "second_price": market_of(DMOConfig.of(mechanism="second_price")),
+        "precision_highest": market_of(DMOConfig.of(matmul_precision="highest")),
     }
 
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.common import device_info, int_list, matmul_gflops, median_seconds, mlp_flops, str_list
-from jaxauction import DMOConfig, deep_shares, init_params, io, key, run_round
+from jaxauction import DMOConfig, deep_shares, init_params, io, key, market_of, run_round
 from jaxauction.market import Market
 
 
@@ -49,8 +49,9 @@ def rollout_rate(
 
 def forward_rate(config: DMOConfig, batch: int, repeats: int, passes: int = 10) -> float:
     """Bid profiles per second through the payment network alone (``passes`` forward passes per timed call)."""
-    params = config.market().mechanism.init(jax.random.key(0))
-    bids = jnp.floor(jax.random.uniform(jax.random.key(1), (batch, config.bidders.n_bidders)) * config.bidders.n_bids)
+    params = market_of(config).mechanism.init(jax.random.key(0))
+    n_bids = config.bidders.options.n_bids
+    bids = jnp.floor(jax.random.uniform(jax.random.key(1), (batch, config.bidders.n_bidders)) * n_bids)
 
     @jax.jit
     def go(params, bids):
@@ -83,7 +84,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     base = DMOConfig.of(mechanism=args.mechanism, matmul_precision=args.precision)
-    flops = mlp_flops(base.bidders.n_bidders, base.mechanism.hidden)
+    flops = mlp_flops(base.bidders.n_bidders, base.mechanism.options.hidden)
     peaks = {dtype: matmul_gflops(dtype) for dtype in dict.fromkeys(["float32", *args.dtypes])}
     info = device_info()
     peak_text = ", ".join(f"{d} {g:,.0f}" for d, g in peaks.items())
@@ -120,7 +121,7 @@ def main(argv=None) -> dict:
         for unroll in args.unroll:
             for m in args.markets:
                 auctions = auctions_per_call(m, args.auction_budget or None, args.auctions)
-                rate = rollout_rate(config.market(), m, auctions, args.repeats, unroll, args.prng)
+                rate = rollout_rate(market_of(config), m, auctions, args.repeats, unroll, args.prng)
                 row = {"dtype": dtype, "unroll": unroll, "markets": m, "auctions": auctions}
                 record("sweep", {**row, "auctions_per_second": rate})
                 print(

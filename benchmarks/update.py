@@ -19,15 +19,15 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks.common import device_info, int_list, matmul_gflops, median_seconds, mlp_flops, str_list
-from jaxauction import DMOConfig, io, make_update, revenue_loss
+from jaxauction import DMOConfig, io, make_update, market_of, revenue_loss
 
 
 def update_rate(config: DMOConfig, size: int, steps: int, repeats: int, chunk: int | None) -> float:
-    mechanism = config.market().mechanism
+    mechanism = market_of(config).mechanism
     optimizer = config.optimiser.build()
     update = make_update(revenue_loss(mechanism, chunk), optimizer)
     params = mechanism.init(jax.random.key(0))
-    n, top = config.bidders.n_bidders, config.bidders.n_bids
+    n, top = config.bidders.n_bidders, config.bidders.options.n_bids
     bids = jnp.floor(jax.random.uniform(jax.random.key(1), (size, n, 1)) * top)
     keys = jax.random.split(jax.random.key(2), size)
 
@@ -54,7 +54,7 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
 
     base = DMOConfig()
-    flops = 3 * mlp_flops(base.bidders.n_bidders, base.mechanism.hidden)
+    flops = 3 * mlp_flops(base.bidders.n_bidders, base.mechanism.options.hidden)
     peaks = {dtype: matmul_gflops(dtype) for dtype in dict.fromkeys(["float32", *args.dtypes])}
     result = {
         "benchmark": "update",

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def run(argv: list[str] | None) -> dict[str, Any]:
     config, spec = cli.parse(DesignConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0])
-    market = build_market(MechanismSpec("prize_all_pay", prizes=(1.0, 0.0)), config.bidders, config.values)
+    market = build_market(MechanismSpec("prize_all_pay", {"prizes": (1.0, 0.0)}), config.bidders, config.values)
     session = Session(NAME, config, spec)
     n = market.n_bidders
     w = np.linspace(LOW_W, 1.0, config.points).astype(np.float32)

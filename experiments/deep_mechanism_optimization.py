@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxauction import cli, evaluation
 from jaxauction.driver import Session, SessionResult
+from jaxauction.specs import market_of
 from jaxauction.train.dmo import DMOConfig, RoundLog, deep_shares, make_dmo
 
 NAME = "deep_mechanism_optimization"
@@ -105,7 +106,7 @@ def write_plots(config: DMOConfig, mechanism_params: Any, m: dict[str, Any], ses
     plots.platform_reward(out / "platform_reward.png", m["platform_reward_per_seed"], title, references)
     plots.bid_value(out / "bid_value.png", m["policy_grid"], m["greedy_bids"], f"{title}, last round")
     if config.mechanism.mechanism == "deep" and config.prior.n_items == 1:
-        dmo_market = config.market()
+        dmo_market = market_of(config)
         top = float(np.max(np.asarray(dmo_market.prior.init_params(dmo_market.n_bidders).high)))
         profiles = share_profiles(top, config.bidders.n_bidders)
         shares = np.asarray(deep_shares(config, jax.tree.map(lambda x: x[0], mechanism_params), profiles))
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
 
 def run(argv: list[str] | None) -> dict[str, Any] | None:
-    config, spec = cli.parse(DMOConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0])
+    config, spec = cli.parse(DMOConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0], check=make_dmo)
     session = Session(NAME, config, spec)
     dmo = make_dmo(config, checked=spec.checked)
     result = session.run(

@@ -45,6 +45,7 @@ import tyro
 
 from jaxauction import cli, io, plots
 from jaxauction._checks import check_choice, check_positive_int
+from jaxauction.bidders import IntegerGridOptions
 from jaxauction.driver import RunError, Session
 from jaxauction.equilibria import (
     DiscreteGame,
@@ -92,7 +93,7 @@ class EquilibriumConfig:
     """theory from the discrete equilibrium solver (fictitious play) instead of the closed form (uniform_int only)"""
     solver_iterations: int = 20_000
     """fictitious play iterations"""
-    learners: Learners = Learners(learner="epsilon_greedy", explore_steps=20_000, half_life=10_000.0)
+    learners: Learners = Learners(learner="epsilon_greedy")
 
     def __post_init__(self) -> None:
         for rule in self.mechanism:
@@ -154,8 +155,9 @@ def theory_bids(config: EquilibriumConfig, rule: str, market, tops: np.ndarray, 
         rows = [asymmetric_first_price_bids(grid, tops[i], tops[1 - i]) for i in range(2)]
         return np.stack(rows), "asymmetric first price, closed form"
     if config.solver:
-        learners = config.learners
-        eq = solve(DiscreteGame(rule, n, int(tops[0]) + 1, learners.n_bids, learners.overbid), config.solver_iterations)
+        opts = config.learners.options  # the learners' integer grid (its defaults for learners without one)
+        n_bids, overbid = getattr(opts, "n_bids", IntegerGridOptions.n_bids), getattr(opts, "overbid", False)
+        eq = solve(DiscreteGame(rule, n, int(tops[0]) + 1, n_bids, overbid), config.solver_iterations)
         return np.tile(eq.mean_bids[grid.astype(int)], (n, 1)), "discrete equilibrium (fictitious play)"
     fine = np.linspace(0.0, float(tops[0]), 20_001)
     if config.prior.startswith("gaussian"):
@@ -232,7 +234,7 @@ def check_reach(config: EquilibriumConfig, rule: str, market, top: float) -> Non
     if not (config.prior.startswith("wallet") and rule == "second_price"):
         return
     need = (market.n_bidders + 2) / 2
-    learners = config.learners
+    learners = config.learners.options  # grids: every learner with a relative grid or a top bid has one
     for group in market.population.groups:
         if group.relative_grid and learners.max_fraction < need:
             raise ValueError(

@@ -48,7 +48,7 @@ from jaxauction.regret import Protocol
 from jaxauction.regret import evaluate as evaluate_regret
 from jaxauction.runs import load_rule
 from jaxauction.train.es import ESLog
-from jaxauction.train.learning_aware import LearningAwareConfig, make_learning_aware
+from jaxauction.train.learning_aware import LearningAwareConfig, make_learning_aware, searched_market
 
 NAME = "learning_aware_dmo"
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
 def run(argv: list[str] | None) -> dict[str, Any] | None:
     config, spec = cli.parse(LearningAwareConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0],
-                             extendable=("iterations",))  # fmt: skip
+                             extendable=("iterations",), check=searched_market)  # fmt: skip
     c = config.resolved()
     if c.deploy is not None:
-        market = c.market()
+        market = searched_market(c)
         deployed = deployed_rule(c.deploy, market)  # checked before the session touches any folder
         return evaluate_deployed(Session(NAME, config, spec), c, spec, market, *deployed)
     if c.eval_seeds < spec.seeds:
@@ -112,8 +112,8 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
             "auctions": c.auctions,
             "window": c.window,
             "markets": c.markets,
-            "explore_steps": c.bidders.explore_steps,
-            "half_life": c.bidders.half_life,
+            "explore_steps": getattr(c.bidders.options, "explore_steps", None),
+            "half_life": getattr(c.bidders.options, "half_life", None),
         },  # fmt: skip
     }
     if not session.leader:

@@ -27,14 +27,15 @@ import sys
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import tyro
 
 from jaxauction import checkpoint
 from jaxauction.driver import RunError, RunSpec
 from jaxauction.parallel import initialize_distributed
-from jaxauction.specs import PriorSpec
+from jaxauction.registry import LEARNERS, MECHANISMS, Registry
+from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, refuse_inapplicable, switch
 
 C = TypeVar("C")
 
@@ -42,6 +43,9 @@ C = TypeVar("C")
 def from_dict(cls: type[C], data: dict[str, Any]) -> C:
     """Rebuild a (nested) config dataclass from its ``dataclasses.asdict`` JSON form."""
     kwargs = {}
+    unknown = sorted(set(data) - {field.name for field in dataclasses.fields(cls)})
+    if unknown:  # a setting this version no longer has (or an edited header): never drop it silently
+        raise ValueError(f"{cls.__name__} has no setting {', '.join(unknown)}")
     for field in dataclasses.fields(cls):
         if field.name not in data:
             continue
@@ -126,6 +130,84 @@ def _has_prior_spec(config_cls: type) -> bool:
     return any(isinstance(t, type) and issubclass(t, PriorSpec) for t in typing.get_type_hints(config_cls).values())
 
 
+COMPONENTS: dict[type, tuple[str, Registry]] = {
+    MechanismSpec: ("mechanism", MECHANISMS),
+    PopulationSpec: ("learner", LEARNERS),
+}
+
+
+def _flag_value(argv: Sequence[str], name: str) -> str | None:
+    """The value of ``--name`` (or ``--name=value``) in ``argv``, the last one given; None if absent."""
+    flag, value = "--" + name.replace("_", "-"), None
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(flag + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _component_field(spec_cls: type) -> tuple[str, Registry] | None:
+    return next((v for k, v in COMPONENTS.items() if isinstance(spec_cls, type) and issubclass(spec_cls, k)), None)
+
+
+def _specialised(config_cls: type, argv: Sequence[str], base: Any) -> tuple[type, Any]:
+    """``config_cls`` with each component spec's ``options`` typed as the chosen components' options spec, so that
+    tyro shows (and parses) exactly their options, and ``base`` (the defaults, or a resumed run's settings) as an
+    instance of it, not yet checked as a whole (the command line's other flags may be what makes it valid). The
+    chosen components are the command line's (``--mechanism``, ``--learner``), else ``base``'s; options they share
+    with ``base``'s components keep its values."""
+    hints = typing.get_type_hints(config_cls, include_extras=True)
+    overrides: dict[str, tuple[type, Any]] = {}
+    for field in dataclasses.fields(config_cls):
+        spec_cls = hints[field.name]
+        component = _component_field(spec_cls)
+        if component is None:
+            continue
+        name_field, registry = component
+        spec = getattr(base, field.name)
+        chosen = _flag_value(argv, name_field) or getattr(spec, name_field)
+        try:
+            spec = switch(spec, chosen) if chosen != getattr(spec, name_field) else spec
+        except (TypeError, ValueError) as err:  # an unknown name, or options that do not combine
+            _fail(str(err))
+        what = "the rule" if name_field == "mechanism" else "one learner for every bidder, or a comma list, one each"
+        help_ = f"{what}: {registry.help()}"
+        namespace = {
+            "__annotations__": {
+                name_field: Annotated[str, tyro.conf.arg(help=help_)],
+                "options": Annotated[type(spec.options), tyro.conf.arg(help=f"the options of {chosen}")],
+            },
+            "options": dataclasses.field(default=spec.options),
+        }
+        sub = dataclasses.dataclass(frozen=True)(type(spec_cls.__name__, (spec_cls,), namespace))
+        sub.__doc__ = spec_cls.__doc__
+        overrides[field.name] = (sub, sub(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}))
+    if not overrides:
+        return config_cls, base
+    namespace = {"__annotations__": {k: sub for k, (sub, _) in overrides.items()}}
+    namespace.update({k: dataclasses.field(default=value) for k, (_, value) in overrides.items()})
+    special = dataclasses.dataclass(frozen=True)(type(config_cls.__name__, (config_cls,), namespace))
+    special.__doc__ = config_cls.__doc__
+    values = {f.name: getattr(base, f.name) for f in dataclasses.fields(config_cls)}
+    default = object.__new__(special)  # unchecked: __post_init__ runs on the parsed config
+    for name, value in {**values, **{k: value for k, (_, value) in overrides.items()}}.items():
+        object.__setattr__(default, name, value)
+    return special, default
+
+
+def _general(config_cls: type, config: Any) -> Any:
+    """A parsed (specialised) config as an instance of ``config_cls`` and its own spec classes."""
+    hints = typing.get_type_hints(config_cls)
+    values = {}
+    for field in dataclasses.fields(config_cls):
+        value = getattr(config, field.name)
+        if _component_field(hints[field.name]) is not None:
+            value = hints[field.name](**{f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+        values[field.name] = value
+    return config_cls(**values)
+
+
 def parse(
     config_cls: type[C],
     argv: Sequence[str] | None = None,
@@ -133,22 +215,18 @@ def parse(
     experiment: str,
     description: str = "",
     extendable: Sequence[str] = ("rounds",),
+    check: Callable[[C], Any] | None = None,
 ) -> tuple[C, RunSpec]:
-    """Parse the command line of ``python -m experiments.<experiment>`` into ``(config, run spec)``."""
+    """Parse the command line of ``python -m experiments.<experiment>`` into ``(config, run spec)``.
+
+    ``check(config)`` (building the experiment's market, say) runs before anything else does; its errors are one
+    line naming the flags, like the parse's own."""
     argv = list(sys.argv[1:] if argv is None else argv)
     flags = {a.split("=")[0] for a in argv if a.startswith("--")}
     if "--setting" in flags and _has_prior_spec(config_cls):
         spelled = sorted(flags & {"--prior", "--value-low", "--value-high", "--items", "--n-items"})
         if spelled:
             _fail(f"--setting gives the prior and items; drop {', '.join(spelled)}")
-    args_cls = dataclasses.make_dataclass(
-        "Arguments",
-        [
-            ("config", config_cls, dataclasses.field(default_factory=config_cls)),
-            ("run", RunSpec, dataclasses.field(default_factory=RunSpec)),
-        ],
-        frozen=True,
-    )
     early = _preparse(argv)
     initialize_distributed(early.coordinator_address, early.num_processes, early.process_id)
     resume = early.resume
@@ -163,9 +241,30 @@ def parse(
         try:
             saved = from_dict(config_cls, meta["config"])
             run = meta["run"]
+        except (KeyError, TypeError, ValueError) as err:
+            _fail(f"--resume {resume}: the checkpoint's settings cannot be read back ({type(err).__name__}: {err}); "
+                  "was its header edited, or written by another version of jaxauction?")  # fmt: skip
+    special_cls, special_default = _specialised(config_cls, argv, config_cls() if saved is None else saved)
+    args_cls = dataclasses.make_dataclass(
+        "Arguments",
+        [
+            ("config", special_cls, dataclasses.field(default_factory=special_cls)),
+            ("run", RunSpec, dataclasses.field(default_factory=RunSpec)),
+        ],
+        frozen=True,
+    )
+    fields = [*flat_settings(special_default), *(f.name for f in dataclasses.fields(RunSpec))]
+    given = [a[2:].split("=")[0].replace("-", "_") for a in argv if a.startswith("--")]
+    try:
+        refuse_inapplicable([name for name in given if name not in fields], special_default)
+    except ValueError as err:
+        name, rest = str(err).split(" ", 1)
+        _fail(f"--{name.replace('_', '-')} {rest}")
+    if saved is not None:
+        try:
             output = meta.get("output", {})
             default = args_cls(
-                saved,
+                special_default,
                 RunSpec(
                     seed=run["seed"],
                     seeds=run["seeds"],
@@ -176,21 +275,22 @@ def parse(
                 ),
             )
         except (KeyError, TypeError, ValueError) as err:
-            _fail(f"--resume {resume}: the checkpoint's settings cannot be read back ({type(err).__name__}: {err}); "
-                  "was its header edited?")  # fmt: skip
+            _fail(f"--resume {resume}: the checkpoint's run settings cannot be read back ({type(err).__name__}: "
+                  f"{err}); was its header edited?")  # fmt: skip
     args = quiet_cli(
         tyro.conf.OmitArgPrefixes[args_cls],  # type: ignore[index]
         argv,
-        fields=[*flat_settings(config_cls()), *(f.name for f in dataclasses.fields(RunSpec))],
+        fields=fields,
         default=default,
         prog=f"python -m experiments.{experiment}",
         description=description,
     )
     if saved is not None:
+        before = flat_settings(saved)  # options of components the run did not use are covered by the component's
         conflicts = [
-            f"{name}: {value!r} (the run has {flat_settings(saved)[name]!r})"
+            f"{name}: {value!r} (the run has {before[name]!r})"
             for name, value in flat_settings(args.config).items()
-            if name not in extendable and value != flat_settings(saved)[name]
+            if name in before and name not in extendable and value != before[name]
         ]
         conflicts += [
             f"{name}: {getattr(args.run, name)!r} (the run has {getattr(default.run, name)!r})"
@@ -199,7 +299,13 @@ def parse(
         ]
         if conflicts:
             _fail(f"--resume {resume} continues a run; these flags differ from its settings: " + "; ".join(conflicts))
-    return args.config, args.run
+    config = _general(config_cls, args.config)
+    if check is not None:
+        try:
+            check(config)
+        except ValueError as err:
+            _fail(one_line(str(err), fields))
+    return config, args.run
 
 
 def main(fn: Callable[[], Any]) -> Any:

@@ -12,7 +12,8 @@ import pytest
 from jaxauction import DMOConfig, deep_shares, make_dmo, make_train
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(rounds=4, auctions_per_round=600, window=300, explore_steps=200, half_life=100.0, dataset_size=32)
+TINY = dict(rounds=4, auctions_per_round=600, window=300, dataset_size=32)
+LEARN = dict(TINY, explore_steps=200, half_life=100.0)  # for the default, exploring learners
 
 
 SEED_PROGRAM = """
@@ -42,7 +43,7 @@ def test_the_seed_program_is_bit_identical_to_jaxauction_0_1():
 
 
 def test_train_shapes_and_reproducibility():
-    config = DMOConfig.of(**TINY)
+    config = DMOConfig.of(**LEARN)
     train = jax.jit(make_train(config))
     state, logs = train(jax.random.key(0))
     chex.assert_shape(logs.platform_reward, (4,))
@@ -60,7 +61,7 @@ def test_train_shapes_and_reproducibility():
 
 @pytest.mark.slow
 def test_vmap_over_seeds_matches_single_runs_and_compiles_once():
-    config = DMOConfig.of(**TINY)
+    config = DMOConfig.of(**LEARN)
     train = make_train(config)
     keys = jax.random.split(jax.random.key(0), 2)
     _, batched = jax.jit(jax.vmap(train))(keys)
@@ -83,7 +84,7 @@ def test_vmap_over_seeds_matches_single_runs_and_compiles_once():
 
 
 def test_one_adam_step_per_round_and_classical_rules_stay_put():
-    dmo = make_dmo(DMOConfig.of(**TINY))
+    dmo = make_dmo(DMOConfig.of(**LEARN))
     state = dmo.init(jax.random.key(0))
     new, log = jax.jit(dmo.step)(state)
     moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), state.params.mechanism, new.params.mechanism)
@@ -131,18 +132,18 @@ def test_regret_penalty_lowers_the_learned_rules_regret():
 
 @pytest.mark.slow
 def test_warm_start_markets_and_memory_bounded_chunks():
-    fresh, warm = make_dmo(DMOConfig.of(**TINY)), make_dmo(DMOConfig.of(warm_start=True, **TINY))
+    fresh, warm = make_dmo(DMOConfig.of(**LEARN)), make_dmo(DMOConfig.of(warm_start=True, **LEARN))
     s_fresh, s_warm = fresh.init(jax.random.key(0)), warm.init(jax.random.key(0))
     for _ in range(2):
         s_fresh, _ = jax.jit(fresh.step)(s_fresh)
         s_warm, _ = jax.jit(warm.step)(s_warm)
     assert int(s_fresh.learner_state[0].t[0, 0]) == 600
     assert int(s_warm.learner_state[0].t[0, 0]) == 1_200
-    config = DMOConfig.of(markets=4, **TINY)
+    config = DMOConfig.of(markets=4, **LEARN)
     state, whole = jax.jit(make_train(config))(jax.random.key(0))
     chex.assert_shape(state.learner_state[0].estimates, (4, 3, 1, 10, 10))
     # 3 markets per chunk does not divide 4, nor 40 profiles per chunk the 128 samples
-    chunked = DMOConfig.of(markets=4, market_chunk=3, revenue_chunk=40, **TINY)
+    chunked = DMOConfig.of(markets=4, market_chunk=3, revenue_chunk=40, **LEARN)
     _, logs = jax.jit(make_train(chunked))(jax.random.key(0))
     np.testing.assert_array_equal(logs.policy, whole.policy)  # the bidders' play is unchanged
     chex.assert_trees_all_close(logs, whole, rtol=1e-5, atol=1e-6)
@@ -187,13 +188,14 @@ def test_policy_summary_means_something_for_continuous_values():
         (dict(rounds=0), "rounds"),
         (dict(n_bids=5), "n_bids"),
         (dict(prior="uniform", value_high=1.0), "draws continuous values"),
-        (dict(reserve=1.0), "apply to the classical rules"),
+        (dict(reserve=1.0), "reserve is an option of mechanism all_pay, .*not of the chosen mechanism 'deep'"),
         (dict(learning_rate=-1.0), "learning_rate"),
         (dict(prior="beta"), "unknown prior"),
         (dict(optimiser="lbfgs"), "unknown optimiser"),
         (dict(compute_dtype="float16"), "unknown compute_dtype"),
         (dict(matmul_precision="low"), "unknown matmul_precision"),
-        (dict(mechanism="second_price", compute_dtype="bfloat16"), "'deep' only"),
+        (dict(mechanism="second_price", compute_dtype="bfloat16"), "option of mechanism deep, not of the chosen"),
+        (dict(learner="truthful", n_bids=5), "n_bids is an option of .*learner epsilon_greedy"),
         (dict(hidden=(0, 5)), "hidden"),
         (dict(market_chunk=-1), "market_chunk"),
         (dict(revenue_chunk=-2), "revenue_chunk"),
@@ -201,5 +203,6 @@ def test_policy_summary_means_something_for_continuous_values():
     ],
 )
 def test_inconsistent_config_raises(kwargs, match):
+    """Before anything runs: the config refuses what it can see, make_dmo what only the built market shows."""
     with pytest.raises(ValueError, match=match):
-        DMOConfig.of(**kwargs)
+        make_dmo(DMOConfig.of(**kwargs))

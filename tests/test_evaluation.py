@@ -16,7 +16,7 @@ TRUTHFUL = dict(learner="truthful", rounds=1, auctions_per_round=2000, window=20
 def test_theory_references_match_known_values():
     """The seed's prior (3 bidders, 0..9): Myerson 5.275 (reserve 5, E[max_i (2 v_i - 9)+]) and truthful second
     price 4.5; continuous U[0,1], 3 bidders: 17/32 and 1/2 (exact)."""
-    seed = evaluation.theory(ja.DMOConfig().market())
+    seed = evaluation.theory(ja.market_of(ja.DMOConfig()))
     assert seed["myerson_optimum"] == pytest.approx(5.275, abs=1e-12) and seed["myerson_reserve"] == 5
     assert seed["truthful_second_price"] == pytest.approx(4.5, abs=1e-12)
     # 5.275 is Myerson's mechanism (tie-adjusted thresholds), not second price with reserve 5: that earns 203/40
@@ -24,11 +24,11 @@ def test_theory_references_match_known_values():
     assert seed["second_price_at_myerson_reserve"] == pytest.approx(203 / 40, abs=1e-12) == plain
     exhaustive = np.mean([max(max(2 * v - 9 for v in p), 0) for p in itertools.product(range(10), repeat=3)])
     assert seed["myerson_optimum"] == pytest.approx(exhaustive, abs=1e-12)
-    uniform = evaluation.theory(ja.DMOConfig.of(prior="uniform", value_high=1.0, learner="truthful").market())
+    uniform = evaluation.theory(ja.market_of(ja.DMOConfig.of(prior="uniform", value_high=1.0, learner="truthful")))
     assert uniform["myerson_optimum"] == pytest.approx(17 / 32, abs=1e-5)
     assert uniform["truthful_second_price"] == pytest.approx(0.5, abs=1e-5)
     assert uniform["second_price_at_myerson_reserve"] == pytest.approx(17 / 32, abs=1e-5)  # continuous: the same
-    two_items = evaluation.theory(ja.DMOConfig.of(mechanism="second_price", n_items=2).market())
+    two_items = evaluation.theory(ja.market_of(ja.DMOConfig.of(mechanism="second_price", n_items=2)))
     assert "myerson_optimum" not in two_items and "note" in two_items
 
 
@@ -36,7 +36,7 @@ def test_baselines_with_truthful_bidders_match_theory():
     """Truthful bidders: second price earns E[second] = 4.5, first price E[max] = 6.975, and the best reserve on
     the grid 0, 0.5, ..., 9 and k - 0.01 is 5 (Myerson's), earning what exhaustive enumeration gives."""
     config = ja.DMOConfig.of(**TRUTHFUL)
-    market = config.market()
+    market = ja.market_of(config)
     params = ja.init_params(market, jax.random.key(0))
     keys = jax.random.split(jax.random.key(1), 8)
     found = evaluation.baselines(market, params, keys, 2000, 2000, markets=2)
@@ -51,7 +51,7 @@ def test_baselines_with_truthful_bidders_match_theory():
 
 def test_diagnostics_of_classical_and_seed_rules():
     config = ja.DMOConfig.of(**TRUTHFUL)
-    market = config.market()
+    market = ja.market_of(config)
     values = jax.random.randint(jax.random.key(0), (256, 3, 1), 0, 10).astype(np.float32)
     data = Dataset(ja.Types(values=values), values, jax.random.split(jax.random.key(1), 256))
     sp = evaluation.with_rule(market, "second_price")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "jaxauction"
 LAYERS = [  # lowest first; a package name covers its submodules
-    ("foundation", ["_checks", "_ops", "types", "prng", "io", "memory"]),
+    ("foundation", ["_checks", "_ops", "types", "prng", "io", "memory", "registry"]),
     ("values", ["priors", "utilities"]),
     ("components", ["mechanisms", "bidders"]),
     ("markets", ["market", "metrics", "equilibria", "specs", "settings", "parallel", "envs"]),

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxauction as ja
 from jaxauction import Market, UniformPrior, first_price, init_params, population, second_price
 from jaxauction.bidders import (
     absolute_grid,
@@ -152,11 +153,23 @@ def test_learners_from_the_registry_and_their_errors():
     market = build_market(MechanismSpec("first_price"), PopulationSpec("hedge_linear", 2), PriorSpec())
     assert not market.population.groups[0].relative_grid and market.population.groups[0].observation_levels == 10
     with pytest.raises(ValueError, match="hedge learning_rate must be in .0, 1."):
-        build_market(MechanismSpec("first_price"), PopulationSpec("hedge", 2, bidder_lr=1.5), PriorSpec())
+        build_market(MechanismSpec("first_price"), PopulationSpec("hedge", 2, {"bidder_lr": 1.5}), PriorSpec())
     with pytest.raises(ValueError, match="hedge learns from one item's bids; the market sells 2 items"):
         build_market(MechanismSpec("first_price"), PopulationSpec("hedge", 2), PriorSpec(n_items=2))
     with pytest.raises(ValueError, match="unknown learner 'ppo'"):
         PopulationSpec("ppo", 2)
+    # a mixed population has one options spec: each learner's, merged; each learner is built from its own fields
+    spec = PopulationSpec("hedge,epsilon_greedy,shading", 3, {"shading": 0.5, "n_bids": 12, "bidder_lr": 0.1})
+    assert type(spec.options) is ja.LEARNERS.options(["hedge", "epsilon_greedy", "shading"])
+    market = build_market(MechanismSpec("first_price"), spec, PriorSpec())
+    assert [g.name for g in market.population.groups] == ["hedge", "epsilon_greedy", "shading"]
+    learners = init_params(market, jax.random.key(0)).learners
+    assert float(learners[0].learning_rate) == pytest.approx(0.1) and float(learners[2].alpha) == 0.5
+    assert market.population.groups[1].max_bid == 11.0  # epsilon-greedy's grid 0..n_bids-1
+    with pytest.raises(ValueError, match="learner 'shading' has no option n_bids; its options: .'shading'."):
+        PopulationSpec("shading", 2, {"n_bids": 5})
+    with pytest.raises(TypeError, match="learner 'hedge' takes TabularOptions, not ShadingOptions"):
+        PopulationSpec("hedge", 2, ja.ShadingOptions())
 
 
 @pytest.mark.slow
@@ -187,8 +200,8 @@ def test_dqn_fits_the_rewards_of_a_fixed_bandit():
 
 @pytest.mark.slow
 def test_dqn_bidders_learn_inside_the_market():
-    market = build_market(MechanismSpec("first_price"), PopulationSpec("dqn", 2, explore_steps=500, half_life=500),
-                          PriorSpec())  # fmt: skip
+    learners = PopulationSpec("dqn", 2, {"explore_steps": 500, "half_life": 500})
+    market = build_market(MechanismSpec("first_price"), learners, PriorSpec())
     from jaxauction import run_round
 
     params = init_params(market, jax.random.key(0))
@@ -235,8 +248,8 @@ def test_hedge_on_a_capped_grid_reaches_first_price_with_a_reserve():
     from jaxauction import run_round
 
     def last_window(grid):
-        market = build_market(MechanismSpec("first_price", reserve=0.5),
-                              PopulationSpec("hedge", 3, continuous_grid=grid), PriorSpec("uniform", 0.0, 1.0))
+        market = build_market(MechanismSpec("first_price", {"reserve": 0.5}),
+                              PopulationSpec("hedge", 3, {"continuous_grid": grid}), PriorSpec("uniform", 0.0, 1.0))
 
         def one(key):
             params = init_params(market, key)

@@ -19,7 +19,7 @@ FIRST_PRICE_EQUILIBRIUM = np.array([0, 0, 1, 1.94, 2.30, 3, 3.66, 4.68, 5, 5.94]
 
 def learned_bids(mechanism: str, auctions: int = 1_000_000, markets: int = 8) -> np.ndarray:
     """Greedy bid per value level after ``auctions`` learning auctions: ``[markets, bidders, 10]``."""
-    market = ja.DMOConfig.of(mechanism=mechanism).market()
+    market = ja.market_of(ja.DMOConfig.of(mechanism=mechanism))
     params = ja.init_params(market, jax.random.key(0))
     keys = jax.random.split(ja.key(0), markets)
     states = jax.vmap(market.population.init, in_axes=(0, None))(keys, params.learners)

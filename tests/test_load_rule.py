@@ -12,7 +12,7 @@ import pytest
 
 from experiments import deep_mechanism_optimization as dmo_experiment
 from experiments import learning_aware_dmo, regretnet, regretnet_table, reserve_sweep, table
-from jaxauction import cli, evaluation, runs
+from jaxauction import cli, evaluation, market_of, runs
 from jaxauction.driver import RunError
 from jaxauction.market import init_params
 from jaxauction.regret import Protocol, evaluate
@@ -22,8 +22,8 @@ RUNS = {
     "dmo": (dmo_experiment, [*DMO, "--seeds", "2"]),
     "la": (learning_aware_dmo, LA),
     "rn": (regretnet, RN),
-    "sweep": (reserve_sweep, ["--reserves", "3", "--auctions", "400", "--window", "200", "--explore-steps", "100",
-                              "--no-progress", "--no-plots", "--no-shard"]),  # fmt: skip
+    "sweep": (reserve_sweep, ["--reserves", "3", "--auctions", "400", "--window", "200", "--no-progress",
+                              "--no-plots", "--no-shard"]),  # fmt: skip
 }
 
 
@@ -60,7 +60,7 @@ def test_load_rule_gives_the_trained_rule_of_every_training_experiment(made):
     # DMO: seed 1's deep rule against fresh bidders with the run's evaluation key earns its final evaluation
     rule = runs.load_rule(root / "dmo", 1)
     c = rule.config
-    market = c.market()
+    market = market_of(c)
     params = init_params(market, jax.random.key(0))._replace(mechanism=rule.params)
     keys = evaluation.evaluation_keys(0, 2)[1:]
     r = c.rollout

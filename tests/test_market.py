@@ -147,11 +147,13 @@ def test_markets_whose_parts_do_not_fit_are_refused():
     with pytest.raises(ValueError, match="up to 14"):
         check_market(market, wide)  # params are checked too, with any leading sweep axes
     # The spec builders size the tables from the prior, and refuse raw bids that saturate the payment network.
-    built = build_market(MechanismSpec(mechanism="second_price"), PopulationSpec(n_bids=20), PriorSpec(value_high=19))
+    twenty = PopulationSpec(options={"n_bids": 20})
+    built = build_market(MechanismSpec("second_price"), twenty, PriorSpec(value_high=19))
     assert built.population.groups[0].observation_levels == 20
     with pytest.raises(ValueError, match="raw bids up to 499.*normalise"):
-        build_market(MechanismSpec(), PopulationSpec(n_bids=500), PriorSpec(value_high=499))
-    build_market(MechanismSpec(normalise=True), PopulationSpec(n_bids=500), PriorSpec(value_high=499))
+        build_market(MechanismSpec(), PopulationSpec(options={"n_bids": 500}), PriorSpec(value_high=499))
+    build_market(MechanismSpec(options={"normalise": True}), PopulationSpec(options={"n_bids": 500}),
+                 PriorSpec(value_high=499))  # fmt: skip
 
 
 @pytest.mark.slow

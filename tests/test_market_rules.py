@@ -28,7 +28,8 @@ from jaxauction import (
     vcg,
     with_entry_fee,
 )
-from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, UtilitySpec
+from jaxauction.mechanisms import DeepOptions, RuleOptions
+from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, UtilitySpec, switch
 from jaxauction.types import Outcome
 
 KEY = jax.random.key(0)
@@ -172,10 +173,10 @@ def test_multi_item_payment_decay():
         (lambda: procurement(3, "all_pay"), "unknown procurement rule"),
         (lambda: with_entry_fee(first_price(2), -1.0), "entry fee must be >= 0"),
         (lambda: simultaneous([first_price(2)] * 2, decay=0.0), "decay must be positive"),
-        (lambda: MechanismSpec("multi_unit_uniform"), "units >= 2"),
-        (lambda: MechanismSpec("first_price", units=2), "units apply to the multi_unit rules only"),
-        (lambda: MechanismSpec("deep", entry_fee=1.0), "apply to the classical rules"),
-        (lambda: MechanismSpec("vcg", temperature=0.1), "temperature"),
+        (lambda: MechanismSpec("multi_unit_uniform", {"units": 1}), "units must be an integer >= 2"),
+        (lambda: MechanismSpec("first_price", {"units": 2}), "mechanism 'first_price' has no option units"),
+        (lambda: MechanismSpec("deep", {"entry_fee": 1.0}), "mechanism 'deep' has no option entry_fee"),
+        (lambda: MechanismSpec("vcg", {"temperature": 0.1}), "mechanism 'vcg' has no option temperature"),
         (lambda: UtilitySpec("crra", risk=-1.0), "risk must be positive"),
         (lambda: UtilitySpec("quasi_linear", risk=2.0), "risk applies to the crra and cara"),
         (lambda: crra(float("nan")), "positive, finite"),
@@ -184,6 +185,15 @@ def test_multi_item_payment_decay():
 def test_bad_rules_and_settings_are_refused(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_a_rules_options_are_its_own_spec():
+    with pytest.raises(TypeError, match="mechanism 'vcg' takes ClassicalOptions, not RuleOptions"):
+        MechanismSpec("vcg", RuleOptions())
+    spec = MechanismSpec("second_price", RuleOptions(reserve=2.0))
+    assert spec == MechanismSpec("second_price", {"reserve": 2.0})  # a dict of fields is the same spec
+    assert switch(spec, "first_price").options.reserve == 2.0  # switching keeps the options the two rules share
+    assert switch(spec, "deep").options == DeepOptions()
 
 
 def test_risk_shaping_utilities():
@@ -211,21 +221,21 @@ def test_budgets_with_penalty_are_exact():
     out = outcome(rule, [4.0, 3.0, 2.0])  # at the budget: allowed
     np.testing.assert_array_equal(out.allocation[:, 0], [1, 0, 0])
     np.testing.assert_array_equal(out.payments, [4.0, 0.0, 0.0])
-    market = build_market(MechanismSpec("second_price", budgets=(3.0,), budget_penalty=(0.5,)),
+    market = build_market(MechanismSpec("second_price", {"budgets": (3.0,), "budget_penalty": (0.5,)}),
                           PopulationSpec("truthful", 2), PriorSpec())  # fmt: skip
     assert market.mechanism.name == "second_price+budgets"
     for bad, message in [(-1.0, "budgets must be finite and non-negative"), ((1.0, 2.0, 3.0), "one per bidder")]:
         with pytest.raises(ValueError, match=message):
             with_budgets(first_price(2), bad)
     with pytest.raises(ValueError, match="budget_penalty applies when budgets are set"):
-        MechanismSpec("first_price", budget_penalty=(1.0,))
+        MechanismSpec("first_price", {"budget_penalty": (1.0,)})
 
 
 def test_market_level_settings_that_would_do_nothing_are_refused():
     with pytest.raises(ValueError, match="decay discounts bidders who win several items"):
-        build_market(MechanismSpec("first_price", decay=0.5), PopulationSpec(), PriorSpec())
+        build_market(MechanismSpec("first_price", {"decay": 0.5}), PopulationSpec(), PriorSpec())
     with pytest.raises(ValueError, match="no bidder learns from it"):
         build_market(MechanismSpec("first_price", information="winner_only"), PopulationSpec(), PriorSpec())
-    market = build_market(MechanismSpec("multi_unit_uniform", units=2), PopulationSpec("truthful", 4),
+    market = build_market(MechanismSpec("multi_unit_uniform", {"units": 2}), PopulationSpec("truthful", 4),
                           PriorSpec("uniform", 0.0, 1.0, n_items=2))  # fmt: skip
     assert market.mechanism.units == 2  # the efficiency metric counts two units per item

@@ -16,6 +16,7 @@ from jaxauction import (
     first_price,
     highest_bid_allocation,
     make_mechanism,
+    market_of,
     mean_revenue,
     payment_shares,
     second_price,
@@ -46,7 +47,10 @@ def rule(params_reserve=0.0, temperature=0.0):
     return RuleParams(jnp.float32(params_reserve), jnp.float32(temperature))
 
 
-@pytest.mark.parametrize("name", MECHANISMS)
+HIGHEST_BID = ("first_price", "second_price", "third_price", "all_pay", "prize_all_pay", "deep")
+
+
+@pytest.mark.parametrize("name", HIGHEST_BID)
 @pytest.mark.parametrize("reserve", [0.0, 5.0])
 def test_shapes_and_invariants(name, reserve):
     options = {"reserve": reserve} if name != "deep" else {}
@@ -258,10 +262,11 @@ def test_raw_bids_saturate_and_normalised_bids_do_not():
     assert float(shares.max(-1).mean()) < 0.5  # inputs in [0, 1]: far from saturation
 
 
-@pytest.mark.parametrize("name", MECHANISMS)
+@pytest.mark.parametrize("name", sorted(MECHANISMS))
 def test_jit_vmap_equivalence(name):
+    """Every registered rule gives the same outcome for one profile under jit as in a vmapped batch."""
     # float32 products: the backend default is TF32 on NVIDIA GPUs, which differs between batch shapes.
-    mech = make_mechanism(name, 3, **({"precision": "highest"} if name == "deep" else {}))
+    mech = make_mechanism(name, 3, **({"matmul_precision": "highest"} if name == "deep" else {}))
     params = mech.init(jax.random.key(0))
     bids = random_bids(16, 3, integer=False)
     keys = jax.random.split(jax.random.key(5), 16)
@@ -270,7 +275,7 @@ def test_jit_vmap_equivalence(name):
     for i in range(16):
         one = single(params, bids[i], keys[i])
         np.testing.assert_allclose(batched.payments[i], one.payments, rtol=1e-6, atol=1e-6)
-        np.testing.assert_array_equal(batched.allocation[i], one.allocation)
+        np.testing.assert_allclose(batched.allocation[i], one.allocation, rtol=1e-6, atol=1e-6)  # learned shares
 
 
 def test_bad_input_raises_clear_errors():
@@ -344,7 +349,7 @@ def test_anonymous_payment_network_permutes_with_its_inputs():
     from jaxauction import DMOConfig
 
     config = DMOConfig.of(mechanism="deep_anonymous", rounds=1, auctions_per_round=100, window=100, explore_steps=50)
-    assert config.market().mechanism.name == "deep_anonymous"
+    assert market_of(config).mechanism.name == "deep_anonymous"
 
 
 def test_prize_all_pay_shares_by_rank_and_everyone_pays():

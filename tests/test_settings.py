@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import jaxauction as ja
 from jaxauction.priors import ExponentialPrior
 from jaxauction.settings import SETTINGS, setting
 
@@ -28,10 +29,9 @@ def test_every_setting_builds_its_prior():
 
 def test_seed_setting_optimum_matches_the_market_theory():
     """seed3's Myerson figure is the one the market evaluation computes for the seed's prior."""
-    import jaxauction as ja
     from jaxauction import evaluation
 
-    market = ja.DMOConfig.of(mechanism="second_price").market()
+    market = ja.market_of(ja.DMOConfig.of(mechanism="second_price"))
     assert setting("seed3").optimum == pytest.approx(evaluation.theory(market)["myerson_optimum"], abs=1e-9)
 
 
@@ -53,7 +53,6 @@ def test_unknown_names_and_bad_means_are_refused():
 
 
 def test_unit_demand_presets_score_unit_demand_utility():
-    import jaxauction as ja
 
     unit = setting("unit_1x2")
     assert unit.demand == "unit" and unit.optimum == pytest.approx(2 / (3 * 3**0.5)) and unit.optimum_exact

@@ -22,7 +22,7 @@ def fails(main, args, capsys):
 
 
 def test_learned_policies_are_reproducible_and_keys_matter():
-    market = build_market(MechanismSpec("first_price"), PopulationSpec("epsilon_greedy", 2, explore_steps=200),
+    market = build_market(MechanismSpec("first_price"), PopulationSpec("epsilon_greedy", 2, {"explore_steps": 200}),
                           PriorSpec())  # fmt: skip
     params = init_params(market, jax.random.key(0))
     values = policy_grid(market)

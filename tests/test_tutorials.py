@@ -37,7 +37,7 @@ def run(page: Path) -> list[tuple[re.Match, str | None, str]]:
             continue
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
-            exec(compile(m.group(2), str(page), "exec"), namespace)  # noqa: S102 - the tutorial's own code
+            exec(compile(m.group(2), str(page), "exec", dont_inherit=True), namespace)  # noqa: S102 - its own code
         after = matches[i + 1] if i + 1 < len(matches) else None
         adjacent = after is not None and after.group(1) == "text" and not text[m.end() : after.start()].strip()
         out.append((m, after if adjacent else None, printed.getvalue()))

@@ -1,6 +1,20 @@
-"""Bidders: learners over stacked groups, and populations that mix them."""
+"""Bidders: learners over stacked groups, and populations that mix them.
+
+Importing the package registers its learners in ``jaxauction.registry.LEARNERS`` (``builders``)."""
 
 from jaxauction.bidders.base import FEEDBACKS, Learner, per_bidder
+from jaxauction.bidders.builders import (
+    DQNOptions,
+    EpsilonGreedyOptions,
+    ExplorationOptions,
+    GridOptions,
+    IntegerGridOptions,
+    LearningRateOptions,
+    ShadingOptions,
+    TabularOptions,
+    ValueScale,
+    tabular_grid,
+)
 from jaxauction.bidders.dqn import DQNParams, DQNState, dqn
 from jaxauction.bidders.epsilon_greedy import (
     EpsilonGreedyParams,
@@ -17,6 +31,16 @@ from jaxauction.bidders.population import Population, population
 from jaxauction.bidders.truthful import truthful
 
 __all__ = [
+    "DQNOptions",
+    "EpsilonGreedyOptions",
+    "ExplorationOptions",
+    "GridOptions",
+    "IntegerGridOptions",
+    "LearningRateOptions",
+    "ShadingOptions",
+    "TabularOptions",
+    "ValueScale",
+    "tabular_grid",
     "EQUILIBRIA",
     "FEEDBACKS",
     "BidGrid",

@@ -1,12 +1,24 @@
-"""Mechanisms behind one signature: ``init(key) -> params``, ``apply(params, bids [n, m], key) -> Outcome``."""
+"""Mechanisms behind one signature: ``init(key) -> params``, ``apply(params, bids [n, m], key) -> Outcome``.
+
+Importing the package registers its rules in ``jaxauction.registry.MECHANISMS`` (``builders``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from jaxauction._checks import check_choice
 from jaxauction.mechanisms.allocation import entry_probability, highest_bid_allocation
 from jaxauction.mechanisms.base import Mechanism, checked
+from jaxauction.mechanisms.builders import (
+    COMPUTE_DTYPES,
+    ClassicalOptions,
+    DeepOptions,
+    MultiUnitOptions,
+    NetworkOptions,
+    PrizeOptions,
+    ProcurementOptions,
+    ReserveOptions,
+    RuleOptions,
+    classical,
+    make_mechanism,
+)
 from jaxauction.mechanisms.deep import (
     RAW_BID_LIMIT,
     AllocationNet,
@@ -43,26 +55,20 @@ from jaxauction.mechanisms.rules import (
     third_price,
 )
 
-MECHANISMS = (*RULES, "prize_all_pay", "deep")
-
-
-def make_mechanism(name: str, n_bidders: int, n_items: int = 1, **options: Any) -> Mechanism:
-    """A mechanism by name (one of ``MECHANISMS``); with ``n_items > 1``, that rule sells each item simultaneously.
-
-    ``options`` go to the rule's constructor (``reserve``, ``temperature`` for
-    the classical rules; ``prizes``, ``reserve`` for ``prize_all_pay``; ``hidden``, ``winner_only``, ``normalise``,
-    ``bid_scale``, ``dtype``, ``precision`` for ``deep``).
-    """
-    check_choice(name, MECHANISMS, "mechanism")
-    build = {"deep": deep_payment, "prize_all_pay": prize_all_pay}.get(name) or RULES[name]
-    rule = build(n_bidders, **options)
-    return rule if n_items == 1 else simultaneous([rule] * n_items)
-
-
 __all__ = [
-    "MECHANISMS",
+    "COMPUTE_DTYPES",
+    "ClassicalOptions",
+    "DeepOptions",
+    "MultiUnitOptions",
+    "NetworkOptions",
+    "PrizeOptions",
+    "ProcurementOptions",
+    "ReserveOptions",
+    "RuleOptions",
+    "classical",
     "MULTI_UNIT_PRICING",
     "PROCUREMENT_RULES",
+    "RULES",
     "multi_unit",
     "procurement",
     "random_allocation",

@@ -34,16 +34,16 @@ import optax
 from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.market import Market, MarketParams, collect, init_params, policy_grid, run_round
 from jaxauction.mechanisms import PaymentNet, payment_shares
+from jaxauction.mechanisms.builders import COMPUTE_DTYPES
 from jaxauction.parallel import constrain_markets
 from jaxauction.regret import batch_regret, check_scorable, refine_misreports
 from jaxauction.specs import (
-    COMPUTE_DTYPES,
     MechanismSpec,
     PopulationSpec,
     PriorSpec,
     UtilitySpec,
-    build_market,
     highest_bid,
+    market_of,
     replace_fields,
 )
 from jaxauction.train import make_update, revenue_loss
@@ -143,13 +143,10 @@ class DMOConfig:
     evaluation: EvaluationSpec = EvaluationSpec()
 
     def __post_init__(self) -> None:
-        market = self.market()  # validates that the components fit together
+        """Checks across specs that need no market (``make_dmo`` checks the market the specs build)."""
         self.bidders.check_horizon(self.rollout.auctions_per_round, "auctions_per_round")
-        if market.mechanism.trainable and self.optimiser.updates_per_round == 0:
-            raise ValueError(f"updates_per_round is 0: the {self.mechanism.mechanism} rule would never train (use "
-                             "1 or more, or a classical mechanism to measure a fixed rule)")  # fmt: skip
         if self.optimiser.regret_weight > 0:
-            check_scorable(market.prior, market.utility, "the regret penalty (regret_weight)")
+            check_scorable(self.prior.build(), self.utility.build(), "the regret penalty (regret_weight)")
 
     @classmethod
     def of(cls, **settings: Any) -> DMOConfig:
@@ -159,9 +156,6 @@ class DMOConfig:
     def replace(self, **settings: Any) -> DMOConfig:
         """A copy with flat settings replaced (field names are unique across the specs)."""
         return replace_fields(self, **settings)
-
-    def market(self, checked: bool = False) -> Market:
-        return build_market(self.mechanism, self.bidders, self.prior, self.utility, checked)
 
 
 class TrainState(NamedTuple):
@@ -212,9 +206,12 @@ def make_dmo(config: DMOConfig, checked: bool = False) -> DMO:
 
 @functools.lru_cache(maxsize=64)
 def _make_dmo(config: DMOConfig, checked: bool) -> DMO:
-    market = config.market(checked)
+    market = market_of(config, checked)
     mechanism, population = market.mechanism, market.population
     rollout, opt = config.rollout, config.optimiser
+    if mechanism.trainable and opt.updates_per_round == 0:
+        raise ValueError(f"updates_per_round is 0: the {config.mechanism.mechanism} rule would never train (use 1 "
+                         "or more, or a classical mechanism to measure a fixed rule)")  # fmt: skip
     optimizer = opt.build()
     M = rollout.markets
     grid = jnp.asarray(policy_grid(market))
@@ -320,7 +317,8 @@ def deep_shares(config: DMOConfig, params: Any, bids: Array) -> Array:
     spec = config.mechanism
     if spec.mechanism != "deep":
         raise ValueError(f"payment shares exist for mechanism 'deep' only, not {spec.mechanism!r}")
-    net = PaymentNet(config.bidders.n_bidders, spec.hidden, COMPUTE_DTYPES[spec.compute_dtype], spec.matmul_precision)
-    market = config.market()
+    o = spec.options
+    net = PaymentNet(config.bidders.n_bidders, o.hidden, COMPUTE_DTYPES[o.compute_dtype], o.matmul_precision)
+    market = market_of(config)
     scale = highest_bid(market.population.groups, market.prior, market.n_bidders, market.n_items)
-    return payment_shares(net, params, bids, scale if spec.normalise else 1.0)
+    return payment_shares(net, params, bids, scale if o.normalise else 1.0)

@@ -42,7 +42,7 @@ class LearningAwareConfig:
     preset: Literal["cpu", "seed"] = "cpu"
     """cpu: the reduced market below; seed: the seed market's sizes (overrides auctions, window, explore-steps,
     half-life)"""
-    bidders: PopulationSpec = PopulationSpec(explore_steps=4_000, half_life=2_000.0)
+    bidders: PopulationSpec = PopulationSpec(options={"explore_steps": 4_000, "half_life": 2_000.0})
     prior: PriorSpec = PriorSpec()
     auctions: int = 20_000
     """auctions per fitness evaluation (and per final evaluation)"""
@@ -85,15 +85,21 @@ class LearningAwareConfig:
             c = dataclasses.replace(c, es=dataclasses.replace(c.es, sigma=0.05, es_learning_rate=0.02))
         if c.preset == "cpu":
             return c
-        bidders = dataclasses.replace(c.bidders, explore_steps=20_000, half_life=10_000.0)
+        seed = {"explore_steps": 20_000, "half_life": 10_000.0}  # the seed's exploration, for learners that explore
+        options = c.bidders.options
+        options = dataclasses.replace(options, **{k: v for k, v in seed.items() if hasattr(options, k)})
+        bidders = dataclasses.replace(c.bidders, options=options)
         return dataclasses.replace(c, bidders=bidders, auctions=100_000, window=10_000, preset="cpu")
 
-    def market(self) -> Market:
-        if self.family == "network":
-            spec = MechanismSpec("deep_allocation", hidden=self.network_hidden, winner_only=True)
-            return build_market(spec, self.bidders, self.prior)
-        return build_market(MechanismSpec(mechanism=self.rule), self.bidders, self.prior)
 
+def searched_market(config: LearningAwareConfig) -> Market:
+    """The market the search runs in (the config's preset applied): the rule's, or a ``deep_allocation`` network
+    charging winners only."""
+    c = config.resolved()
+    if c.family == "network":
+        spec = MechanismSpec("deep_allocation", {"hidden": c.network_hidden, "winner_only": True})
+        return build_market(spec, c.bidders, c.prior)
+    return build_market(MechanismSpec(c.rule), c.bidders, c.prior)
 
 
 class LearningAware(NamedTuple):
@@ -106,7 +112,7 @@ class LearningAware(NamedTuple):
 def make_learning_aware(config: LearningAwareConfig) -> LearningAware:
     """The ES search of ``config`` (its preset applied): ``init(key)``, ``step(state)`` and ``rule``."""
     c = config.resolved()
-    market = c.market()
+    market = searched_market(c)
     base = init_params(market, jax.random.key(0))
     network = c.family == "network"
 

@@ -17,6 +17,10 @@
   seller does. An item not bought counts neither way (the buyer's value for it
   is not modelled).
 
+* a learner's **realised regret** from its mixed strategies and every
+  action's reward: against the best fixed action (``external_regret``) and
+  against the best relabelling of its actions (``swap_regret``).
+
 Running sums over long windows use Kahan (compensated) summation in float32:
 a plain float32 sum stops growing once it reaches ``2**24`` times the added
 value (after about 16.7M auctions of a constant), compensated sums stay exact
@@ -121,3 +125,19 @@ def mean_revenue(mechanism: Mechanism, params: Params, bids: Array, keys: Array,
     if full < size:
         total = total + jnp.sum(payments(bids[full:], keys[full:]))
     return total / size
+
+
+def external_regret(probs: Array, rewards: Array) -> Array:
+    """A learner's realised regret against the best fixed action in hindsight: ``max_j sum_t r_t(j) - sum_t
+    p_t . r_t``, from its mixed strategies ``probs [..., T, A]`` and every action's reward ``rewards [..., T, A]``
+    (its expected reward: the regret of its play without the noise of its own draws)."""
+    return jnp.max(jnp.sum(rewards, axis=-2), axis=-1) - jnp.sum(probs * rewards, axis=(-2, -1))
+
+
+def swap_regret(probs: Array, rewards: Array) -> Array:
+    """A learner's realised swap regret: what the best relabelling ``i -> phi(i)`` of its actions would have
+    added, ``sum_i max_j sum_t p_t(i) (r_t(j) - r_t(i))`` (``probs``, ``rewards``: ``[..., T, A]``). It is at
+    least the external regret (``phi`` constant); a no-swap-regret learner keeps it sublinear in ``T``."""
+    gain = jnp.einsum("...ti,...tj->...ij", probs, rewards)  # [..., A, A]: sum_t p_t(i) r_t(j)
+    own = jnp.diagonal(gain, axis1=-2, axis2=-1)  # sum_t p_t(i) r_t(i)
+    return jnp.sum(jnp.max(gain, axis=-1) - own, axis=-1)

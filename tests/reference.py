@@ -294,6 +294,50 @@ def ex_post_regret(rule: Callable[[np.ndarray], Outcomes], values: np.ndarray, g
     return regret
 
 
+# --- learners: one update, and the regret of a sequence of mixed strategies -----------------------------------
+
+
+def exp3_update(weights: np.ndarray, bid_actions: Sequence[int], utility: float, eta: float, scale: float
+                ) -> np.ndarray:  # fmt: skip
+    """EXP3's probabilities ``[A]`` after one auction: ``weights`` ``[A]`` (a distribution) were played, the bid made
+    by every action in ``bid_actions`` earned ``utility``; each of them is charged its importance-weighted loss."""
+    loss = (1 - utility / scale) / 2
+    played = sum(weights[a] for a in bid_actions)
+    logs = np.log(np.maximum(weights, 1e-300)) - np.array([eta * loss / played if a in bid_actions else 0.0
+                                                           for a in range(len(weights))])  # fmt: skip
+    new = np.where(weights > 0, np.exp(logs - logs.max()), 0.0)
+    return new / new.sum()
+
+
+def stationary(q: np.ndarray) -> np.ndarray:
+    """The stationary distribution of a row-stochastic matrix: the left eigenvector of eigenvalue 1."""
+    eigenvalues, vectors = np.linalg.eig(q.T)
+    p = np.real(vectors[:, np.argmin(np.abs(eigenvalues - 1))])
+    return p / p.sum()
+
+
+def blum_mansour_update(q: np.ndarray, rewards: np.ndarray, eta: float, scale: float) -> np.ndarray:
+    """Blum-Mansour's instances ``q [A, A]`` after one round with every action's reward ``rewards [A]``: instance
+    ``i`` is a Hedge step on the rewards scaled by ``p_i``, ``p`` the stationary distribution played."""
+    p = stationary(q)
+    new = q * np.exp(eta * p[:, None] * rewards[None, :] / scale)
+    return new / new.sum(axis=1, keepdims=True)
+
+
+def external_regret(probs: np.ndarray, rewards: np.ndarray) -> float:
+    """``max_j sum_t r_t(j) - sum_t sum_a p_t(a) r_t(a)`` for ``probs``, ``rewards`` ``[T, A]``, by loops."""
+    T, A = rewards.shape
+    earned = sum(probs[t, a] * rewards[t, a] for t in range(T) for a in range(A))
+    return max(sum(rewards[t, j] for t in range(T)) for j in range(A)) - earned
+
+
+def swap_regret(probs: np.ndarray, rewards: np.ndarray) -> float:
+    """``sum_i max_j sum_t p_t(i) (r_t(j) - r_t(i))``, by loops."""
+    T, A = rewards.shape
+    return sum(max(sum(probs[t, i] * (rewards[t, j] - rewards[t, i]) for t in range(T)) for j in range(A))
+               for i in range(A))  # fmt: skip
+
+
 # --- the registry: every rule builder exported by jaxauction.mechanisms ---------------------------------------
 
 # builder name -> a function (bids [n, m], **the builder's options) -> Outcomes

@@ -17,10 +17,12 @@ from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.bidders.base import Learner
 from jaxauction.bidders.dqn import dqn
 from jaxauction.bidders.epsilon_greedy import epsilon_greedy
+from jaxauction.bidders.exp3 import exp3
 from jaxauction.bidders.fixed import shading
 from jaxauction.bidders.grid import BidGrid, absolute_grid, capped_grid, fraction_grid
 from jaxauction.bidders.hedge import hedge
 from jaxauction.bidders.policy_gradient import policy_gradient
+from jaxauction.bidders.swap_regret import no_swap_regret
 from jaxauction.bidders.truthful import truthful
 from jaxauction.registry import LEARNERS, NoOptions
 
@@ -96,7 +98,7 @@ class LearningRateOptions:
 
     bidder_lr: float | None = None
     """the bidders' step size; None for each learner's default (hedge: eps in (0, 1), 0.05; policy_gradient:
-    0.5; dqn: Adam's, 1e-3)"""
+    0.5; dqn: Adam's, 1e-3; exp3: 0.01; no_swap_regret: 0.05)"""
 
     def __post_init__(self) -> None:
         if self.bidder_lr is not None:
@@ -117,7 +119,7 @@ class EpsilonGreedyOptions(IntegerGridOptions, ExplorationOptions):
 
 @dataclasses.dataclass(frozen=True)
 class TabularOptions(GridOptions, LearningRateOptions):
-    """Hedge and policy gradient: a tabular learner with a step size."""
+    """Hedge, EXP3, no-swap-regret and policy gradient: a tabular learner with a step size."""
 
     def __post_init__(self) -> None:
         GridOptions.__post_init__(self)
@@ -174,6 +176,16 @@ _register_hedge("hedge_linear", "linear")
 @LEARNERS.register("policy_gradient", TabularOptions, "REINFORCE on a softmax policy (bandit feedback)")
 def _policy_gradient(options: TabularOptions, k: int, m: int, values: ValueScale) -> Learner:
     return policy_gradient(k, tabular_grid(options, values, m, "policy_gradient"), options.rate(0.5))
+
+
+@LEARNERS.register("exp3", TabularOptions, "importance-weighted exponential weights (bandit feedback)")
+def _exp3(options: TabularOptions, k: int, m: int, values: ValueScale) -> Learner:
+    return exp3(k, tabular_grid(options, values, m, "exp3"), options.rate(0.01))
+
+
+@LEARNERS.register("no_swap_regret", TabularOptions, "Blum-Mansour over Hedge: no swap regret (full information)")
+def _no_swap_regret(options: TabularOptions, k: int, m: int, values: ValueScale) -> Learner:
+    return no_swap_regret(k, tabular_grid(options, values, m, "no_swap_regret"), options.rate(0.05))
 
 
 @LEARNERS.register("dqn", DQNOptions, "a Q-network over the bid grid (bandit feedback)")

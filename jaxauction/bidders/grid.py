@@ -159,25 +159,26 @@ def softmax_table_learner(
     name: str,
     n_bidders: int,
     grid: BidGrid,
-    table: Callable[[State], Array],
+    logits: Callable[[State, Array, Array], Array],
     init: Callable[[PRNGKey, Params], State],
     update: Callable[[PRNGKey, State, Feedback, Params], State],
     init_params: Callable[[], Params],
     check_params: Callable[[Params], None],
     feedback: str = BANDIT,
 ) -> Learner:
-    """A group that bids an action drawn from ``softmax(table(state)[bidder, context])`` (``[k, C, A]`` logits,
-    ``-inf`` where not allowed) and whose ``policy`` is the table's argmax: Hedge and policy gradient."""
+    """A group that bids an action drawn from ``softmax(logits(state, bidders, contexts))`` (the ``[..., A]``
+    logits of those bidders in those contexts, ``-inf`` where not allowed) and whose ``policy`` is their argmax:
+    Hedge, EXP3, no-swap-regret and policy gradient."""
     rows = jnp.arange(n_bidders)
 
     def act(key: PRNGKey, state: State, observations: Array, params: Params) -> Array:
         values = observations[:, 0]
-        actions = jax.random.categorical(key, table(state)[rows, grid.context(values)], axis=-1)
+        actions = jax.random.categorical(key, logits(state, rows, grid.context(values)), axis=-1)
         return grid.bids(actions, values)[:, None].astype(observations.dtype)
 
     def policy(state: State, observations: Array, params: Params) -> Array:
         values = observations[..., 0]  # [k, G]
-        best = jnp.argmax(table(state)[rows[:, None], grid.context(values)], axis=-1)  # [k, G]
+        best = jnp.argmax(logits(state, rows[:, None], grid.context(values)), axis=-1)  # [k, G]
         return grid.bids(best, values)[..., None]
 
     return Learner(

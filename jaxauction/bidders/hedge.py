@@ -101,5 +101,6 @@ def hedge(
 
     return softmax_table_learner(
         f"hedge_{variant}" if variant != "exponential" else "hedge",
-        k, grid, lambda state: state.log_weights, init, update, init_params, check_params, FULL_INFORMATION,
+        k, grid, lambda state, bidders, contexts: state.log_weights[bidders, contexts], init, update, init_params,
+        check_params, FULL_INFORMATION,
     )  # fmt: skip

@@ -92,5 +92,6 @@ def policy_gradient(
         )
 
     return softmax_table_learner(
-        "policy_gradient", k, grid, lambda state: state.logits, init, update, init_params, check_params
+        "policy_gradient", k, grid, lambda state, bidders, contexts: state.logits[bidders, contexts], init, update,
+        init_params, check_params,
     )

@@ -30,6 +30,7 @@ from jaxauction.bidders.fixed import EXTERNAL
 from jaxauction.bidders.grid import grid_bids
 from jaxauction.bidders.population import Population
 from jaxauction.mechanisms.base import Mechanism, checked
+from jaxauction.mechanisms.dynamic import set_time
 from jaxauction.metrics import KahanSum, efficiency_ratio, efficiency_terms, revenue
 from jaxauction.priors import Prior
 from jaxauction.types import FULL_INFORMATION, Array, Feedback, Outcome, Params, PRNGKey, State, Types
@@ -160,6 +161,12 @@ def _mechanism(market: Market) -> Mechanism:
     return checked(market.mechanism) if market.checked else market.mechanism
 
 
+def at_time(params: MarketParams, tau: Array | float) -> MarketParams:
+    """``params`` for the auction at the point ``tau`` in ``[0, 1)`` of the horizon: every dynamic rule's clock
+    set (``mechanisms.dynamic``); static rules' params unchanged."""
+    return params._replace(mechanism=set_time(params.mechanism, tau))
+
+
 def draw_types(market: Market, params: MarketParams, key: PRNGKey) -> Types:
     """The types of the auction played with ``key``: the draw ``play`` makes, known before anyone bids (an
     environment shows an agent its observation with it)."""
@@ -271,7 +278,8 @@ def run_round(
     key: PRNGKey,
     unroll: int = 1,
 ) -> tuple[tuple[State, ...], RoundMetrics]:
-    """``n_auctions`` learning auctions against fixed ``params``.
+    """``n_auctions`` learning auctions against fixed ``params`` (a dynamic rule's clock runs over them: auction
+    ``t`` is played at ``tau = t / n_auctions``, see ``at_time``).
 
     A ``lax.scan`` over ``n_auctions // window`` windows, each a ``lax.scan``
     over blocks of ``sum_block(window)`` auctions (at most 1,024), each a
@@ -289,7 +297,8 @@ def run_round(
 
     def one_auction(carry, t):
         states, sums = carry
-        states, record = auction(market, params, states, jax.random.fold_in(key, t))
+        timed = at_time(params, t / n_auctions)
+        states, record = auction(market, timed, states, jax.random.fold_in(key, t))
         achieved, best = efficiency_terms(record.types, record.outcome, market.mechanism.units, market.utility.costs)
         outcome = jnp.stack([revenue(record.outcome), achieved, best])
         return (states, (sums[0] + outcome, sums[1] + record.utility)), None

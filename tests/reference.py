@@ -208,6 +208,12 @@ def with_entry_fee(bids: np.ndarray, inner: Callable[[np.ndarray], Outcomes], fe
     ]
 
 
+def phased(bids: np.ndarray, inner: Callable[[np.ndarray, int], Outcomes], phases: int, tau: float) -> Outcomes:
+    """The rule of the phase holding ``tau``: ``inner(bids, phase)`` with ``phase = min(int(tau * phases),
+    phases - 1)``."""
+    return inner(bids, min(int(math.floor(tau * phases)), phases - 1))
+
+
 def with_budgets(bids: np.ndarray, inner: Callable[[np.ndarray], Outcomes], budgets, penalties) -> Outcomes:
     """A bidder who wins something and is charged more than its budget loses what it won and pays its penalty."""
     out = []
@@ -354,5 +360,7 @@ RULES: dict[str, Callable[..., Outcomes]] = {
     "vcg": lambda bids, decay=1.0: vcg(bids, decay),
     "simultaneous": simultaneous,
     "with_entry_fee": with_entry_fee,
+    "phased": phased,
+    "dynamic": lambda bids, inner, tau: inner(bids, tau),  # the base rule with the params of time tau
     "with_budgets": with_budgets,
 }

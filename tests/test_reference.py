@@ -30,7 +30,7 @@ LEVELS = np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)
 
 # Exported helpers that are not rule builders, and learned mechanisms (checked by properties, not a reference).
 NOT_RULES = {"checked", "classical", "entry_probability", "highest_bid_allocation", "make_mechanism",
-             "payment_shares", "prize_shares", "rochetnet_soft", "torch_linear_init"}  # fmt: skip
+             "payment_shares", "phase", "prize_shares", "rochetnet_soft", "set_time", "torch_linear_init"}  # fmt: skip
 LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet"}
 REGISTERED = {  # registry name -> the constructor its builder calls
     **{name: name for name in ("first_price", "second_price", "third_price", "all_pay", "prize_all_pay",
@@ -171,6 +171,26 @@ def test_simultaneous_matches_reference(rules, decay):
     bids = profiles(np.random.default_rng(3), 24, n, len(rules), 0.25)
     check_rule(mechanism, mechanism.init(jax.random.key(0)), bids,
                lambda b: ref.RULES["simultaneous"](b, per_item, decay))  # fmt: skip
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.2499, 0.25, 0.5, 0.74, 0.999])
+def test_dynamic_rules_match_reference(tau):
+    """A phased first price with four reserves, and a rule whose reserve is a function of tau, at points of the
+    horizon on and between the phase boundaries, under simultaneous sale (the clock reaches nested rules)."""
+    n, reserves = 3, (0.75, 0.5, 0.25, 0.0)
+    bids = profiles(np.random.default_rng(6), 24, n, 2, 0.5)
+    inner = mechanisms.phased(mechanisms.first_price(n), 4)
+    both = mechanisms.simultaneous([inner, inner])
+    params = both.init(jax.random.key(0))
+    params = tuple(p._replace(schedule=p.schedule._replace(reserve=jnp.asarray(reserves))) for p in params)
+    fp = lambda b, k: ref.RULES["first_price"](np.asarray(b)[:, None], reserve=reserves[k])  # noqa: E731
+    per_item = [lambda b: ref.RULES["phased"](b, fp, 4, tau)] * 2
+    check_rule(both, mechanisms.set_time(params, tau), bids, lambda b: ref.RULES["simultaneous"](b, per_item))
+    linear = mechanisms.dynamic(mechanisms.second_price(n), lambda s, t: s._replace(reserve=s.reserve * (1 - t)),
+                                lambda key: mechanisms.RuleParams(jnp.float32(0.8), jnp.float32(0.0)))  # fmt: skip
+    sp = lambda b, t: ref.RULES["second_price"](b, reserve=np.float32(0.8) * np.float32(1 - np.float32(t)))  # noqa: E731
+    check_rule(linear, mechanisms.set_time(linear.init(jax.random.key(0)), tau), bids[:, :, :1],
+               lambda b: ref.RULES["dynamic"](b, sp, tau))  # fmt: skip
 
 
 def test_entry_fee_and_budgets_match_reference():

@@ -18,7 +18,7 @@ import numpy as np
 
 from jaxauction._checks import check_finite
 from jaxauction.bidders.fixed import EXTERNAL
-from jaxauction.market import Auction, Market, MarketParams, auction, draw_types
+from jaxauction.market import Auction, Market, MarketParams, at_time, auction, draw_types
 from jaxauction.metrics import revenue
 from jaxauction.priors import default_support, top_value
 from jaxauction.types import Array, PRNGKey, State
@@ -85,14 +85,16 @@ def advance(
     round_key: PRNGKey,
     time: Array,
     bids: Array,
+    horizon: int | Array,
 ) -> tuple[tuple[State, ...], Auction]:
-    """Auction ``time`` with the agents' ``bids [A, m]``: every other bidder acts and learns as in ``run_round``."""
+    """Auction ``time`` with the agents' ``bids [A, m]``: every other bidder acts and learns as in ``run_round``,
+    a dynamic rule at the point ``time / horizon`` of the episode."""
     learners, first = list(learners), 0
     for g, group in enumerate(market.population.groups):
         if group.name == EXTERNAL:
             learners[g] = bids[first : first + group.n_bidders].astype(jnp.float32)
             first += group.n_bidders
-    return auction(market, params, tuple(learners), jax.random.fold_in(round_key, time))
+    return auction(market, at_time(params, time / horizon), tuple(learners), jax.random.fold_in(round_key, time))
 
 
 def check_grid(bid_grid: Any) -> np.ndarray:

@@ -102,7 +102,8 @@ class MultiBiddingEnv(MultiAgentEnv):
     def step_env(self, key: PRNGKey, state: MultiBiddingState, actions: dict[str, Array]):
         stacked = jnp.stack([jnp.asarray(actions[a]) for a in self.agents])
         bids = core.bids_from_actions(stacked, self.market.n_items, self.bid_grid, self.num_agents)
-        learners, record = core.advance(self.market, state.params, state.learners, state.round_key, state.step, bids)
+        learners, record = core.advance(self.market, state.params, state.learners, state.round_key, state.step, bids,
+                                        self.horizon)  # fmt: skip
         step = state.step + 1
         done = step >= self.horizon
         state = state.replace(done=done, step=step, learners=learners)

@@ -82,7 +82,8 @@ class BiddingEnv(environment.Environment):
         self, key: PRNGKey, state: BiddingState, action: Array, params: BiddingParams
     ) -> tuple[Array, BiddingState, Array, Array, dict[str, Array]]:
         bids = core.bids_from_actions(jnp.asarray(action)[None], self.market.n_items, self.bid_grid, 1)
-        learners, record = core.advance(self.market, params.market, state.learners, state.round_key, state.time, bids)
+        learners, record = core.advance(self.market, params.market, state.learners, state.round_key, state.time, bids,
+                                        params.max_steps_in_episode)  # fmt: skip
         state = state.replace(time=state.time + 1, learners=learners)
         reward = record.utility[self.agents[0]]
         return self.get_obs(state, params), state, reward, jnp.bool_(False), core.info(record)

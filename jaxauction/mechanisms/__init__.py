@@ -30,6 +30,7 @@ from jaxauction.mechanisms.deep import (
     payment_shares,
     torch_linear_init,
 )
+from jaxauction.mechanisms.dynamic import DynamicParams, dynamic, phase, phased, set_time
 from jaxauction.mechanisms.market_rules import (
     MULTI_UNIT_PRICING,
     PROCUREMENT_RULES,
@@ -56,6 +57,11 @@ from jaxauction.mechanisms.rules import (
 )
 
 __all__ = [
+    "DynamicParams",
+    "dynamic",
+    "phase",
+    "phased",
+    "set_time",
     "COMPUTE_DTYPES",
     "ClassicalOptions",
     "DeepOptions",

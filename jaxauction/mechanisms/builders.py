@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from jaxauction._checks import check_choice, check_finite, check_positive_int, hidden_widths
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.deep import PRECISIONS, RAW_BID_LIMIT, anonymous_payment, deep_payment, learned_allocation
+from jaxauction.mechanisms.dynamic import phased
 from jaxauction.mechanisms.market_rules import (
     MULTI_UNIT_PRICING,
     PROCUREMENT_RULES,
@@ -47,8 +48,12 @@ class ClassicalOptions:
     decay: float = 1.0
     """several items: a bidder winning k items pays decay^(k-1) x its payments (simultaneous rules) or is worth
     decay^(k-1) x its winning bids (vcg)"""
+    phases: int = 1
+    """a dynamic rule: the horizon of a round in this many equal phases, each with its own params (every phase
+    starts from the same initial values); 1 for a static rule"""
 
     def __post_init__(self) -> None:
+        check_positive_int(self.phases, "phases")
         check_finite(self.entry_fee, "entry_fee", minimum=0.0)
         check_finite(self.decay, "decay", positive=True)
         if self.decay > 1:
@@ -141,7 +146,8 @@ class DeepOptions(NetworkOptions):
 
 def classical(options: ClassicalOptions, single: Mechanism | Callable[[], Mechanism], n_items: int) -> Mechanism:
     """A classical mechanism with ``options``' extras: the single-item ``single`` sold per item (``simultaneous``,
-    with the decay) unless it sells every item itself, then the entry fee and the budgets."""
+    with the decay) unless it sells every item itself, then the entry fee and the budgets, all of it in
+    ``phases`` phases of the horizon (``phased``) when asked."""
     if options.decay != 1 and n_items == 1:
         raise ValueError("decay discounts bidders who win several items: it needs --items >= 2")
     mechanism = single if isinstance(single, Mechanism) else single()
@@ -152,7 +158,7 @@ def classical(options: ClassicalOptions, single: Mechanism | Callable[[], Mechan
     if options.budgets:
         one = lambda x: x[0] if len(x) == 1 else x  # noqa: E731 - one number for every bidder
         mechanism = with_budgets(mechanism, one(options.budgets), one(options.budget_penalty))
-    return mechanism
+    return mechanism if options.phases == 1 else phased(mechanism, options.phases)
 
 
 SUMMARIES = {

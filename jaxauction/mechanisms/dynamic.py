@@ -1,0 +1,88 @@
+"""Dynamic mechanisms: a rule whose params change over the horizon of repeated auctions.
+
+A dynamic mechanism keeps the one signature. Its params are ``DynamicParams(schedule, tau)``: the numbers of
+the schedule (what is designed or trained) and ``tau`` in ``[0, 1)``, the auction's place in the horizon. The
+market sets ``tau = t / T`` before auction ``t`` of a round of ``T`` (``set_time``: every ``DynamicParams`` in a
+params tree, so a dynamic rule inside ``simultaneous``, an entry fee or budgets keeps its clock); ``apply``
+plays the base rule with the params ``resolve(schedule, tau)``. Static rules have no ``DynamicParams`` and
+``set_time`` leaves them alone.
+
+Against learning bidders a rule that changes over time can earn more than any static one: Braverman, Mao,
+Schneider and Weinberg, "Selling to a No-Regret Buyer" (EC 2018, arXiv:1711.09176), and Cai, Weinberg,
+Wildenhain and Zhang, "Selling to Multiple No-Regret Buyers" (arXiv:2307.04175).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from jaxauction._checks import check_positive_int
+from jaxauction.mechanisms.base import Mechanism
+from jaxauction.types import Array, Outcome, Params, PRNGKey
+
+
+class DynamicParams(NamedTuple):
+    """A dynamic rule's params: its ``schedule`` and the auction's place in the horizon, ``tau`` in ``[0, 1)``."""
+
+    schedule: Params
+    tau: Array  # float32 scalar, set by the market (``set_time``)
+
+
+def _is_dynamic(x: object) -> bool:
+    return isinstance(x, DynamicParams)
+
+
+def set_time(params: Params, tau: Array | float) -> Params:
+    """``params`` with every dynamic rule's clock at ``tau`` (the fraction of the horizon played so far)."""
+    tau = jnp.asarray(tau, jnp.float32)
+    return jax.tree.map(lambda p: p._replace(tau=tau) if _is_dynamic(p) else p, params, is_leaf=_is_dynamic)
+
+
+def dynamic(
+    mechanism: Mechanism,
+    resolve: Callable[[Params, Array], Params],
+    init_schedule: Callable[[PRNGKey], Params],
+    name: str | None = None,
+) -> Mechanism:
+    """``mechanism`` played with the params ``resolve(schedule, tau)`` at the point ``tau`` of the horizon;
+    ``init_schedule(key)`` gives the schedule's initial numbers (a network of ``tau``, phases, ...)."""
+
+    def init(key: PRNGKey) -> DynamicParams:
+        return DynamicParams(init_schedule(key), jnp.zeros((), jnp.float32))
+
+    def apply(params: DynamicParams, bids: Array, key: PRNGKey) -> Outcome:
+        return mechanism.apply(resolve(params.schedule, params.tau), bids, key)
+
+    return Mechanism(
+        name=name or f"dynamic({mechanism.name})",
+        n_bidders=mechanism.n_bidders,
+        n_items=mechanism.n_items,
+        init=init,
+        apply=apply,
+        trainable=mechanism.trainable,
+        units=mechanism.units,
+    )
+
+
+def phase(tau: Array, phases: int) -> Array:
+    """The phase ``min(floor(tau * phases), phases - 1)`` of the point ``tau`` of the horizon (int32)."""
+    return jnp.clip(jnp.floor(tau * phases), 0, phases - 1).astype(jnp.int32)
+
+
+def phased(mechanism: Mechanism, phases: int) -> Mechanism:
+    """``mechanism`` with its own params in each of ``phases`` equal parts of the horizon: the schedule stacks
+    ``phases`` copies of its params (``[phases, ...]`` leaves, each phase's numbers set or trained apart).
+    Piecewise-constant rules over time: pay-your-bid with decreasing reserves, for example."""
+    check_positive_int(phases, "phases")
+
+    def init_schedule(key: PRNGKey) -> Params:
+        return jax.tree.map(lambda x: jnp.broadcast_to(x, (phases, *jnp.shape(x))), mechanism.init(key))
+
+    def resolve(schedule: Params, tau: Array) -> Params:
+        return jax.tree.map(lambda x: x[phase(tau, phases)], schedule)
+
+    return dynamic(mechanism, resolve, init_schedule, f"{mechanism.name}+phases{phases}")

@@ -14,6 +14,7 @@ import math
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 import jaxauction as ja
@@ -84,6 +85,7 @@ def rows() -> list[str]:
         mean, var = values["revenue"]
         out.append(row(mechanism.name, "2 bidders, 2 items, values 0..3", "revenue", mean, revenue,
                        math.sqrt(var / exact.AUCTIONS)))  # fmt: skip
+    out += dynamic_rows()
     u01 = ja.UniformPrior(0.0, 1.0)
     for n, reserve in ((2, 0.5), (3, 0.0), (3, 0.5), (5, 0.25)):
         revenue, _, _ = exact.market_estimate(mechanisms.second_price(n, reserve=reserve), u01)
@@ -111,6 +113,38 @@ def rows() -> list[str]:
     found = interim_regret(rule, rule.init(exact.KEY), u01, exact.KEY, own=1024, others=512, grid=101)
     out.append(row("first_price", "2 bidders, U[0,1]", "interim regret (cross-fitted)", 1 / 12,
                    float(np.mean(found)), 0.0017))  # fmt: skip
+    return out
+
+
+def dynamic_rows() -> list[str]:
+    """Dynamic rules over a horizon of ``AUCTIONS`` auctions (one window): second price with reserve 0 in the
+    first half and 3 in the second (``phased``), and with reserve 3 in the first quarter and 1 after
+    (``dynamic``); the exact horizon revenue is the phases' exact revenues weighted by their shares."""
+    out = []
+    phased = mechanisms.phased(mechanisms.second_price(3), 2)
+    stepped = mechanisms.dynamic(
+        mechanisms.second_price(3), lambda s, tau: s._replace(reserve=jnp.where(tau < 0.25, 3.0, 1.0)),
+        lambda key: mechanisms.RuleParams(jnp.float32(0.0), jnp.float32(0.0)),
+    )  # fmt: skip
+    for mechanism, parts, label in (
+        (phased, ((0.5, 0.0), (0.5, 3.0)), "phased second_price, reserves (0, 3)"),
+        (stepped, ((0.25, 3.0), (0.75, 1.0)), "dynamic second_price, reserve 3 then 1"),
+    ):
+        params = mechanism.init(exact.KEY)
+        if mechanism is phased:
+            params = params._replace(schedule=params.schedule._replace(reserve=jnp.array([0.0, 3.0])))
+        market = ja.Market(mechanism, ja.population(ja.truthful(3)), exact.INT04)
+        p = ja.init_params(market, exact.KEY)._replace(mechanism=params)
+        states = market.population.init(exact.KEY, p.learners)
+        _, metrics = jax.jit(lambda p, s, m=market: ja.run_round(m, exact.AUCTIONS, exact.AUCTIONS, p, s, exact.KEY))(
+            p, states
+        )
+        mean = var = 0.0
+        for share, reserve in parts:
+            m, v = exact.enumerate_exact(exact.single("second_price", reserve=reserve), 3, 1, range(5))["revenue"]
+            mean, var = mean + share * m, var + share * v  # the horizon's auctions: each phase's share of them
+        out.append(row(label, "3 bidders, values 0..4, horizon", "revenue", mean, float(metrics.revenue[0]),
+                       math.sqrt(var / exact.AUCTIONS)))  # fmt: skip
     return out
 
 

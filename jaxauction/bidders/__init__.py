@@ -23,19 +23,18 @@ from jaxauction.bidders.epsilon_greedy import (
     epsilon,
     epsilon_greedy,
 )
-from jaxauction.bidders.exp3 import EXP3Params, EXP3State, exp3
+from jaxauction.bidders.exp3 import EXP3State, exp3
 from jaxauction.bidders.fixed import EQUILIBRIA, ShadingParams, equilibrium, equilibrium_bids, external, shading
-from jaxauction.bidders.grid import BidGrid, absolute_grid, capped_grid, fraction_grid
+from jaxauction.bidders.grid import BidGrid, StepParams, absolute_grid, capped_grid, fraction_grid
 from jaxauction.bidders.hedge import HedgeParams, HedgeState, hedge
 from jaxauction.bidders.policy_gradient import PolicyGradientParams, PolicyGradientState, policy_gradient
 from jaxauction.bidders.population import Population, population
-from jaxauction.bidders.swap_regret import SwapRegretParams, SwapRegretState, no_swap_regret, stationary
+from jaxauction.bidders.swap_regret import SwapRegretState, no_swap_regret, stationary
 from jaxauction.bidders.truthful import truthful
 
 __all__ = [
-    "EXP3Params",
     "EXP3State",
-    "SwapRegretParams",
+    "StepParams",
     "SwapRegretState",
     "exp3",
     "no_swap_regret",

@@ -27,19 +27,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxauction._checks import check_finite, check_positive_int, is_concrete
+from jaxauction._checks import check_positive_int
 from jaxauction.bidders.base import Learner
-from jaxauction.bidders.grid import BidGrid, softmax_table_learner
+from jaxauction.bidders.grid import BidGrid, StepParams, softmax_table_learner, step_params, uniform_log_weights
 from jaxauction.types import Array, Feedback, PRNGKey
-
-
-class EXP3Params(NamedTuple):
-    """``exp3``'s numbers: the learning rate eta > 0 and the utility scale rho > 0."""
-
-    learning_rate: Array  # float32 > 0
-    scale: Array  # float32 > 0: utilities in [-scale, scale] map to losses in [0, 1]
 
 
 class EXP3State(NamedTuple):
@@ -48,28 +40,16 @@ class EXP3State(NamedTuple):
 
 
 def exp3(n_bidders: int, grid: BidGrid, learning_rate: float = 0.01, scale: float | None = None) -> Learner:
-    """A group of ``n_bidders`` EXP3 bidders on ``grid`` (one item)."""
+    """A group of ``n_bidders`` EXP3 bidders on ``grid`` (one item); params ``StepParams(eta, rho)``."""
     check_positive_int(n_bidders, "n_bidders")
     k, C, A = n_bidders, grid.n_contexts, grid.n_actions
-    defaults = (learning_rate, grid.top_bid if scale is None else scale)
+    init_params, check_params = step_params("exp3", learning_rate, grid.top_bid if scale is None else scale)
 
-    def check_params(params: EXP3Params) -> None:
-        if all(is_concrete(x) for x in params):
-            check_finite(np.asarray(params.learning_rate), "exp3 learning_rate", positive=True)
-            check_finite(np.asarray(params.scale), "exp3 scale", positive=True)
-
-    check_params(EXP3Params(*(np.float32(x) for x in defaults)))
-
-    def init_params() -> EXP3Params:
-        return EXP3Params(*(jnp.asarray(x, jnp.float32) for x in defaults))
-
-    def init(key: PRNGKey, params: EXP3Params) -> EXP3State:
+    def init(key: PRNGKey, params: StepParams) -> EXP3State:
         del key, params
-        allowed = grid.allowed(jnp.arange(C))
-        log_w = jnp.where(allowed, 0.0, -jnp.inf) - jnp.log(jnp.sum(allowed, axis=-1, keepdims=True))
-        return EXP3State(jnp.broadcast_to(log_w, (k, C, A)), jnp.zeros((k,), jnp.int32))
+        return EXP3State(jnp.broadcast_to(uniform_log_weights(grid), (k, C, A)), jnp.zeros((k,), jnp.int32))
 
-    def update(key: PRNGKey, state: EXP3State, feedback: Feedback, params: EXP3Params) -> EXP3State:
+    def update(key: PRNGKey, state: EXP3State, feedback: Feedback, params: StepParams) -> EXP3State:
         del key
         values = feedback.observation[:, 0]
         context, rows = grid.context(values), jnp.arange(k)

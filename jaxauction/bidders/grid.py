@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxauction._checks import check_choice, check_finite, check_positive_int
+from jaxauction._checks import check_choice, check_finite, check_positive_int, is_concrete
 from jaxauction.bidders.base import Learner
 from jaxauction.types import BANDIT, Array, Feedback, Params, PRNGKey, State
 
@@ -153,6 +154,33 @@ def capped_grid(top: float, n_bins: int = 10, n_levels: int = 51, max_fraction: 
     """Values binned into ``n_bins`` over ``[0, top]``; bids ``min(level, value)`` for ``n_levels`` even levels
     over ``[0, max_fraction * top]`` (absolute bids per value bin, never above the value)."""
     return BidGrid("capped", n_bins, n_levels, top=float(top), max_fraction=float(max_fraction))
+
+
+class StepParams(NamedTuple):
+    """A tabular learner's numbers (EXP3, no-swap-regret): its learning rate > 0 and its utility scale > 0."""
+
+    learning_rate: Array  # float32 > 0
+    scale: Array  # float32 > 0: utilities are divided by it
+
+
+def step_params(
+    name: str, learning_rate: float, scale: float
+) -> tuple[Callable[[], StepParams], Callable[[StepParams], None]]:
+    """``(init_params, check_params)`` of a learner with a ``StepParams``; the defaults are checked at once."""
+
+    def check_params(params: StepParams) -> None:
+        if all(is_concrete(x) for x in params):
+            check_finite(np.asarray(params.learning_rate), f"{name} learning_rate", positive=True)
+            check_finite(np.asarray(params.scale), f"{name} scale", positive=True)
+
+    check_params(StepParams(np.float32(learning_rate), np.float32(scale)))
+    return lambda: StepParams(jnp.float32(learning_rate), jnp.float32(scale)), check_params
+
+
+def uniform_log_weights(grid: BidGrid) -> Array:
+    """``[C, A]`` log of the uniform distribution over each context's allowed actions (``-inf`` elsewhere)."""
+    allowed = grid.allowed(jnp.arange(grid.n_contexts))
+    return jnp.where(allowed, 0.0, -jnp.inf) - jnp.log(jnp.sum(allowed, axis=-1, keepdims=True))
 
 
 def softmax_table_learner(

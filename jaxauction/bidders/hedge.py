@@ -33,7 +33,7 @@ import numpy as np
 
 from jaxauction._checks import check_choice, check_finite, check_positive_int, is_concrete
 from jaxauction.bidders.base import Learner
-from jaxauction.bidders.grid import BidGrid, softmax_table_learner
+from jaxauction.bidders.grid import BidGrid, softmax_table_learner, uniform_log_weights
 from jaxauction.types import FULL_INFORMATION, Array, Feedback, PRNGKey
 
 VARIANTS = ("exponential", "linear")
@@ -80,9 +80,7 @@ def hedge(
 
     def init(key: PRNGKey, params: HedgeParams) -> HedgeState:
         del key, params
-        allowed = grid.allowed(jnp.arange(C))  # [C, A]
-        log_w = jnp.where(allowed, 0.0, -jnp.inf) - jnp.log(jnp.sum(allowed, axis=-1, keepdims=True))
-        return HedgeState(jnp.broadcast_to(log_w, (k, C, A)), jnp.zeros((k,), jnp.int32))
+        return HedgeState(jnp.broadcast_to(uniform_log_weights(grid), (k, C, A)), jnp.zeros((k,), jnp.int32))
 
     def update(key: PRNGKey, state: HedgeState, feedback: Feedback, params: HedgeParams) -> HedgeState:
         del key

@@ -29,19 +29,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxauction._checks import check_finite, check_positive_int, is_concrete
+from jaxauction._checks import check_positive_int
 from jaxauction.bidders.base import Learner
-from jaxauction.bidders.grid import BidGrid, softmax_table_learner
+from jaxauction.bidders.grid import BidGrid, StepParams, softmax_table_learner, step_params, uniform_log_weights
 from jaxauction.types import FULL_INFORMATION, Array, Feedback, PRNGKey
-
-
-class SwapRegretParams(NamedTuple):
-    """``no_swap_regret``'s numbers: the instances' learning rate eta > 0 and the utility scale rho > 0."""
-
-    learning_rate: Array  # float32 > 0
-    scale: Array  # float32 > 0
 
 
 class SwapRegretState(NamedTuple):
@@ -64,32 +56,24 @@ def stationary(q: Array, allowed: Array | None = None) -> Array:
 
 
 def no_swap_regret(n_bidders: int, grid: BidGrid, learning_rate: float = 0.05, scale: float | None = None) -> Learner:
-    """A group of ``n_bidders`` Blum-Mansour bidders over Hedge on ``grid`` (one item)."""
+    """A group of ``n_bidders`` Blum-Mansour bidders over Hedge on ``grid`` (one item); params ``StepParams(eta,
+    rho)``."""
     check_positive_int(n_bidders, "n_bidders")
     k, C, A = n_bidders, grid.n_contexts, grid.n_actions
-    defaults = (learning_rate, grid.top_bid if scale is None else scale)
+    init_params, check_params = step_params("no_swap_regret", learning_rate,
+                                            grid.top_bid if scale is None else scale)  # fmt: skip
     allowed = grid.allowed(jnp.arange(C))  # [C, A]
 
-    def check_params(params: SwapRegretParams) -> None:
-        if all(is_concrete(x) for x in params):
-            check_finite(np.asarray(params.learning_rate), "no_swap_regret learning_rate", positive=True)
-            check_finite(np.asarray(params.scale), "no_swap_regret scale", positive=True)
-
-    check_params(SwapRegretParams(*(np.float32(x) for x in defaults)))
-
-    def init_params() -> SwapRegretParams:
-        return SwapRegretParams(*(jnp.asarray(x, jnp.float32) for x in defaults))
-
-    def init(key: PRNGKey, params: SwapRegretParams) -> SwapRegretState:
+    def init(key: PRNGKey, params: StepParams) -> SwapRegretState:
         del key, params
-        row = jnp.where(allowed, 0.0, -jnp.inf) - jnp.log(jnp.sum(allowed, axis=-1, keepdims=True))
+        row = uniform_log_weights(grid)  # every instance starts uniform over the allowed bids
         return SwapRegretState(jnp.broadcast_to(row[:, None, :], (k, C, A, A)), jnp.zeros((k,), jnp.int32))
 
     def logits(state: SwapRegretState, bidders: Array, contexts: Array) -> Array:
         """``[..., A]`` log p of those bidders in those contexts (-inf where not allowed)."""
         return jnp.log(stationary(jnp.exp(state.log_q[bidders, contexts]), allowed[contexts]))
 
-    def update(key: PRNGKey, state: SwapRegretState, feedback: Feedback, params: SwapRegretParams) -> SwapRegretState:
+    def update(key: PRNGKey, state: SwapRegretState, feedback: Feedback, params: StepParams) -> SwapRegretState:
         del key
         context, rows = grid.context(feedback.observation[:, 0]), jnp.arange(k)
         log_q = state.log_q[rows, context]  # [k, A, A]

@@ -20,6 +20,7 @@ def test_phase_of_a_point_of_the_horizon():
     np.testing.assert_array_equal(phase(jnp.asarray(taus, jnp.float32), 4), expected)
 
 
+@pytest.mark.slow  # 3-16 s: the default suite stays under 5 minutes on 2 cores
 def test_equal_phases_play_exactly_the_static_rule():
     """A phased rule whose phases hold the same numbers is the static rule, auction for auction."""
     static = ja.build_market(ja.MechanismSpec("first_price", {"reserve": 2.0}), ja.PopulationSpec(), ja.PriorSpec())
@@ -36,6 +37,7 @@ def test_equal_phases_play_exactly_the_static_rule():
     jax.tree.map(np.testing.assert_array_equal, runs[0], runs[1])
 
 
+@pytest.mark.slow  # 3-16 s: the default suite stays under 5 minutes on 2 cores
 def test_a_reserve_schedule_earns_each_phases_theory():
     """Second price, two truthful bidders on U[0, 1]: no reserve earns E[min] = 1/3, the reserve 1/2 earns
     5/12 (Myerson's optimum). Four windows of 20,000 auctions; standard deviation about 0.24 per auction, so

@@ -36,6 +36,7 @@ def fails(args, capsys, code=2):
     return " ".join(capsys.readouterr().err.replace("│", " ").split())  # tyro's boxes wrap lines
 
 
+@pytest.mark.slow  # 3-16 s: the default suite stays under 5 minutes on 2 cores
 def test_smoke_deep_with_plots_and_file_permissions(tmp_path):
     out = tmp_path / "dmo"
     old = os.umask(0o022)

@@ -83,6 +83,7 @@ def test_a_signal_then_resume_gives_the_uninterrupted_results(experiment, phase,
     assert not list(out.glob("*.png"))  # --no-plots was remembered by --resume
 
 
+@pytest.mark.slow  # 3-16 s: the default suite stays under 5 minutes on 2 cores
 def test_no_plots_and_no_shard_are_remembered_by_resume(tmp_path):
     from jaxauction import cli
     from jaxauction.train.dmo import DMOConfig

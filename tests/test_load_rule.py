@@ -74,6 +74,7 @@ def test_load_rule_gives_the_trained_rule_of_every_training_experiment(made):
     assert rule.mechanism.name == "second_price" and rule.steps == 2
 
 
+@pytest.mark.slow  # 3-16 s: the default suite stays under 5 minutes on 2 cores
 def test_load_rule_refuses_what_is_not_a_trained_rule(made, tmp_path):
     root, metrics = made("rn", "sweep")
     rule = runs.load_rule(root / "rn", 1)  # what the slow test checks for every experiment, for RegretNet here

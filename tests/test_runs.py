@@ -95,6 +95,7 @@ def test_ctrl_c_in_the_final_evaluation_then_resume_gives_the_uninterrupted_resu
     assert module.main(["--resume", str(out), "--no-progress"]) is None  # now finished: nothing more to do
 
 
+@pytest.mark.slow  # 3-16 s: the default suite stays under 5 minutes on 2 cores
 def test_a_run_folder_in_use_is_refused_with_the_holder_named(tmp_path, capsys):
     out = tmp_path / "busy"
     out.mkdir()

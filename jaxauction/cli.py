@@ -34,8 +34,7 @@ import tyro
 from jaxauction import checkpoint
 from jaxauction.driver import RunError, RunSpec
 from jaxauction.parallel import initialize_distributed
-from jaxauction.registry import LEARNERS, MECHANISMS, Registry
-from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, refuse_inapplicable, switch
+from jaxauction.specs import PriorSpec, component_of, refuse_inapplicable, switch
 
 C = TypeVar("C")
 
@@ -130,12 +129,6 @@ def _has_prior_spec(config_cls: type) -> bool:
     return any(isinstance(t, type) and issubclass(t, PriorSpec) for t in typing.get_type_hints(config_cls).values())
 
 
-COMPONENTS: dict[type, tuple[str, Registry]] = {
-    MechanismSpec: ("mechanism", MECHANISMS),
-    PopulationSpec: ("learner", LEARNERS),
-}
-
-
 def _flag_value(argv: Sequence[str], name: str) -> str | None:
     """The value of ``--name`` (or ``--name=value``) in ``argv``, the last one given; None if absent."""
     flag, value = "--" + name.replace("_", "-"), None
@@ -145,10 +138,6 @@ def _flag_value(argv: Sequence[str], name: str) -> str | None:
         elif arg.startswith(flag + "="):
             value = arg.split("=", 1)[1]
     return value
-
-
-def _component_field(spec_cls: type) -> tuple[str, Registry] | None:
-    return next((v for k, v in COMPONENTS.items() if isinstance(spec_cls, type) and issubclass(spec_cls, k)), None)
 
 
 def _specialised(config_cls: type, argv: Sequence[str], base: Any) -> tuple[type, Any]:
@@ -161,7 +150,7 @@ def _specialised(config_cls: type, argv: Sequence[str], base: Any) -> tuple[type
     overrides: dict[str, tuple[type, Any]] = {}
     for field in dataclasses.fields(config_cls):
         spec_cls = hints[field.name]
-        component = _component_field(spec_cls)
+        component = component_of(spec_cls)
         if component is None:
             continue
         name_field, registry = component
@@ -202,7 +191,7 @@ def _general(config_cls: type, config: Any) -> Any:
     values = {}
     for field in dataclasses.fields(config_cls):
         value = getattr(config, field.name)
-        if _component_field(hints[field.name]) is not None:
+        if component_of(hints[field.name]) is not None:
             value = hints[field.name](**{f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
         values[field.name] = value
     return config_cls(**values)

@@ -37,7 +37,7 @@ from jaxauction.priors import (
     WalletPrior,
     top_value,
 )
-from jaxauction.registry import LEARNERS, MECHANISMS, Component, coerce, option_names
+from jaxauction.registry import LEARNERS, MECHANISMS, Component, Registry, coerce, option_names
 from jaxauction.settings import setting
 from jaxauction.types import FULL_INFORMATION
 from jaxauction.utilities import UTILITIES, Utility
@@ -121,13 +121,20 @@ class PopulationSpec:
                              f"{exploring[0]} bidders would never leave forced exploration")  # fmt: skip
 
 
-COMPONENT_SPECS = (MechanismSpec, PopulationSpec)
+COMPONENTS: dict[type, tuple[str, Registry]] = {MechanismSpec: ("mechanism", MECHANISMS),
+                                                 PopulationSpec: ("learner", LEARNERS)}  # fmt: skip
+
+
+def component_of(spec_type: Any) -> tuple[str, Registry] | None:
+    """``(the field naming its component, the registry)`` of a spec type that names one (``MechanismSpec``,
+    ``PopulationSpec`` and their subclasses); None for any other type."""
+    return next((v for k, v in COMPONENTS.items() if isinstance(spec_type, type) and issubclass(spec_type, k)), None)
 
 
 def switch(spec: Any, name: str) -> Any:
     """``spec`` (a ``MechanismSpec`` or ``PopulationSpec``) with another component ``name``: the options the new
     component shares with the old keep their values, the others take their defaults."""
-    field = "mechanism" if isinstance(spec, MechanismSpec) else "learner"
+    field = component_of(type(spec))[0]
     renamed = dataclasses.replace(spec, **{field: name, "options": None})
     kept = {f.name: getattr(spec.options, f.name) for f in dataclasses.fields(renamed.options)
             if hasattr(spec.options, f.name)}  # fmt: skip
@@ -247,19 +254,13 @@ def market_of(config: Any, checked: bool = False) -> Market:
 def refuse_inapplicable(names: Iterable[str], config: Any) -> None:
     """``ValueError`` for the first of ``names`` (settings ``config`` lacks) that is an option of a component
     other than the config's chosen ones, naming the components that take it."""
-    specs = [spec for spec in vars_of(config) if isinstance(spec, COMPONENT_SPECS)]
-    chosen = [f"{field} {getattr(spec, field)!r}" for spec in specs for field in ("mechanism", "learner")
-              if hasattr(spec, field)]  # fmt: skip
+    specs = [getattr(config, f.name) for f in dataclasses.fields(config)]
+    chosen = [f"{c[0]} {getattr(spec, c[0])!r}" for spec in specs if (c := component_of(type(spec)))]
     for name in names:
         owners = [f"{registry.kind} {c}" for registry in (MECHANISMS, LEARNERS) for c, component in
                   sorted(registry.items()) if name in option_names(component.options)]  # fmt: skip
         if owners:
             raise ValueError(f"{name} is an option of {', '.join(owners)}, not of the chosen {' and '.join(chosen)}")
-
-
-def vars_of(config: Any) -> list[Any]:
-    """The values of a dataclass's fields."""
-    return [getattr(config, f.name) for f in dataclasses.fields(config)]
 
 
 def setting_paths(config: Any) -> dict[str, tuple[str, ...]]:
@@ -305,11 +306,11 @@ def replace_fields(config: Any, **flat: Any) -> Any:
     For example ``replace_fields(config, rounds=3, mechanism="second_price", reserve=2.0)``: components
     (``mechanism``, ``learner``) change first, keeping the options they share (``switch``), then the rest.
     """
-    for name in ("mechanism", "learner"):
+    for name, _ in COMPONENTS.values():
         path = setting_paths(config).get(name)
         if name in flat and path is not None:
             owner = functools.reduce(getattr, path[:-1], config)
-            if isinstance(owner, (MechanismSpec, PopulationSpec)):
+            if component_of(type(owner)) is not None:
                 config = _replaced(config, _tree({path[:-1]: switch(owner, flat[name])}))
                 flat = {k: v for k, v in flat.items() if k != name}
     paths = setting_paths(config)

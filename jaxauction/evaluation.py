@@ -178,6 +178,7 @@ def theory(market: Market) -> dict[str, Any]:
     return {
         "myerson_optimum": myerson,
         "myerson_reserve": reserve,
+        "full_welfare": float(np.sum(p_max * levels)),  # E[max v]: what any rule can at most allocate
         "truthful_second_price": second,
         "second_price_at_myerson_reserve": second_reserve,
         "note": "for bidders who best-respond; no mechanism earns more than the Myerson optimum from them. "

@@ -214,6 +214,12 @@ def phased(bids: np.ndarray, inner: Callable[[np.ndarray, int], Outcomes], phase
     return inner(bids, min(int(math.floor(tau * phases)), phases - 1))
 
 
+def teaser_first_price(bids, discount: float, teaser: float, tau: float, reserve: float = 0.0) -> Outcomes:
+    """First price, the winner paying ``discount`` x its bid while ``tau < teaser`` and its bid afterwards."""
+    share = discount if tau < teaser else 1.0
+    return [(p, a, q * share) for p, a, q in first_price(bids, reserve)]
+
+
 def with_budgets(bids: np.ndarray, inner: Callable[[np.ndarray], Outcomes], budgets, penalties) -> Outcomes:
     """A bidder who wins something and is charged more than its budget loses what it won and pays its penalty."""
     out = []
@@ -362,5 +368,7 @@ RULES: dict[str, Callable[..., Outcomes]] = {
     "with_entry_fee": with_entry_fee,
     "phased": phased,
     "dynamic": lambda bids, inner, tau: inner(bids, tau),  # the base rule with the params of time tau
+    "teaser_first_price": lambda bids, discount, teaser, tau, reserve=0.0: teaser_first_price(
+        list(bids[:, 0]), discount, teaser, tau, reserve),
     "with_budgets": with_budgets,
 }

@@ -34,7 +34,7 @@ NOT_RULES = {"checked", "classical", "entry_probability", "highest_bid_allocatio
 LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet"}
 REGISTERED = {  # registry name -> the constructor its builder calls
     **{name: name for name in ("first_price", "second_price", "third_price", "all_pay", "prize_all_pay",
-                               "random_allocation", "vcg")},
+                               "random_allocation", "vcg", "teaser_first_price")},
     "multi_unit_pay_as_bid": "multi_unit", "multi_unit_uniform": "multi_unit",
     "procurement_first_price": "procurement", "procurement_second_price": "procurement",
     "deep": "deep_payment", "deep_anonymous": "anonymous_payment", "deep_allocation": "learned_allocation",
@@ -191,6 +191,18 @@ def test_dynamic_rules_match_reference(tau):
     sp = lambda b, t: ref.RULES["second_price"](b, reserve=np.float32(0.8) * np.float32(1 - np.float32(t)))  # noqa: E731
     check_rule(linear, mechanisms.set_time(linear.init(jax.random.key(0)), tau), bids[:, :, :1],
                lambda b: ref.RULES["dynamic"](b, sp, tau))  # fmt: skip
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.6999, 0.7, 0.99])
+@pytest.mark.parametrize("reserve", [0.0, 0.5])
+def test_teaser_first_price_matches_reference(tau, reserve):
+    """Discounted pay-your-bid before the teaser's end, full pay-your-bid from it on (ties, reserves)."""
+    n = 3
+    mechanism = mechanisms.teaser_first_price(n, discount=0.25, teaser=0.7, reserve=reserve)
+    params = mechanisms.set_time(mechanism.init(jax.random.key(0)), tau)
+    check_rule(mechanism, params, profiles(np.random.default_rng(8), 24, n, 1, reserve),
+               lambda b: ref.RULES["teaser_first_price"](b, np.float32(0.25), np.float32(0.7), np.float32(tau),
+                                                          reserve))  # fmt: skip
 
 
 def test_entry_fee_and_budgets_match_reference():

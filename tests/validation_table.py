@@ -118,18 +118,24 @@ def rows() -> list[str]:
 
 def dynamic_rows() -> list[str]:
     """Dynamic rules over a horizon of ``AUCTIONS`` auctions (one window): second price with reserve 0 in the
-    first half and 3 in the second (``phased``), and with reserve 3 in the first quarter and 1 after
-    (``dynamic``); the exact horizon revenue is the phases' exact revenues weighted by their shares."""
+    first half and 3 in the second (``phased``), with reserve 3 in the first quarter and 1 after (``dynamic``),
+    and first price at half price in the first quarter (``teaser_first_price``); the exact horizon revenue is
+    the phases' exact revenues weighted by their shares."""
     out = []
     phased = mechanisms.phased(mechanisms.second_price(3), 2)
     stepped = mechanisms.dynamic(
         mechanisms.second_price(3), lambda s, tau: s._replace(reserve=jnp.where(tau < 0.25, 3.0, 1.0)),
         lambda key: mechanisms.RuleParams(jnp.float32(0.0), jnp.float32(0.0)),
     )  # fmt: skip
-    for mechanism, parts, label in (
-        (phased, ((0.5, 0.0), (0.5, 3.0)), "phased second_price, reserves (0, 3)"),
-        (stepped, ((0.25, 3.0), (0.75, 1.0)), "dynamic second_price, reserve 3 then 1"),
-    ):
+    teaser = mechanisms.teaser_first_price(3, discount=0.5, teaser=0.25)
+    for mechanism, parts, label in (  # parts: (share of the horizon, rule, reserve, share of the price paid)
+        (phased, ((0.5, "second_price", 0.0, 1.0), (0.5, "second_price", 3.0, 1.0)),
+         "phased second_price, reserves (0, 3)"),
+        (stepped, ((0.25, "second_price", 3.0, 1.0), (0.75, "second_price", 1.0, 1.0)),
+         "dynamic second_price, reserve 3 then 1"),
+        (teaser, ((0.25, "first_price", 0.0, 0.5), (0.75, "first_price", 0.0, 1.0)),
+         "teaser_first_price, half price in the first quarter"),
+    ):  # fmt: skip
         params = mechanism.init(exact.KEY)
         if mechanism is phased:
             params = params._replace(schedule=params.schedule._replace(reserve=jnp.array([0.0, 3.0])))
@@ -140,9 +146,9 @@ def dynamic_rows() -> list[str]:
             p, states
         )
         mean = var = 0.0
-        for share, reserve in parts:
-            m, v = exact.enumerate_exact(exact.single("second_price", reserve=reserve), 3, 1, range(5))["revenue"]
-            mean, var = mean + share * m, var + share * v  # the horizon's auctions: each phase's share of them
+        for share, rule, reserve, price in parts:
+            m, v = exact.enumerate_exact(exact.single(rule, reserve=reserve), 3, 1, range(5))["revenue"]
+            mean, var = mean + share * price * m, var + share * price**2 * v  # each phase's share of the auctions
         out.append(row(label, "3 bidders, values 0..4, horizon", "revenue", mean, float(metrics.revenue[0]),
                        math.sqrt(var / exact.AUCTIONS)))  # fmt: skip
     return out

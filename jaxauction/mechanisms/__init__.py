@@ -16,6 +16,7 @@ from jaxauction.mechanisms.builders import (
     ProcurementOptions,
     ReserveOptions,
     RuleOptions,
+    TeaserOptions,
     classical,
     make_mechanism,
 )
@@ -30,7 +31,15 @@ from jaxauction.mechanisms.deep import (
     payment_shares,
     torch_linear_init,
 )
-from jaxauction.mechanisms.dynamic import DynamicParams, dynamic, phase, phased, set_time
+from jaxauction.mechanisms.dynamic import (
+    DynamicParams,
+    TeaserParams,
+    dynamic,
+    phase,
+    phased,
+    set_time,
+    teaser_first_price,
+)
 from jaxauction.mechanisms.market_rules import (
     MULTI_UNIT_PRICING,
     PROCUREMENT_RULES,
@@ -58,10 +67,12 @@ from jaxauction.mechanisms.rules import (
 
 __all__ = [
     "DynamicParams",
+    "TeaserParams",
     "dynamic",
     "phase",
     "phased",
     "set_time",
+    "teaser_first_price",
     "COMPUTE_DTYPES",
     "ClassicalOptions",
     "DeepOptions",
@@ -71,6 +82,7 @@ __all__ = [
     "ProcurementOptions",
     "ReserveOptions",
     "RuleOptions",
+    "TeaserOptions",
     "classical",
     "MULTI_UNIT_PRICING",
     "PROCUREMENT_RULES",

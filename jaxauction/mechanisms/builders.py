@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from jaxauction._checks import check_choice, check_finite, check_positive_int, hidden_widths
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.deep import PRECISIONS, RAW_BID_LIMIT, anonymous_payment, deep_payment, learned_allocation
-from jaxauction.mechanisms.dynamic import phased
+from jaxauction.mechanisms.dynamic import check_teaser, phased, teaser_first_price
 from jaxauction.mechanisms.market_rules import (
     MULTI_UNIT_PRICING,
     PROCUREMENT_RULES,
@@ -115,6 +115,22 @@ class ProcurementOptions(ReserveOptions):
 
 
 @dataclasses.dataclass(frozen=True)
+class TeaserOptions(ReserveOptions):
+    """Pay-your-bid at a discount for the first part of the horizon, then in full (a dynamic rule)."""
+
+    discount: float = 0.2
+    """during the teaser a winner pays this share of its bid (initial value of a param)"""
+    teaser: float = 0.7
+    """the teaser's share of the horizon (initial value of a param)"""
+
+    def __post_init__(self) -> None:
+        ReserveOptions.__post_init__(self)
+        check_teaser(self.discount, self.teaser)
+        if self.phases != 1:
+            raise ValueError("teaser_first_price is a dynamic rule already: it takes no --phases")
+
+
+@dataclasses.dataclass(frozen=True)
 class NetworkOptions:
     """A learned rule's network."""
 
@@ -186,6 +202,11 @@ for _name in RULES:
 @MECHANISMS.register("prize_all_pay", PrizeOptions, "all-pay with prize shares by rank")
 def _prize_all_pay(options: PrizeOptions, n: int, m: int, bid_scale: float) -> Mechanism:
     return classical(options, prize_all_pay(n, options.prizes, options.reserve), m)
+
+
+@MECHANISMS.register("teaser_first_price", TeaserOptions, "pay-your-bid at a discount, then in full (dynamic)")
+def _teaser_first_price(options: TeaserOptions, n: int, m: int, bid_scale: float) -> Mechanism:
+    return classical(options, teaser_first_price(n, options.discount, options.teaser, options.reserve), m)
 
 
 @MECHANISMS.register("random_allocation", ReserveOptions, "a uniformly random bidder above the reserve wins")

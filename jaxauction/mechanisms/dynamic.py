@@ -20,8 +20,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jaxauction._checks import check_positive_int
+from jaxauction._checks import check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
+from jaxauction.mechanisms.rules import first_price
 from jaxauction.types import Array, Outcome, Params, PRNGKey
 
 
@@ -86,3 +87,48 @@ def phased(mechanism: Mechanism, phases: int) -> Mechanism:
         return jax.tree.map(lambda x: x[phase(tau, phases)], schedule)
 
     return dynamic(mechanism, resolve, init_schedule, f"{mechanism.name}+phases{phases}")
+
+
+class TeaserParams(NamedTuple):
+    """``teaser_first_price``'s schedule: the pay-your-bid rule's params, the share of its bid a winner pays
+    during the teaser, and the share of the horizon the teaser lasts."""
+
+    rule: Params  # first price's RuleParams (reserve, temperature)
+    discount: Array  # float32 in [0, 1]: a winner pays discount x its bid while tau < teaser
+    teaser: Array  # float32 in [0, 1]: the teaser's share of the horizon
+
+
+def check_teaser(discount: float, teaser: float) -> None:
+    """The teaser's discount and its share of the horizon are numbers in [0, 1]."""
+    for name, x in (("discount", discount), ("teaser", teaser)):
+        check_finite(x, name)
+        if not 0 <= x <= 1:
+            raise ValueError(f"{name} must be in [0, 1], got {x}")
+
+
+def teaser_first_price(n_bidders: int, discount: float = 0.2, teaser: float = 0.7, reserve: float = 0.0) -> Mechanism:
+    """Pay-your-bid at a discount for the first ``teaser`` share of the horizon, then full pay-your-bid.
+
+    The highest bid at or above the reserve wins (ties uniformly); the winner pays ``discount`` x its bid while
+    ``tau < teaser``, its bid afterwards. It follows the idea of Braverman, Mao, Schneider and Weinberg's
+    (EC 2018) full-welfare auction, cheap at first and dear later, for several bidders; it is not the papers'
+    exact mechanism (see ``docs/dynamic.md``). A mean-based learner
+    whose bid grid reaches above its value learns to bid about ``1 / discount`` times what it would bid in
+    first price; the allocation is efficient because bids rise with values; after the teaser it keeps
+    overbidding, and paying above its value, until the utility those bids banked during the teaser is spent.
+    Against bidders who cannot bid above their values it charges their values (bids at the cap) until shading
+    catches up. Both parameters are numbers of the params (ES or a sweep can tune them)."""
+    check_teaser(discount, teaser)
+    rule = first_price(n_bidders, reserve)
+
+    def init(key: PRNGKey) -> DynamicParams:
+        schedule = TeaserParams(rule.init(key), jnp.asarray(discount, jnp.float32), jnp.asarray(teaser, jnp.float32))
+        return DynamicParams(schedule, jnp.zeros((), jnp.float32))
+
+    def apply(params: DynamicParams, bids: Array, key: PRNGKey) -> Outcome:
+        s = params.schedule
+        outcome = rule.apply(s.rule, bids, key)
+        share = jnp.where(params.tau < s.teaser, s.discount, 1.0)
+        return outcome._replace(payments=outcome.payments * share)
+
+    return Mechanism(name="teaser_first_price", n_bidders=n_bidders, n_items=1, init=init, apply=apply)

@@ -80,6 +80,23 @@ def third_price(bids, reserve=0.0) -> Outcomes:
     return _winner_pays(bids, reserve, lambda w: max(kth_highest(bids, 3), reserve))
 
 
+def discrete_myerson(bids, reserve=0.0, step=1.0) -> Outcomes:
+    """The highest bid at or above the reserve wins (ties uniformly) and pays: the reserve if no other bid clears
+    it; its bid if tied; else the highest other bid h plus step k / (k + 1), k the other bids at h."""
+
+    def price(w: int) -> float:
+        others = [b for i, b in enumerate(bids) if i != w]
+        h = max(others)
+        if h < reserve:
+            return reserve
+        if h == bids[w]:
+            return bids[w]
+        k = others.count(h)
+        return h + step * k / (k + 1)
+
+    return _winner_pays(bids, reserve, price)
+
+
 def all_pay(bids, reserve=0.0) -> Outcomes:
     """Every bid at or above the reserve pays itself; the highest such bid wins (ties uniformly)."""
     paid = np.array([b if b >= reserve else 0.0 for b in bids])
@@ -358,6 +375,7 @@ RULES: dict[str, Callable[..., Outcomes]] = {
     "second_price": lambda bids, reserve=0.0: second_price(list(bids[:, 0]), reserve),
     "third_price": lambda bids, reserve=0.0: third_price(list(bids[:, 0]), reserve),
     "all_pay": lambda bids, reserve=0.0: all_pay(list(bids[:, 0]), reserve),
+    "discrete_myerson": lambda bids, reserve=0.0, step=1.0: discrete_myerson(list(bids[:, 0]), reserve, step),
     "prize_all_pay": lambda bids, prizes=(1.0,), reserve=0.0: prize_all_pay(list(bids[:, 0]), prizes, reserve),
     "random_allocation": lambda bids, reserve=0.0: random_allocation(list(bids[:, 0]), reserve),
     "procurement": lambda bids, rule="first_price", ceiling=1e9: procurement(list(bids[:, 0]), rule, ceiling),

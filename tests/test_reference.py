@@ -34,7 +34,7 @@ NOT_RULES = {"checked", "classical", "entry_probability", "highest_bid_allocatio
 LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet"}
 REGISTERED = {  # registry name -> the constructor its builder calls
     **{name: name for name in ("first_price", "second_price", "third_price", "all_pay", "prize_all_pay",
-                               "random_allocation", "vcg", "teaser_first_price")},
+                               "random_allocation", "vcg", "teaser_first_price", "discrete_myerson")},
     "multi_unit_pay_as_bid": "multi_unit", "multi_unit_uniform": "multi_unit",
     "procurement_first_price": "procurement", "procurement_second_price": "procurement",
     "deep": "deep_payment", "deep_anonymous": "anonymous_payment", "deep_allocation": "learned_allocation",
@@ -113,7 +113,7 @@ def check_rule(mechanism, params, bids: np.ndarray, reference) -> None:
         assert_matches_reference(allocations[p], payments[p], reference(b), f"{mechanism.name} bids {b.tolist()}")
 
 
-SINGLE = ["first_price", "second_price", "third_price", "all_pay", "random_allocation"]
+SINGLE = ["first_price", "second_price", "third_price", "all_pay", "random_allocation", "discrete_myerson"]
 
 
 @pytest.mark.parametrize("name", SINGLE)

@@ -28,7 +28,7 @@ from jaxauction.mechanisms.market_rules import (
     with_budgets,
     with_entry_fee,
 )
-from jaxauction.mechanisms.rules import RULES, prize_all_pay, simultaneous
+from jaxauction.mechanisms.rules import RULES, discrete_myerson, prize_all_pay, simultaneous
 from jaxauction.registry import MECHANISMS
 
 COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
@@ -112,6 +112,18 @@ class ProcurementOptions(ReserveOptions):
 
     reserve: float = 0.0
     """the highest ask accepted, 0 for none"""
+
+
+@dataclasses.dataclass(frozen=True)
+class DiscreteMyersonOptions(ReserveOptions):
+    """Myerson's auction on a bid grid (set --reserve to Myerson's reserve: 5 for values 0..9)."""
+
+    step: float = 1.0
+    """the bid grid's step: a winner above the highest other bid h pays h + step k / (k + 1)"""
+
+    def __post_init__(self) -> None:
+        ReserveOptions.__post_init__(self)
+        check_finite(self.step, "step", positive=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,6 +214,11 @@ for _name in RULES:
 @MECHANISMS.register("prize_all_pay", PrizeOptions, "all-pay with prize shares by rank")
 def _prize_all_pay(options: PrizeOptions, n: int, m: int, bid_scale: float) -> Mechanism:
     return classical(options, prize_all_pay(n, options.prizes, options.reserve), m)
+
+
+@MECHANISMS.register("discrete_myerson", DiscreteMyersonOptions, "the highest bid pays its tie-adjusted threshold")
+def _discrete_myerson(options: DiscreteMyersonOptions, n: int, m: int, bid_scale: float) -> Mechanism:
+    return classical(options, discrete_myerson(n, options.reserve, options.step), m)
 
 
 @MECHANISMS.register("teaser_first_price", TeaserOptions, "pay-your-bid at a discount, then in full (dynamic)")

@@ -1,0 +1,358 @@
+"""Dynamic mechanisms against learning bidders: horizon revenue, welfare and the bidders' utility, every cell on
+the same keys.
+
+    python -m experiments.dynamic_mechanisms                          # the seed market's table (~10 min on CPU)
+    python -m experiments.dynamic_mechanisms --learners hedge --grids overbid --horizons 1000 1000000
+    python -m experiments.dynamic_mechanisms --resume results/dynamic_mechanisms/<run>
+
+The seed market (3 bidders, integer values uniform on 0..9) under every
+mechanism x learner x bid grid. Each cell runs ``--seeds`` fresh markets
+(16 by default, the same keys in every cell) for a horizon of ``--auctions``
+auctions and reports, over the whole horizon, the mean revenue per auction
+(+- its standard error over seeds), the welfare (revenue + the bidders'
+utility, quasi-linear) and the bidders' total utility, beside the last
+window's revenue. For epsilon-greedy learners the figures are also given
+for the auctions once they are done exploring (past the forced exploration
+of ``--explore-steps`` auctions, and their rate ``0.5 ** (t / half_life)`` at
+most ``--settled``: from auction 45,000 by default): while they explore, any
+pay-your-bid rule collects random bids.
+
+Mechanisms:
+
+* ``second_price_best_reserve``: second price with the reserve of
+  ``--reserves`` that earns most over the horizon on ``--tuning-seeds``
+  other keys (per learner and grid), then run on the evaluation keys;
+* ``discrete_myerson``: Myerson's optimal auction on the integer grid, at
+  Myerson's reserve (5): the static benchmark, 5.275 from bidders who
+  best-respond;
+* ``first_price``: static pay-your-bid;
+* ``teaser_first_price``: pay ``--discount`` x the bid for the first
+  ``--teaser`` share of the horizon, then the bid (dynamic).
+
+Bid grids: ``overbid`` (bids 0..``--overbid-bids`` - 1 whatever the value:
+learners may bid above their values) and ``original`` (the original
+platform's grid, bids 0..9 never above the value). Theory for comparison
+(bidders who best-respond): Myerson's optimum 5.275, the full welfare
+E[max v] = 6.975. ``--horizons`` runs the teaser against each learner of the
+first grid at every horizon (its numbers are chosen again at each). Every cell is
+written when it finishes (``evaluation/<cell>.json``); ``--resume`` reads
+finished cells back and runs the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import sys
+import time
+from typing import Any, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxauction import checkpoint, cli, io, plots
+from jaxauction._checks import check_choice, check_positive_int
+from jaxauction.driver import Session, run_meta
+from jaxauction.evaluation import theory
+from jaxauction.market import fresh_round, init_params
+from jaxauction.mechanisms.dynamic import check_teaser
+from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
+from jaxauction.studies import mean_se, regret_round
+
+NAME = "dynamic_mechanisms"
+MECHANISMS = ("second_price_best_reserve", "discrete_myerson", "first_price", "teaser_first_price")
+GRIDS = ("overbid", "original")
+EXPLORING = ("epsilon_greedy",)  # learners with a forced-exploration phase
+
+
+@dataclasses.dataclass(frozen=True)
+class DynamicConfig:
+    """The table: mechanisms x learners x bid grids, and the horizon sweep."""
+
+    mechanisms: tuple[str, ...] = MECHANISMS
+    """rows: second_price_best_reserve, discrete_myerson, first_price, teaser_first_price"""
+    learners: tuple[str, ...] = ("epsilon_greedy", "hedge", "exp3", "truthful")
+    """columns: any registered learner (no_swap_regret is slow on the 40-bid grid: about 1 ms an auction)"""
+    grids: tuple[Literal["overbid", "original"], ...] = GRIDS
+    """bid grids: overbid (0..overbid_bids-1, above the value allowed) and original (0..9, at most the value)"""
+    overbid_bids: int = 40
+    """bids on the overbid grid"""
+    auctions: int = 100_000
+    """the horizon T: auctions per market"""
+    windows: int = 20
+    """equal windows the horizon is reported in"""
+    explore_steps: int = 20_000
+    """epsilon-greedy's forced exploration (the original's 20,000)"""
+    half_life: float = 10_000.0
+    """epsilon-greedy's exploration rate after it: 0.5 ** (t / half_life) (the original's)"""
+    settled: float = 0.05
+    """epsilon-greedy's figures count the auctions from the first window after the forced exploration where its
+    exploration rate is at most this (from auction 45,000 by default), reported beside the horizon's"""
+    reserves: tuple[float, ...] = (3.99, 4.99, 5.99)
+    """second-price reserves tried for the best static reserve (just below an integer: a tie at the reserve wins)"""
+    tuning_seeds: int = 2
+    """markets (other keys than the evaluation's) that choose the best reserve"""
+    discounts: tuple[float, ...] = (0.2, 0.5)
+    """teaser_first_price: shares of its bid a winner pays during the teaser, tried like the reserves"""
+    teasers: tuple[float, ...] = (0.3, 0.5, 0.7)
+    """teaser_first_price: the teaser's shares of the horizon, tried like the reserves"""
+    horizons: tuple[int, ...] = ()
+    """a horizon sweep of the teaser, e.g. 1000 10000 100000 1000000 (none by default: the table alone takes
+    about 9.7 minutes on 2 CPU cores)"""
+    regret_seeds: int = 1
+    """markets per cell (the first evaluation keys, the same play) in which each learner's realised external and
+    swap regret per auction are measured (0: none)"""
+    bidders: int = 3
+    """bidders per market"""
+    values: PriorSpec = PriorSpec()
+
+    def __post_init__(self) -> None:
+        for name in self.mechanisms:
+            check_choice(name, MECHANISMS, "mechanism")
+        for name in self.grids:
+            check_choice(name, GRIDS, "grid")
+        for d, t in itertools.product(self.discounts, self.teasers):
+            check_teaser(d, t)
+        if not self.reserves or not self.discounts or not self.teasers:
+            raise ValueError("give at least one reserve, discount and teaser")
+        if not 0 <= self.regret_seeds:
+            raise ValueError(f"regret_seeds must be >= 0, got {self.regret_seeds}")
+        for name in ("bidders", "overbid_bids", "auctions", "windows", "tuning_seeds", "explore_steps"):
+            check_positive_int(getattr(self, name), name)
+        if self.auctions % self.windows:
+            raise ValueError(f"auctions ({self.auctions}) must be a multiple of windows ({self.windows})")
+        if not 0 < self.settled < 1 or self.half_life <= 0:
+            raise ValueError(f"settled must be in (0, 1) and half_life > 0, got {self.settled}, {self.half_life}")
+        if any(lr in EXPLORING for lr in self.learners) and settled_from(self, self.auctions) >= self.auctions:
+            raise ValueError(f"epsilon-greedy explores until auction {settled_from(self, self.auctions):,} "
+                             f"(--explore-steps, --half-life, --settled): a horizon of {self.auctions:,} leaves "
+                             "no auction to report after it")  # fmt: skip
+        for h in self.horizons:
+            check_positive_int(h, "horizons", minimum=self.windows)
+            if h % self.windows:
+                raise ValueError(f"every horizon must be a multiple of windows ({self.windows}), got {h}")
+        if not self.learners or not self.mechanisms or not self.grids:
+            raise ValueError("give at least one learner, mechanism and grid")
+        if self.values.n_items != 1:
+            raise ValueError("dynamic mechanisms sell one item")
+
+
+def population(config: DynamicConfig, learner: str, grid: str, horizon: int) -> PopulationSpec:
+    options: dict[str, Any] = {}
+    if learner != "truthful":
+        options = {"n_bids": config.overbid_bids, "overbid": True} if grid == "overbid" else {}
+    if learner in EXPLORING:
+        options.update(explore_steps=min(config.explore_steps, horizon), half_life=config.half_life)
+    return PopulationSpec(learner, config.bidders, options)
+
+
+def market_for(config: DynamicConfig, mechanism: str, learner: str, grid: str, horizon: int):
+    bidders = population(config, learner, grid, horizon)
+    spec = MechanismSpec(mechanism.removesuffix("_best_reserve"))
+    if mechanism == "discrete_myerson":  # at Myerson's reserve for the prior
+        plain = build_market(MechanismSpec("first_price"), bidders, config.values)
+        reserve = theory(plain).get("myerson_reserve")
+        if reserve is None or not plain.prior.integer:
+            raise ValueError("discrete_myerson is Myerson's auction for i.i.d. uniform integer values")
+        spec = MechanismSpec(mechanism, {"reserve": reserve})
+    return build_market(spec, bidders, config.values)
+
+
+def check(config: DynamicConfig) -> None:
+    """Build every cell's market before anything runs (unknown learners, grids that miss the values)."""
+    for grid in config.grids:
+        for learner in config.learners:
+            for mechanism in config.mechanisms:
+                market_for(config, mechanism, learner, grid, config.auctions)
+
+
+def horizon_run(market, params, keys, auctions: int, windows: int):
+    """``[S, W]`` revenue and ``[S, W]`` bidders' total utility per window, one fresh market per key."""
+    one = lambda k: fresh_round(market, params, *jax.random.split(k), auctions, auctions // windows)[1]  # noqa: E731
+    metrics = jax.vmap(one)(keys)
+    return metrics.revenue, jnp.sum(metrics.utility, axis=-1)
+
+
+def learner_regret(market, params, key, auctions: int):
+    """``[n]`` realised external and swap regret per auction of the market ``horizon_run`` plays with ``key``."""
+    init_key, round_key = jax.random.split(key)
+    states = market.population.init(init_key, params.learners)
+    _, ledger = regret_round(market, params, states, round_key, auctions)
+    return ledger.external(), ledger.swap()
+
+
+def summarise(revenue: np.ndarray, utility: np.ndarray, first: int = 0) -> dict[str, Any]:
+    """Horizon figures over windows ``first..`` (means over seeds, standard errors over seeds)."""
+    revenue, utility = np.asarray(revenue, np.float64)[:, first:], np.asarray(utility, np.float64)[:, first:]
+    out = {}
+    for name, per_seed in (("revenue", revenue.mean(1)), ("welfare", (revenue + utility).mean(1)),
+                           ("utility", utility.mean(1)), ("last_window_revenue", revenue[:, -1])):  # fmt: skip
+        out[name], out[f"{name}_se"] = (float(x) for x in mean_se(per_seed))
+    return out
+
+
+def candidates(config: DynamicConfig, mechanism: str) -> list[dict[str, float]]:
+    """The numbers a cell chooses from on its tuning keys: reserves, or (discount, teaser) pairs; none: static."""
+    if mechanism == "second_price_best_reserve":
+        return [{"reserve": r} for r in config.reserves]
+    if mechanism == "teaser_first_price":
+        return [{"discount": d, "teaser": t} for d in config.discounts for t in config.teasers]
+    return []
+
+
+def with_numbers(params, numbers: dict[str, float]):
+    """The market's params with a candidate's numbers in the mechanism's params."""
+    mech = params.mechanism
+    if "reserve" in numbers:
+        mech = mech._replace(reserve=jnp.float32(numbers["reserve"]))
+    else:
+        mech = mech._replace(schedule=mech.schedule._replace(discount=jnp.float32(numbers["discount"]),
+                                                             teaser=jnp.float32(numbers["teaser"])))  # fmt: skip
+    return params._replace(mechanism=mech)
+
+
+def settled_from(config: DynamicConfig, horizon: int) -> int:
+    """The first auction of the first window where epsilon-greedy is done exploring: past its forced exploration,
+    and its rate ``0.5 ** (t / half_life)`` at most ``settled``."""
+    window = horizon // config.windows
+    t = max(config.explore_steps, math.ceil(config.half_life * math.log2(1 / config.settled)))
+    return -(-t // window) * window
+
+
+def first_reported(config: DynamicConfig, learner: str, horizon: int) -> int:
+    """The first window a cell's figure counts: once epsilon-greedy is done exploring, else 0."""
+    return settled_from(config, horizon) // (horizon // config.windows) if learner in EXPLORING else 0
+
+
+def run_cell(config: DynamicConfig, mechanism: str, learner: str, grid: str, keys, tuning_keys,
+             horizon: int) -> dict[str, Any]:  # fmt: skip
+    """One mechanism x learner x grid: its numbers chosen on the tuning keys by the figure reported (the horizon
+    revenue; once done exploring, for epsilon-greedy), then run on the evaluation keys."""
+    market = market_for(config, mechanism, learner, grid, horizon)
+    params = init_params(market, jax.random.key(0))
+    start = time.perf_counter()
+    cell: dict[str, Any] = {"mechanism": mechanism, "learner": learner, "grid": grid, "auctions": horizon}
+    first = first_reported(config, learner, horizon)
+    options = candidates(config, mechanism)
+    if options:
+        swept = jax.tree.map(lambda *x: jnp.stack(x), *[with_numbers(params, o) for o in options])
+        tuned, _ = jax.jit(jax.vmap(lambda p: horizon_run(market, p, tuning_keys, horizon, config.windows)))(swept)
+        best = int(np.argmax(np.asarray(tuned)[..., first:].mean(axis=(1, 2))))
+        cell.update(options[best])
+        params = with_numbers(params, options[best])
+    revenue, utility = jax.jit(lambda p: horizon_run(market, p, keys, horizon, config.windows))(params)
+    revenue, utility = np.asarray(revenue), np.asarray(utility)
+    cell.update(summarise(revenue, utility))
+    if first < config.windows and first:
+        cell["after_exploration"] = {"from_auction": first * horizon // config.windows,
+                                     **summarise(revenue, utility, first)}  # fmt: skip
+    if learner != "truthful" and config.regret_seeds:
+        external, swap = jax.jit(lambda p, k: jax.vmap(lambda k: learner_regret(market, p, k, horizon))(k))(
+            params, keys[: config.regret_seeds])  # fmt: skip
+        cell["external_regret"], cell["swap_regret"] = float(np.mean(external)), float(np.mean(swap))
+    cell["revenue_per_window"] = revenue.mean(axis=0)
+    cell["seconds"] = time.perf_counter() - start
+    return cell
+
+
+def fmt(cell: dict[str, Any]) -> str:
+    text = (f"revenue {io.plus_minus(cell['revenue'], cell['revenue_se'])}, welfare {cell['welfare']:.3f}, "
+            f"bidders {cell['utility']:.3f}, last window {cell['last_window_revenue']:.3f}")  # fmt: skip
+    if "reserve" in cell:
+        text += f" (reserve {cell['reserve']:g})"
+    if "teaser" in cell:
+        text += f" (discount {cell['discount']:g}, teaser {cell['teaser']:g})"
+    if "swap_regret" in cell:
+        text += f"; regret {cell['external_regret']:.3f}, swap {cell['swap_regret']:.3f}"
+    if "after_exploration" in cell:
+        a = cell["after_exploration"]
+        text += (f"; done exploring (auction {a['from_auction']:,}+): revenue "
+                 f"{io.plus_minus(a['revenue'], a['revenue_se'])}, welfare {a['welfare']:.3f}")  # fmt: skip
+    return text
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    return cli.main(lambda: run(argv))
+
+
+def run(argv: list[str] | None) -> dict[str, Any]:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--seeds" not in argv and "--resume" not in argv:
+        argv = ["--seeds", "16", *argv]  # the table's default: 16 evaluation markets
+    config, spec = cli.parse(DynamicConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0],
+                             check=check)  # fmt: skip
+    session = Session(NAME, config, spec)
+    if session.leader and spec.resume is None:  # a run of cached cells: the checkpoint only names it for --resume
+        checkpoint.save(session.out, {}, {**run_meta(NAME, config, spec), "steps_done": 0})
+    keys = jax.random.split(jax.random.key(spec.seed), spec.seeds)
+    tuning_keys = jax.random.split(jax.random.fold_in(jax.random.key(spec.seed), 1), config.tuning_seeds)
+    ref = theory(market_for(config, config.mechanisms[0], config.learners[0], config.grids[0], config.auctions))
+    cells = []
+    for grid in config.grids:
+        for learner in config.learners:
+            if learner == "truthful" and grid != config.grids[0]:
+                continue  # truthful bidders bid their values on every grid
+            for mechanism in config.mechanisms:
+                name = f"{grid}-{learner}-{mechanism}"
+                cell = session.cached(name, lambda m=mechanism, lr=learner, g=grid: run_cell(
+                    config, m, lr, g, keys, tuning_keys, config.auctions))  # fmt: skip
+                cells.append(cell)
+                session.print(f"{grid:>8} {learner:>15} {mechanism:>26}: {fmt(cell)}")
+    sweep = []
+    for learner in config.learners:
+        for horizon in config.horizons:
+            if learner == "truthful" or (learner in EXPLORING and settled_from(config, horizon) >= horizon):
+                continue
+            name = f"{config.grids[0]}-{learner}-teaser_first_price"  # the table's cell at the table's horizon
+            if horizon != config.auctions or "teaser_first_price" not in config.mechanisms:
+                name = f"horizon{horizon}-{learner}"
+            cell = session.cached(name, lambda h=horizon, lr=learner: run_cell(
+                config, "teaser_first_price", lr, config.grids[0], keys, tuning_keys, h))  # fmt: skip
+            sweep.append(cell)
+            session.print(f"teaser, {config.grids[0]} grid, {learner}, horizon {horizon:,}: {fmt(cell)}")
+    m = {
+        "config": config,
+        "seeds": spec.seeds,
+        "seed": spec.seed,
+        "theory": ref,
+        "cells": cells,
+        "horizon_sweep": sweep,
+        "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
+        "jax_version": jax.__version__,
+    }
+    if session.leader:
+        session.write_metrics(m)
+        if spec.plots:
+            write_plots(session, config, cells, sweep, ref)
+        session.print(f"theory: Myerson {ref.get('myerson_optimum', float('nan')):.3f}, full welfare "
+                      f"{ref.get('full_welfare', float('nan')):.3f}; results in {session.out}/")  # fmt: skip
+    return m
+
+
+def write_plots(session: Session, config: DynamicConfig, cells, sweep, ref) -> None:
+    for grid in config.grids:
+        for learner in config.learners:
+            series = {c["mechanism"]: (np.asarray(c["revenue_per_window"]), None) for c in cells
+                      if c["grid"] == grid and c["learner"] == learner}  # fmt: skip
+            if not series:
+                continue
+            x = (np.arange(config.windows) + 0.5) * config.auctions / config.windows
+            plots.curves(session.out / f"revenue_{grid}_{learner}.png", x, series, "auction",
+                         "revenue per auction (window mean)", title=f"{learner}, {grid} grid")  # fmt: skip
+    for learner in {c["learner"] for c in sweep}:
+        points = [c for c in sweep if c["learner"] == learner]
+        x = np.asarray([c["auctions"] for c in points], np.float64)
+        series = {"teaser_first_price": (np.asarray([c["revenue"] for c in points]),
+                                         np.asarray([c["revenue_se"] for c in points]))}  # fmt: skip
+        for name, value in (("Myerson optimum", ref.get("myerson_optimum")), ("full welfare",
+                                                                               ref.get("full_welfare"))):
+            if value is not None:
+                series[name] = (np.full(len(x), value), None)
+        plots.curves(session.out / f"horizon_{learner}.png", np.log10(x), series, "log10 horizon (auctions)",
+                     "horizon-average revenue", title=f"teaser first price, {learner}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

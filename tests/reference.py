@@ -82,7 +82,8 @@ def third_price(bids, reserve=0.0) -> Outcomes:
 
 def discrete_myerson(bids, reserve=0.0, step=1.0) -> Outcomes:
     """The highest bid at or above the reserve wins (ties uniformly) and pays: the reserve if no other bid clears
-    it; its bid if tied; else the highest other bid h plus step k / (k + 1), k the other bids at h."""
+    it; its bid if tied; else the highest other bid h plus step k / (k + 1), k the other bids at h, at most its
+    bid."""
 
     def price(w: int) -> float:
         others = [b for i, b in enumerate(bids) if i != w]
@@ -92,7 +93,7 @@ def discrete_myerson(bids, reserve=0.0, step=1.0) -> Outcomes:
         if h == bids[w]:
             return bids[w]
         k = others.count(h)
-        return h + step * k / (k + 1)
+        return min(h + step * k / (k + 1), bids[w])  # at most the bid (off the grid)
 
     return _winner_pays(bids, reserve, price)
 

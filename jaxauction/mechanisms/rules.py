@@ -114,7 +114,8 @@ def discrete_myerson(n_bidders: int, reserve: float = 0.0, step: float = 1.0) ->
     values uniform on 0..H: ``reserve = ceil(H / 2)``): the highest bid at or above the reserve wins (ties
     uniformly) and pays its threshold, tie-adjusted. A winner pays the reserve when no other bid clears it, its
     own bid when tied, and otherwise ``h + step k / (k + 1)``, ``h`` the highest other bid and ``k`` the other
-    bids at ``h``: the payment identity on the grid, so bidding one's value is a dominant strategy there.
+    bids at ``h``: the payment identity on the grid, so bidding one's value is a dominant strategy there. A bid
+    off the grid, less than a step above ``h``, pays at most itself.
     Truthful bidders with values uniform on 0..9 pay 5.275 (reserve 5), Myerson's optimum; second price with
     reserve 5 earns 5.075."""
     check_finite(step, "step", positive=True)
@@ -125,7 +126,7 @@ def discrete_myerson(n_bidders: int, reserve: float = 0.0, step: float = 1.0) ->
         k = jnp.sum(others == h)
         top = jnp.sum(a * b)
         price = jnp.where(h < p.reserve, p.reserve, jnp.where(top == h, top, h + step * k / (k + 1)))
-        return a * price
+        return a * jnp.minimum(price, top)  # never above the bid (a bid off the grid, within a step of h)
 
     return single_item_rule("discrete_myerson", n_bidders, reserve, 0.0, pay)
 

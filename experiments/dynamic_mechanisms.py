@@ -34,7 +34,12 @@ learners may bid above their values) and ``original`` (the original
 platform's grid, bids 0..9 never above the value). Theory for comparison
 (bidders who best-respond): Myerson's optimum 5.275, the full welfare
 E[max v] = 6.975. ``--horizons`` runs the teaser against each learner of the
-first grid at every horizon (its numbers are chosen again at each). Every cell is
+first grid at every horizon (its numbers are chosen again at each).
+``--design-seconds S`` designs the teaser's two numbers against Hedge on the
+first grid twice, for ``S`` seconds of wall time each: by gradient ascent
+through Hedge's expected dynamics (``train.expected_dynamics``) and by ES on
+sampled markets, and measures both designs' paths and results on sampled
+markets (``design_fitness.png``: fitness against wall time). Every cell is
 written when it finishes (``evaluation/<cell>.json``); ``--resume`` reads
 finished cells back and runs the rest.
 """
@@ -51,6 +56,7 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxauction import checkpoint, cli, io, plots
 from jaxauction._checks import check_choice, check_positive_int
@@ -60,6 +66,8 @@ from jaxauction.market import fresh_round, init_params
 from jaxauction.mechanisms.dynamic import check_teaser
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
 from jaxauction.studies import mean_se, regret_round
+from jaxauction.train import expected_dynamics as ed
+from jaxauction.train.es import ESSpec, make_es
 
 NAME = "dynamic_mechanisms"
 MECHANISMS = ("second_price_best_reserve", "discrete_myerson", "first_price", "teaser_first_price")
@@ -101,6 +109,14 @@ class DynamicConfig:
     horizons: tuple[int, ...] = ()
     """a horizon sweep of the teaser, e.g. 1000 10000 100000 1000000 (none by default: the table alone takes
     about 9.7 minutes on 2 CPU cores)"""
+    design_seconds: float = 0.0
+    """learning-aware design of the teaser against Hedge on the first grid: this many seconds of wall time for
+    each of gradient ascent through the expected dynamics (train.expected_dynamics) and ES on sampled markets,
+    over the same two numbers from the same start (0: none)"""
+    design_learning_rate: float = 0.1
+    """Adam's learning rate for both designers, on the logits of (discount, teaser)"""
+    es_population: int = 4
+    """ES's antithetic pairs per iteration (one sampled market each)"""
     regret_seeds: int = 1
     """markets per cell (the first evaluation keys, the same play) in which each learner's realised external and
     swap regret per auction are measured (0: none)"""
@@ -117,6 +133,12 @@ class DynamicConfig:
             check_teaser(d, t)
         if not self.reserves or not self.discounts or not self.teasers:
             raise ValueError("give at least one reserve, discount and teaser")
+        if self.design_seconds < 0 or self.design_learning_rate <= 0:
+            raise ValueError("design_seconds must be >= 0 and design_learning_rate > 0")
+        check_positive_int(self.es_population, "es_population")
+        if self.design_seconds and not (self.values.prior == "uniform_int" and self.values.value_low == 0
+                                        and isinstance(self.values.value_high, (int, float))):  # fmt: skip
+            raise ValueError("--design-seconds: the expected dynamics are built for values uniform on 0..H")
         if not 0 <= self.regret_seeds:
             raise ValueError(f"regret_seeds must be >= 0, got {self.regret_seeds}")
         for name in ("bidders", "overbid_bids", "auctions", "windows", "tuning_seeds", "explore_steps"):
@@ -257,6 +279,64 @@ def run_cell(config: DynamicConfig, mechanism: str, learner: str, grid: str, key
     return cell
 
 
+def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
+    """The teaser's (discount, teaser) against Hedge on the first grid, from (0.5, 0.5), by gradient ascent
+    through the expected dynamics and by ES on sampled markets, each for ``design_seconds`` of wall time
+    (compilation included). Every recorded point is then measured on sampled markets (the tuning keys), and
+    each designer's last point on the evaluation keys."""
+    grid, T = config.grids[0], config.auctions
+    market = market_for(config, "teaser_first_price", "hedge", grid, T)
+    params = init_params(market, jax.random.key(0))
+    overbid = grid == "overbid"
+    mf = ed.hedge_mean_field(config.bidders, int(config.values.value_high), config.overbid_bids if overbid else 10,
+                           overbid)  # fmt: skip
+    numbers = lambda z: {"discount": jax.nn.sigmoid(z[0]), "teaser": jax.nn.sigmoid(z[1])}  # noqa: E731
+    start = jnp.zeros(2)  # logits of (0.5, 0.5)
+    paths: dict[str, list[tuple[float, np.ndarray]]] = {}
+
+    expected = jax.jit(lambda th: ed.expected_horizon(mf, ed.teaser_schedule(mf), th, T).revenue)
+    ascent = jax.jit(jax.grad(lambda z: -ed.expected_horizon(mf, ed.teaser_schedule(mf), jax.nn.sigmoid(z),
+                                                             T).revenue))  # fmt: skip
+    optimizer = optax.adam(config.design_learning_rate)
+    z, opt_state, began, path = start, optimizer.init(start), time.perf_counter(), []
+    while (elapsed := time.perf_counter() - began) < config.design_seconds:
+        path.append((elapsed, np.asarray(jax.nn.sigmoid(z))))
+        updates, opt_state = optimizer.update(ascent(z), opt_state)
+        z = optax.apply_updates(z, updates)
+    paths["gradient (expected dynamics)"] = [*path, (time.perf_counter() - began, np.asarray(jax.nn.sigmoid(z)))]
+
+    def fitness(z, key):
+        revenue, _ = horizon_run(market, with_numbers(params, numbers(z)), key[None], T, config.windows)
+        return jnp.mean(revenue)
+
+    es = make_es(fitness, lambda key: start, ESSpec(population=config.es_population, sigma=0.5,
+                                                    es_learning_rate=config.design_learning_rate))  # fmt: skip
+    step = jax.jit(es.step)
+    state, began, path = es.init(jax.random.fold_in(jax.random.key(0), 2)), time.perf_counter(), []
+    while (elapsed := time.perf_counter() - began) < config.design_seconds:
+        path.append((elapsed, np.asarray(jax.nn.sigmoid(state.theta))))
+        state, _ = step(state)
+    paths["ES (sampled markets)"] = [*path, (time.perf_counter() - began, np.asarray(jax.nn.sigmoid(state.theta)))]
+
+    measure = jax.jit(lambda th, k: horizon_run(market, with_numbers(params, {"discount": th[0], "teaser": th[1]}),
+                                                k, T, config.windows))  # fmt: skip
+    out: dict[str, Any] = {"design_seconds": config.design_seconds, "designers": {}}
+    for name, path in paths.items():
+        picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 8)).astype(int)))]
+        final = path[-1][1]
+        revenue, utility = measure(jnp.asarray(final), keys)
+        out["designers"][name] = {
+            "steps": len(path) - 1,
+            "seconds": [t for t, _ in picked],
+            "numbers": [th.tolist() for _, th in picked],
+            "fitness": [float(np.mean(measure(jnp.asarray(th), tuning_keys)[0])) for _, th in picked],
+            "final": {"discount": float(final[0]), "teaser": float(final[1]),
+                      "expected_revenue": float(expected(jnp.asarray(final))),
+                      **summarise(revenue, utility)},  # fmt: skip
+        }
+    return out
+
+
 def fmt(cell: dict[str, Any]) -> str:
     text = (f"revenue {io.plus_minus(cell['revenue'], cell['revenue_se'])}, welfare {cell['welfare']:.3f}, "
             f"bidders {cell['utility']:.3f}, last window {cell['last_window_revenue']:.3f}")  # fmt: skip
@@ -312,6 +392,15 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                 config, "teaser_first_price", lr, config.grids[0], keys, tuning_keys, h))  # fmt: skip
             sweep.append(cell)
             session.print(f"teaser, {config.grids[0]} grid, {learner}, horizon {horizon:,}: {fmt(cell)}")
+    designed = None
+    if config.design_seconds:
+        designed = session.cached("design", lambda: design(config, keys, tuning_keys))
+        for name, d in designed["designers"].items():
+            f = d["final"]
+            session.print(f"designed by {name}, {d['steps']} steps in {config.design_seconds:g} s: discount "
+                          f"{f['discount']:.3f}, teaser {f['teaser']:.3f}: revenue "
+                          f"{io.plus_minus(f['revenue'], f['revenue_se'])} against sampled Hedge bidders "
+                          f"(expected dynamics: {f['expected_revenue']:.3f})")  # fmt: skip
     m = {
         "config": config,
         "seeds": spec.seeds,
@@ -319,19 +408,25 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         "theory": ref,
         "cells": cells,
         "horizon_sweep": sweep,
+        "design": designed,
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
         "jax_version": jax.__version__,
     }
     if session.leader:
         session.write_metrics(m)
         if spec.plots:
-            write_plots(session, config, cells, sweep, ref)
+            write_plots(session, config, cells, sweep, ref, designed)
         session.print(f"theory: Myerson {ref.get('myerson_optimum', float('nan')):.3f}, full welfare "
                       f"{ref.get('full_welfare', float('nan')):.3f}; results in {session.out}/")  # fmt: skip
     return m
 
 
-def write_plots(session: Session, config: DynamicConfig, cells, sweep, ref) -> None:
+def write_plots(session: Session, config: DynamicConfig, cells, sweep, ref, designed) -> None:
+    if designed:
+        series = {n: (np.asarray(d["fitness"]), None) for n, d in designed["designers"].items()}
+        xs = {n: np.asarray(d["seconds"]) for n, d in designed["designers"].items()}
+        plots.curves(session.out / "design_fitness.png", np.zeros(0), series, "wall time (s)",
+                     "horizon revenue, sampled markets", title="teaser design: gradient vs ES", xs=xs)  # fmt: skip
     for grid in config.grids:
         for learner in config.learners:
             series = {c["mechanism"]: (np.asarray(c["revenue_per_window"]), None) for c in cells

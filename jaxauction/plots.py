@@ -145,15 +145,16 @@ def bid_functions(path: str | os.PathLike, values: np.ndarray, learned: dict[str
 
 def curves(path: str | os.PathLike, x: np.ndarray, series: dict[str, tuple[np.ndarray, np.ndarray | None]],
            xlabel: str, ylabel: str, title: str = "", marks: dict[str, float] | None = None,
-           integer_x: bool = False) -> None:  # fmt: skip
-    """Lines ``name -> (mean [X], se [X] or None)`` over ``x`` with +-2 se bands; ``marks``: vertical lines;
-    ``integer_x``: whole-number ticks only (counts such as bidders)."""
+           integer_x: bool = False, xs: dict[str, np.ndarray] | None = None) -> None:  # fmt: skip
+    """Lines ``name -> (mean [X], se [X] or None)`` over ``x`` (or their own ``xs[name]``) with +-2 se bands;
+    ``marks``: vertical lines; ``integer_x``: whole-number ticks only (counts such as bidders)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for name, (mean, se) in series.items():
-        line = ax.plot(x, mean, label=name)[0]
+        at = (xs or {}).get(name, x)
+        line = ax.plot(at, mean, label=name, marker="." if xs else None)[0]
         if se is not None:
-            ax.fill_between(x, mean - 2 * se, mean + 2 * se, color=line.get_color(), alpha=0.2)
+            ax.fill_between(at, mean - 2 * se, mean + 2 * se, color=line.get_color(), alpha=0.2)
     for name, at in (marks or {}).items():
         ax.axvline(at, color="0.4", ls=":", lw=1)
         ax.annotate(name, (at, ax.get_ylim()[0]), fontsize=7, rotation=90, va="bottom")

@@ -354,6 +354,62 @@ def blum_mansour_update(q: np.ndarray, rewards: np.ndarray, eta: float, scale: f
     return new / new.sum(axis=1, keepdims=True)
 
 
+def win_probability(q: np.ndarray, n: int) -> np.ndarray:
+    """``[A]`` the chance that bid ``a`` wins (highest bid, ties uniformly) against ``n - 1`` rivals bidding
+    i.i.d. ``q [A]`` on the same grid, by enumerating every profile of the rivals' bids."""
+    out = np.zeros(len(q))
+    for a in range(len(q)):
+        for rivals in itertools.product(range(len(q)), repeat=n - 1):
+            p = float(np.prod([q[r] for r in rivals]))
+            if max(rivals, default=-1) <= a:
+                out[a] += p / (1 + sum(r == a for r in rivals))
+    return out
+
+
+def expected_hedge_step(log_weights: np.ndarray, values, pmf, bids, allowed, price, n: int, eps: float,
+                        rho: float) -> np.ndarray:  # fmt: skip
+    """Symmetric Hedge bidders' expected log-weights ``[C, A]`` after one auction in which a winner pays
+    ``price [A]``: every draw of the bidder's own value and its rivals' values and bids, each rival playing the
+    softmax of its value's row, the exponential update of the drawn value's row by every bid's counterfactual
+    utility (ties: the bidder's share of the uniform tie-break), weighted by its probability."""
+    C, A = log_weights.shape
+    pi = np.where(allowed, np.exp(log_weights - log_weights.max(axis=1, keepdims=True)), 0.0)
+    pi = pi / pi.sum(axis=1, keepdims=True)
+    out = np.array(log_weights, np.float64)
+    for c in range(C):
+        for rivals in itertools.product(range(C), range(A), repeat=n - 1):  # (value, bid) of each rival
+            pairs = list(zip(rivals[::2], rivals[1::2], strict=True))
+            p = pmf[c] * float(np.prod([pmf[rc] * pi[rc, ra] for rc, ra in pairs]))
+            if p == 0:
+                continue
+            for a in range(A):
+                if not allowed[c, a]:
+                    continue
+                top = max(ra for _, ra in pairs)
+                share = 0.0 if top > a else 1.0 / (1 + sum(ra == a for _, ra in pairs))
+                r = (values[c] - price[a]) / rho  # a win's utility; the update is linear in the win
+                step = r * np.log1p(eps) if r > 0 else -r * np.log1p(-eps)
+                out[c, a] += p * share * step
+    return out
+
+
+def expected_auction(pi: np.ndarray, values, pmf, price, n: int) -> tuple[float, float]:
+    """Expected revenue and welfare of one auction in which ``n`` bidders draw values from ``pmf`` and bid by
+    ``pi [C, A]``, the highest bid wins (ties uniformly) and pays ``price[bid]``: every profile enumerated."""
+    C, A = pi.shape
+    revenue = welfare = 0.0
+    for profile in itertools.product(range(C), range(A), repeat=n):
+        pairs = list(zip(profile[::2], profile[1::2], strict=True))
+        p = float(np.prod([pmf[c] * pi[c, a] for c, a in pairs]))
+        if p == 0:
+            continue
+        top = max(a for _, a in pairs)
+        winners = [c for c, a in pairs if a == top]
+        revenue += p * price[top]
+        welfare += p * float(np.mean([values[c] for c in winners]))
+    return revenue, welfare
+
+
 def external_regret(probs: np.ndarray, rewards: np.ndarray) -> float:
     """``max_j sum_t r_t(j) - sum_t sum_a p_t(a) r_t(a)`` for ``probs``, ``rewards`` ``[T, A]``, by loops."""
     T, A = rewards.shape

@@ -85,6 +85,7 @@ def test_teaser_options_are_checked_and_the_rule_is_registered():
     assert (float(schedule.discount), float(schedule.teaser)) == (0.5, 0.25)
 
 
+@pytest.mark.slow  # 6-10 s: the default suite stays under 5 minutes on 2 cores
 def test_dynamic_mechanisms_table_against_truthful_bidders_and_its_resume(tmp_path):
     """Truthful bidders on the seed's values 0..9 (E[max v] = 6.975): first price collects the top value, the
     teaser 0.2 of it for 70% of the horizon and all of it after (0.44 x 6.975 = 3.069), second price with

@@ -103,6 +103,7 @@ def test_truthful_market_matches_exact_enumeration(case):
     assert_within(efficiency, *exact["efficiency"], f"{case} efficiency")
 
 
+@pytest.mark.slow  # enumerates 1,000 profiles twice and every grid deviation: the default suite stays under 5 min
 def test_discrete_myerson_earns_myersons_optimum_and_is_truthful_on_the_grid():
     """The reference rule, enumerated: truthful bidders on 0..9 pay E[max(0, max_i 2 v_i - 9)] = 5.275 (the
     virtual values' closed form, computed apart), and on 0..4 (reserve 2) no report on the grid gains anyone

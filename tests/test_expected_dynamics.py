@@ -41,6 +41,7 @@ def test_one_expected_step_matches_the_enumerated_reference(overbid):
     np.testing.assert_allclose([metrics.revenue, metrics.welfare], [revenue, welfare], rtol=1e-5)
 
 
+@pytest.mark.slow  # 5-8 s: the default suite stays under 5 minutes on 2 cores
 def test_horizon_gradient_matches_finite_differences():
     """The teaser's expected horizon revenue (3 bidders, values 0..4, bids 0..9, 2,000 auctions, a smoothed
     teaser end) against central differences of 0.02 in each number: within 3%."""

@@ -267,7 +267,7 @@ def run_cell(config: DynamicConfig, mechanism: str, learner: str, grid: str, key
     revenue, utility = jax.jit(lambda p: horizon_run(market, p, keys, horizon, config.windows))(params)
     revenue, utility = np.asarray(revenue), np.asarray(utility)
     cell.update(summarise(revenue, utility))
-    if first < config.windows and first:
+    if first:  # epsilon-greedy: the part after it is done exploring (the config keeps that inside the horizon)
         cell["after_exploration"] = {"from_auction": first * horizon // config.windows,
                                      **summarise(revenue, utility, first)}  # fmt: skip
     if learner != "truthful" and config.regret_seeds:
@@ -290,13 +290,13 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
     overbid = grid == "overbid"
     mf = ed.hedge_mean_field(config.bidders, int(config.values.value_high), config.overbid_bids if overbid else 10,
                            overbid)  # fmt: skip
-    numbers = lambda z: {"discount": jax.nn.sigmoid(z[0]), "teaser": jax.nn.sigmoid(z[1])}  # noqa: E731
+    numbers = lambda th: {"discount": th[0], "teaser": th[1]}  # noqa: E731
     start = jnp.zeros(2)  # logits of (0.5, 0.5)
     paths: dict[str, list[tuple[float, np.ndarray]]] = {}
 
-    expected = jax.jit(lambda th: ed.expected_horizon(mf, ed.teaser_schedule(mf), th, T).revenue)
-    ascent = jax.jit(jax.grad(lambda z: -ed.expected_horizon(mf, ed.teaser_schedule(mf), jax.nn.sigmoid(z),
-                                                             T).revenue))  # fmt: skip
+    expected_revenue = lambda th: ed.expected_horizon(mf, ed.teaser_schedule(mf), th, T).revenue  # noqa: E731
+    expected = jax.jit(expected_revenue)
+    ascent = jax.jit(jax.grad(lambda z: -expected_revenue(jax.nn.sigmoid(z))))
     optimizer = optax.adam(config.design_learning_rate)
     z, opt_state, began, path = start, optimizer.init(start), time.perf_counter(), []
     while (elapsed := time.perf_counter() - began) < config.design_seconds:
@@ -306,7 +306,8 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
     paths["gradient (expected dynamics)"] = [*path, (time.perf_counter() - began, np.asarray(jax.nn.sigmoid(z)))]
 
     def fitness(z, key):
-        revenue, _ = horizon_run(market, with_numbers(params, numbers(z)), key[None], T, config.windows)
+        revenue, _ = horizon_run(market, with_numbers(params, numbers(jax.nn.sigmoid(z))), key[None], T,
+                                 config.windows)  # fmt: skip
         return jnp.mean(revenue)
 
     es = make_es(fitness, lambda key: start, ESSpec(population=config.es_population, sigma=0.5,
@@ -318,8 +319,7 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
         state, _ = step(state)
     paths["ES (sampled markets)"] = [*path, (time.perf_counter() - began, np.asarray(jax.nn.sigmoid(state.theta)))]
 
-    measure = jax.jit(lambda th, k: horizon_run(market, with_numbers(params, {"discount": th[0], "teaser": th[1]}),
-                                                k, T, config.windows))  # fmt: skip
+    measure = jax.jit(lambda th, k: horizon_run(market, with_numbers(params, numbers(th)), k, T, config.windows))
     out: dict[str, Any] = {"design_seconds": config.design_seconds, "designers": {}}
     for name, path in paths.items():
         picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 8)).astype(int)))]

@@ -106,6 +106,15 @@ def check_teaser(discount: float, teaser: float) -> None:
             raise ValueError(f"{name} must be in [0, 1], got {x}")
 
 
+def teaser_share(discount: Array, teaser: Array, tau: Array, width: float = 0.0) -> Array:
+    """The share of its bid a winner pays at the point ``tau`` of the horizon: ``discount`` while ``tau < teaser``,
+    1 after. ``width > 0`` smooths the step over about ``width`` of the horizon (``1 - (1 - discount)
+    sigmoid((teaser - tau) / width)``), so that the teaser's length has a gradient (``train.expected_dynamics``)."""
+    if width == 0:
+        return jnp.where(tau < teaser, discount, 1.0)
+    return 1.0 - (1.0 - discount) * jax.nn.sigmoid((teaser - tau) / width)
+
+
 def teaser_first_price(n_bidders: int, discount: float = 0.2, teaser: float = 0.7, reserve: float = 0.0) -> Mechanism:
     """Pay-your-bid at a discount for the first ``teaser`` share of the horizon, then full pay-your-bid.
 
@@ -128,7 +137,6 @@ def teaser_first_price(n_bidders: int, discount: float = 0.2, teaser: float = 0.
     def apply(params: DynamicParams, bids: Array, key: PRNGKey) -> Outcome:
         s = params.schedule
         outcome = rule.apply(s.rule, bids, key)
-        share = jnp.where(params.tau < s.teaser, s.discount, 1.0)
-        return outcome._replace(payments=outcome.payments * share)
+        return outcome._replace(payments=outcome.payments * teaser_share(s.discount, s.teaser, params.tau))
 
     return Mechanism(name="teaser_first_price", n_bidders=n_bidders, n_items=1, init=init, apply=apply)

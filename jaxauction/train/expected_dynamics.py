@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxauction._checks import check_positive_int
+from jaxauction.mechanisms.dynamic import teaser_share
 from jaxauction.types import Array
 
 # price(theta, tau) -> [A]: what a winner pays for each bid of the grid at the point tau of the horizon
@@ -120,12 +121,11 @@ def expected_horizon(
 
 
 def teaser_schedule(market: MeanFieldMarket, width: float = 0.01) -> PriceSchedule:
-    """``teaser_first_price`` as a price schedule of ``theta = (discount, teaser)``: a winner pays ``share x``
-    its bid, ``share = 1 - (1 - discount) sigmoid((teaser - tau) / width)``: the rule's step at the teaser's end,
-    smoothed over about ``width`` of the horizon so that the teaser's length has a gradient."""
+    """``teaser_first_price`` as a price schedule of ``theta = (discount, teaser)``: a winner pays
+    ``mechanisms.dynamic.teaser_share`` x its bid, the rule's step at the teaser's end smoothed over about
+    ``width`` of the horizon so that the teaser's length has a gradient."""
 
     def price(theta: Array, tau: Array) -> Array:
-        share = 1.0 - (1.0 - theta[0]) * jax.nn.sigmoid((theta[1] - tau) / width)
-        return share * market.bids
+        return teaser_share(theta[0], theta[1], tau, width) * market.bids
 
     return price

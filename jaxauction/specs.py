@@ -103,10 +103,17 @@ class PopulationSpec:
         """The options dataclass of these learners together."""
         return LEARNERS.options(self.learners)
 
-    def groups(self, n_items: int, values: ValueScale) -> list[Learner]:
-        """One learner group per run of the same learner, each built with its own fields of the options."""
+    def groups(self, n_items: int, values: ValueScale, n_bidders: int | None = None) -> list[Learner]:
+        """One learner group per run of the same learner, each built with its own fields of the options;
+        ``n_bidders`` builds that many bidders of a single learner instead (one buyer, for instance)."""
         groups = []
-        for name, run in itertools.groupby(self.learners):
+        learners = self.learners
+        if n_bidders is not None:
+            check_positive_int(n_bidders, "n_bidders")
+            if len(set(learners)) != 1:
+                raise ValueError(f"n_bidders builds one learner; this population has {', '.join(set(learners))}")
+            learners = learners[:1] * n_bidders
+        for name, run in itertools.groupby(learners):
             component = LEARNERS[name]
             own = {f.name: getattr(self.options, f.name) for f in dataclasses.fields(component.options)}
             groups.append(component(own, len(list(run)), n_items, values))

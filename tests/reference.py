@@ -238,6 +238,11 @@ def teaser_first_price(bids, discount: float, teaser: float, tau: float, reserve
     return [(p, a, q * share) for p, a, q in first_price(bids, reserve)]
 
 
+def declining_reserve_first_price(bids, reserves, tau: float) -> Outcomes:
+    """First price with the reserve of the phase holding ``tau``: ``reserves[k]``, ``k = min(int(tau K), K - 1)``."""
+    return first_price(bids, reserves[min(int(math.floor(tau * len(reserves))), len(reserves) - 1)])
+
+
 def with_budgets(bids: np.ndarray, inner: Callable[[np.ndarray], Outcomes], budgets, penalties) -> Outcomes:
     """A bidder who wins something and is charged more than its budget loses what it won and pays its penalty."""
     out = []
@@ -367,11 +372,12 @@ def win_probability(q: np.ndarray, n: int) -> np.ndarray:
 
 
 def expected_hedge_step(log_weights: np.ndarray, values, pmf, bids, allowed, price, n: int, eps: float,
-                        rho: float) -> np.ndarray:  # fmt: skip
-    """Symmetric Hedge bidders' expected log-weights ``[C, A]`` after one auction in which a winner pays
-    ``price [A]``: every draw of the bidder's own value and its rivals' values and bids, each rival playing the
-    softmax of its value's row, the exponential update of the drawn value's row by every bid's counterfactual
-    utility (ties: the bidder's share of the uniform tie-break), weighted by its probability."""
+                        rho: float, reserve: float = 0.0) -> np.ndarray:  # fmt: skip
+    """Symmetric Hedge bidders' expected log-weights ``[C, A]`` after one auction in which the highest bid at or
+    above ``reserve`` wins and pays ``price [A]``: every draw of the bidder's own value and its rivals' values
+    and bids, each rival playing the softmax of its value's row, the exponential update of the drawn value's row
+    by every bid's counterfactual utility (ties: the bidder's share of the uniform tie-break), weighted by its
+    probability."""
     C, A = log_weights.shape
     pi = np.where(allowed, np.exp(log_weights - log_weights.max(axis=1, keepdims=True)), 0.0)
     pi = pi / pi.sum(axis=1, keepdims=True)
@@ -386,16 +392,54 @@ def expected_hedge_step(log_weights: np.ndarray, values, pmf, bids, allowed, pri
                 if not allowed[c, a]:
                     continue
                 top = max(ra for _, ra in pairs)
-                share = 0.0 if top > a else 1.0 / (1 + sum(ra == a for _, ra in pairs))
+                share = 0.0 if top > a or bids[a] < reserve else 1.0 / (1 + sum(ra == a for _, ra in pairs))
                 r = (values[c] - price[a]) / rho  # a win's utility; the update is linear in the win
                 step = r * np.log1p(eps) if r > 0 else -r * np.log1p(-eps)
                 out[c, a] += p * share * step
     return out
 
 
-def expected_auction(pi: np.ndarray, values, pmf, price, n: int) -> tuple[float, float]:
+def expected_greedy_step(estimates, counts, t: int, values, pmf, allowed, price, n: int, explore_steps: int,
+                         half_life: float, temperature: float, sells) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Epsilon-greedy's softmax relaxation, one auction: each value plays ``(1 - eps) softmax(estimates /
+    temperature) + eps uniform`` over its allowed bids (``eps = 1`` before ``explore_steps``, ``0.5 ** (t /
+    half_life)`` from it, when every count is first set to 1); a pull of ``(c, a)`` happens at the rate
+    ``pmf_c pi[c, a]`` and earns ``sells_a`` x the win share x ``(v_c - price_a)``, the win share enumerated over
+    every rival value and bid; the running mean moves by ``rate (utility - estimate) / (count + rate + 1)``."""
+    C, A = estimates.shape
+    eps = 1.0 if t < explore_steps else 0.5 ** (t / half_life)
+    if t == explore_steps:
+        counts = np.ones_like(counts)
+    pi = np.zeros((C, A))
+    for c in range(C):
+        ok = [a for a in range(A) if allowed[c, a]]
+        z = np.array([estimates[c, a] / temperature for a in ok])
+        soft = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+        for i, a in enumerate(ok):
+            pi[c, a] = (1 - eps) * soft[i] + eps / len(ok)
+    win = np.zeros(A)
+    for a in range(A):
+        for rivals in itertools.product(range(C), range(A), repeat=n - 1):
+            pairs = list(zip(rivals[::2], rivals[1::2], strict=True))
+            p = float(np.prod([pmf[rc] * pi[rc, ra] for rc, ra in pairs]))
+            if p and max(ra for _, ra in pairs) <= a:
+                win[a] += p / (1 + sum(ra == a for _, ra in pairs))
+    new_estimates, new_counts = np.array(estimates, np.float64), np.array(counts, np.float64)
+    for c in range(C):
+        for a in range(A):
+            if allowed[c, a]:
+                rate = pmf[c] * pi[c, a]
+                new_counts[c, a] += rate
+                utility = sells[a] * win[a] * (values[c] - price[a])
+                new_estimates[c, a] += rate * (utility - estimates[c, a]) / (new_counts[c, a] + 1)
+    return new_estimates, new_counts
+
+
+def expected_auction(pi: np.ndarray, values, pmf, price, n: int, bids=None, reserve: float = 0.0
+                     ) -> tuple[float, float]:  # fmt: skip
     """Expected revenue and welfare of one auction in which ``n`` bidders draw values from ``pmf`` and bid by
-    ``pi [C, A]``, the highest bid wins (ties uniformly) and pays ``price[bid]``: every profile enumerated."""
+    ``pi [C, A]`` (bid ``a`` is ``bids[a]``), the highest bid at or above ``reserve`` wins (ties uniformly) and
+    pays ``price[bid]``: every profile enumerated."""
     C, A = pi.shape
     revenue = welfare = 0.0
     for profile in itertools.product(range(C), range(A), repeat=n):
@@ -404,10 +448,33 @@ def expected_auction(pi: np.ndarray, values, pmf, price, n: int) -> tuple[float,
         if p == 0:
             continue
         top = max(a for _, a in pairs)
+        if bids is not None and bids[top] < reserve:
+            continue  # no sale
         winners = [c for c, a in pairs if a == top]
         revenue += p * price[top]
         welfare += p * float(np.mean([values[c] for c in winners]))
     return revenue, welfare
+
+
+def mean_based_limit(values, pmf, available, points: int = 60_000) -> float:
+    """The revenue per auction of pay-your-bid in which bid ``b`` may win over the last ``available[b]`` of the
+    horizon, from one buyer who at every point plays the bid at most its value with the highest cumulative
+    utility so far (ties: the highest bid), simulated on ``points`` midpoints of the horizon by loops."""
+    revenue = 0.0
+    for v, p in zip(values, pmf, strict=True):
+        paid = 0.0
+        for i in range(points):
+            tau = (i + 0.5) / points
+            best = None
+            for b, x in zip(values, available, strict=True):
+                if b > v or tau < 1.0 - x:
+                    continue  # above the value, or not yet above the reserve
+                banked = (v - b) * (tau - (1.0 - x))
+                if best is None or banked >= best[0]:
+                    best = (banked, b)
+            paid += best[1] if best is not None else 0.0
+        revenue += p * paid / points
+    return revenue
 
 
 def external_regret(probs: np.ndarray, rewards: np.ndarray) -> float:
@@ -445,5 +512,7 @@ RULES: dict[str, Callable[..., Outcomes]] = {
     "dynamic": lambda bids, inner, tau: inner(bids, tau),  # the base rule with the params of time tau
     "teaser_first_price": lambda bids, discount, teaser, tau, reserve=0.0: teaser_first_price(
         list(bids[:, 0]), discount, teaser, tau, reserve),
+    "declining_reserve_first_price": lambda bids, reserves, tau: declining_reserve_first_price(
+        list(bids[:, 0]), reserves, tau),
     "with_budgets": with_budgets,
 }

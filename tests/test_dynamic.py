@@ -83,6 +83,16 @@ def test_teaser_options_are_checked_and_the_rule_is_registered():
     mechanism = ja.make_mechanism("teaser_first_price", 3, discount=0.5, teaser=0.25)
     schedule = mechanism.init(jax.random.key(0)).schedule
     assert (float(schedule.discount), float(schedule.teaser)) == (0.5, 0.25)
+    with pytest.raises(ValueError, match="must not increase"):
+        ja.MechanismSpec("declining_reserve_first_price", {"reserves": (3.0, 4.0)})
+    with pytest.raises(ValueError, match="its phases are --reserves"):
+        ja.MechanismSpec("declining_reserve_first_price", {"phases": 2})
+    with pytest.raises(ValueError, match="reserves must be"):
+        ja.declining_reserve_first_price(3, (2.0, -1.0))
+    with pytest.raises(ValueError, match="at least one reserve"):
+        ja.declining_reserve_first_price(3, ())
+    declining = ja.make_mechanism("declining_reserve_first_price", 3, reserves=(5.0, 2.0))
+    np.testing.assert_array_equal(declining.init(jax.random.key(0)).schedule.reserve, [5.0, 2.0])
 
 
 @pytest.mark.slow  # 6-10 s: the default suite stays under 5 minutes on 2 cores
@@ -140,13 +150,16 @@ def test_the_teaser_earns_above_myerson_from_hedge_bidders_who_may_overbid():
 @pytest.mark.slow
 def test_design_of_the_teaser_by_gradient_and_by_es(tmp_path):
     """--design-seconds on a small market (values 0..4, bids 0..9, 4,000 auctions): both designers run and are
-    measured on sampled markets; the gradient's design earns more in expectation than its start (0.5, 0.5)."""
+    measured on sampled markets; the gradient's design earns more in expectation than its start (0.5, 0.5). The
+    declining reserves learned by gradient earn more in expectation than their start, never rise, and are run
+    against the learners; so is the teaser learned against epsilon-greedy's relaxation."""
     from experiments import dynamic_mechanisms
     from jaxauction.train import expected_dynamics as ed
 
-    m = dynamic_mechanisms.main(["--learners", "hedge", "--grids", "overbid", "--overbid-bids", "10",
-                                 "--value-high", "4", "--mechanisms", "teaser_first_price", "--auctions", "4000",
-                                 "--windows", "4", "--design-seconds", "6", "--seeds", "2", "--no-progress",
+    m = dynamic_mechanisms.main(["--learners", "hedge", "epsilon_greedy", "--grids", "overbid", "--overbid-bids",
+                                 "10", "--value-high", "4", "--mechanisms", "teaser_first_price", "--auctions",
+                                 "4000", "--windows", "4", "--explore-steps", "500", "--half-life", "200",
+                                 "--design-seconds", "6", "--seeds", "2", "--no-progress",
                                  "--out", str(tmp_path / "d")])  # fmt: skip
     designers = m["design"]["designers"]
     assert set(designers) == {"gradient (expected dynamics)", "ES (sampled markets)"}
@@ -155,3 +168,61 @@ def test_design_of_the_teaser_by_gradient_and_by_es(tmp_path):
     gradient = designers["gradient (expected dynamics)"]
     assert gradient["steps"] >= 2 and gradient["final"]["expected_revenue"] > start + 0.01
     assert (tmp_path / "d" / "design_fitness.png").exists()
+    learned = m["learned_declining"]
+    assert learned["steps"] >= 2 and learned["expected_revenue"][-1] > learned["expected_revenue"][0] + 0.01
+    assert np.all(np.diff(learned["reserves"]) <= 0) and learned["reserves"][0] <= 4.5
+    cells = {c["learner"]: c for c in m["cells"] if c["mechanism"] == "learned_declining_reserve"}
+    assert set(cells) == {"hedge", "epsilon_greedy"} and cells["hedge"]["reserves"] == learned["reserves"]
+    greedy = m["learned_greedy_teaser"]  # against epsilon-greedy's relaxation, once done exploring
+    assert greedy["steps"] >= 2 and greedy["expected_revenue"][-1] > greedy["expected_revenue"][0] + 0.01
+    (cell,) = [c for c in m["cells"] if c["mechanism"] == "learned_teaser"]
+    assert (cell["discount"], cell["teaser"]) == (greedy["discount"], greedy["teaser"])
+    assert cell["after_exploration"]["from_auction"] == 1_000  # 0.5 ** (t / 200) <= 5% from t = 865: window 1
+    assert (tmp_path / "d" / "declining_reserves.png").exists()
+    single = {c["mechanism"]: c for c in m["single_buyer"]}  # one Hedge buyer, values 0..4, bids at most the value
+    assert set(single) == {"posted_price", "natural_format_lp"} and single["posted_price"]["reserve"] == 2.0
+    assert np.all(np.diff(single["natural_format_lp"]["reserves"]) <= 0)
+    assert m["theory"]["single_buyer_posted_price"] == pytest.approx(1.2)  # 2 x P(v >= 2) = 2 x 3/5
+
+
+def _one_hedge_buyer(mechanism) -> tuple[float, float]:
+    """The horizon revenue (mean, standard error) of 2 auctions against one Hedge buyer (eps 0.5, rho 3), values
+    uniform on {2, 3}, bids 0..3 never above the value, over 40,000 fresh markets."""
+    market = ja.Market(mechanism, ja.population(ja.hedge(1, ja.absolute_grid(4, 4), learning_rate=0.5, scale=3.0)),
+                       ja.UniformIntPrior(2, 3))  # fmt: skip
+    params = ja.init_params(market, jax.random.key(0))
+    one = lambda k: ja.fresh_round(market, params, *jax.random.split(k), 2, 2)[1].revenue[0]  # noqa: E731
+    revenue = np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(3), 40_000)), np.float64)
+    return revenue.mean(), revenue.std(ddof=1) / np.sqrt(revenue.size)
+
+
+def _mean_bid(utilities: dict[int, float]) -> float:
+    """A Hedge row's mean bid after one update from uniform: weights 1.5 ** (u_b / 3) over the bids b."""
+    weights = {b: 1.5 ** (u / 3) for b, u in utilities.items()}
+    return sum(b * w for b, w in weights.items()) / sum(weights.values())
+
+
+def test_the_constructions_earn_a_hand_computed_revenue_from_one_hedge_buyer():
+    """Issue 18's tiny instance: one Hedge buyer (its row of the value seen moves by 1.5 ** (u / 3) per bid b of
+    utility u), values 2 or 3 (1/2 each), bids at most the value, a horizon of 2 auctions.
+
+    Declining reserves (2, 0). Auction 1, reserve 2, uniform play: value 2 wins only with bid 2 and pays 2
+    (rev 2/3); value 3 pays 2 or 3 with bids 2 and 3 (rev 5/4); only value 3's row moves (bid 2's utility 1).
+    Auction 2, reserve 0: value 2 still plays uniformly (rev 1); value 3 does too (rev 3/2) unless it was
+    value 3 in auction 1 (prob 1/2): then its mean bid is that of weights (1, 1, 1.5 ** (1/3), 1).
+
+    Teaser (half price while tau < 1/2, reserve 0): auction 1 at half price, every bid wins: rev 1/2 and 3/4;
+    the row of the value seen moves by the utilities v - b/2. Auction 2 at full price: the mean bid of the
+    moved row with probability 1/2, else the uniform one (1 and 3/2)."""
+    first = (2 / 3 + 5 / 4) / 2
+    second = (1 + (_mean_bid({0: 0, 1: 0, 2: 1, 3: 0}) + 3 / 2) / 2) / 2
+    declining = (first + second) / 2  # per auction over the horizon
+    first = (1 / 2 + 3 / 4) / 2
+    second = ((_mean_bid({b: 2 - b / 2 for b in range(3)}) + 1) / 2
+              + (_mean_bid({b: 3 - b / 2 for b in range(4)}) + 3 / 2) / 2) / 2  # fmt: skip
+    teaser = (first + second) / 2
+    for mechanism, hand in ((ja.declining_reserve_first_price(1, (2.0, 0.0)), declining),
+                            (ja.teaser_first_price(1, discount=0.5, teaser=0.5), teaser)):  # fmt: skip
+        mean, se = _one_hedge_buyer(mechanism)
+        assert abs(mean - hand) < 4 * se, (mechanism.name, mean, hand, se)
+        assert se < 0.005

@@ -34,7 +34,8 @@ NOT_RULES = {"checked", "classical", "entry_probability", "highest_bid_allocatio
 LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet"}
 REGISTERED = {  # registry name -> the constructor its builder calls
     **{name: name for name in ("first_price", "second_price", "third_price", "all_pay", "prize_all_pay",
-                               "random_allocation", "vcg", "teaser_first_price", "discrete_myerson")},
+                               "random_allocation", "vcg", "teaser_first_price", "discrete_myerson",
+                               "declining_reserve_first_price")},
     "multi_unit_pay_as_bid": "multi_unit", "multi_unit_uniform": "multi_unit",
     "procurement_first_price": "procurement", "procurement_second_price": "procurement",
     "deep": "deep_payment", "deep_anonymous": "anonymous_payment", "deep_allocation": "learned_allocation",
@@ -203,6 +204,17 @@ def test_teaser_first_price_matches_reference(tau, reserve):
     check_rule(mechanism, params, profiles(np.random.default_rng(8), 24, n, 1, reserve),
                lambda b: ref.RULES["teaser_first_price"](b, np.float32(0.25), np.float32(0.7), np.float32(tau),
                                                           reserve))  # fmt: skip
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.3333, 0.34, 0.6667, 0.99])
+def test_declining_reserve_first_price_matches_reference(tau):
+    """Pay-your-bid at each phase's reserve (ties at the reserve win, a bid below it loses; one bidder too)."""
+    reserves = (0.75, 0.5, 0.0)
+    for n in (1, 3):
+        mechanism = mechanisms.declining_reserve_first_price(n, reserves)
+        params = mechanisms.set_time(mechanism.init(jax.random.key(0)), tau)
+        check_rule(mechanism, params, profiles(np.random.default_rng(9), 24, n, 1, 0.5),
+                   lambda b: ref.RULES["declining_reserve_first_price"](b, np.float32(reserves), np.float32(tau)))
 
 
 def test_entry_fee_and_budgets_match_reference():

@@ -119,7 +119,8 @@ def rows() -> list[str]:
 def dynamic_rows() -> list[str]:
     """Dynamic rules over a horizon of ``AUCTIONS`` auctions (one window): second price with reserve 0 in the
     first half and 3 in the second (``phased``), with reserve 3 in the first quarter and 1 after (``dynamic``),
-    and first price at half price in the first quarter (``teaser_first_price``); the exact horizon revenue is
+    first price at half price in the first quarter (``teaser_first_price``) and first price with the reserve 3
+    in the first half and 1 after (``declining_reserve_first_price``); the exact horizon revenue is
     the phases' exact revenues weighted by their shares."""
     out = []
     phased = mechanisms.phased(mechanisms.second_price(3), 2)
@@ -128,6 +129,7 @@ def dynamic_rows() -> list[str]:
         lambda key: mechanisms.RuleParams(jnp.float32(0.0), jnp.float32(0.0)),
     )  # fmt: skip
     teaser = mechanisms.teaser_first_price(3, discount=0.5, teaser=0.25)
+    declining = mechanisms.declining_reserve_first_price(3, (3.0, 1.0))
     for mechanism, parts, label in (  # parts: (share of the horizon, rule, reserve, share of the price paid)
         (phased, ((0.5, "second_price", 0.0, 1.0), (0.5, "second_price", 3.0, 1.0)),
          "phased second_price, reserves (0, 3)"),
@@ -135,6 +137,8 @@ def dynamic_rows() -> list[str]:
          "dynamic second_price, reserve 3 then 1"),
         (teaser, ((0.25, "first_price", 0.0, 0.5), (0.75, "first_price", 0.0, 1.0)),
          "teaser_first_price, half price in the first quarter"),
+        (declining, ((0.5, "first_price", 3.0, 1.0), (0.5, "first_price", 1.0, 1.0)),
+         "declining_reserve_first_price, reserves (3, 1)"),
     ):  # fmt: skip
         params = mechanism.init(exact.KEY)
         if mechanism is phased:

@@ -35,6 +35,7 @@ from jaxauction.mechanisms.deep import (
 from jaxauction.mechanisms.dynamic import (
     DynamicParams,
     TeaserParams,
+    declining_reserve_first_price,
     dynamic,
     phase,
     phased,
@@ -70,6 +71,7 @@ from jaxauction.mechanisms.rules import (
 __all__ = [
     "DynamicParams",
     "TeaserParams",
+    "declining_reserve_first_price",
     "dynamic",
     "phase",
     "phased",

@@ -17,7 +17,13 @@ import jax.numpy as jnp
 from jaxauction._checks import check_choice, check_finite, check_positive_int, hidden_widths
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.deep import PRECISIONS, RAW_BID_LIMIT, anonymous_payment, deep_payment, learned_allocation
-from jaxauction.mechanisms.dynamic import check_teaser, phased, teaser_first_price
+from jaxauction.mechanisms.dynamic import (
+    check_declining,
+    check_teaser,
+    declining_reserve_first_price,
+    phased,
+    teaser_first_price,
+)
 from jaxauction.mechanisms.market_rules import (
     MULTI_UNIT_PRICING,
     PROCUREMENT_RULES,
@@ -143,6 +149,21 @@ class TeaserOptions(ReserveOptions):
 
 
 @dataclasses.dataclass(frozen=True)
+class DecliningReserveOptions(ClassicalOptions):
+    """Pay-your-bid with reserves that fall over the horizon (a dynamic rule)."""
+
+    reserves: tuple[float, ...] = (5.0, 4.0, 3.0)
+    """the reserve in each of len(reserves) equal phases of the horizon, none above the one before (initial
+    values of params)"""
+
+    def __post_init__(self) -> None:
+        ClassicalOptions.__post_init__(self)
+        check_declining(self.reserves)
+        if self.phases != 1:
+            raise ValueError("declining_reserve_first_price is a dynamic rule already: its phases are --reserves")
+
+
+@dataclasses.dataclass(frozen=True)
 class NetworkOptions:
     """A learned rule's network."""
 
@@ -224,6 +245,12 @@ def _discrete_myerson(options: DiscreteMyersonOptions, n: int, m: int, bid_scale
 @MECHANISMS.register("teaser_first_price", TeaserOptions, "pay-your-bid at a discount, then in full (dynamic)")
 def _teaser_first_price(options: TeaserOptions, n: int, m: int, bid_scale: float) -> Mechanism:
     return classical(options, teaser_first_price(n, options.discount, options.teaser, options.reserve), m)
+
+
+@MECHANISMS.register("declining_reserve_first_price", DecliningReserveOptions,
+                      "pay-your-bid with reserves that fall over the horizon (dynamic)")  # fmt: skip
+def _declining_reserve_first_price(options: DecliningReserveOptions, n: int, m: int, bid_scale: float) -> Mechanism:
+    return classical(options, declining_reserve_first_price(n, options.reserves), m)
 
 
 @MECHANISMS.register("random_allocation", ReserveOptions, "a uniformly random bidder above the reserve wins")

@@ -14,7 +14,7 @@ Wildenhain and Zhang, "Selling to Multiple No-Regret Buyers" (arXiv:2307.04175).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
@@ -140,3 +140,34 @@ def teaser_first_price(n_bidders: int, discount: float = 0.2, teaser: float = 0.
         return outcome._replace(payments=outcome.payments * teaser_share(s.discount, s.teaser, params.tau))
 
     return Mechanism(name="teaser_first_price", n_bidders=n_bidders, n_items=1, init=init, apply=apply)
+
+
+def check_declining(reserves: Sequence[float]) -> None:
+    """At least one reserve, each finite and >= 0, none above the one before."""
+    if not len(reserves):
+        raise ValueError("give at least one reserve")
+    for r in reserves:
+        check_finite(r, "reserves", minimum=0.0)
+    if any(b > a for a, b in zip(reserves[:-1], reserves[1:], strict=True)):
+        raise ValueError(f"the reserves must not increase over the horizon, got {tuple(reserves)}")
+
+
+def declining_reserve_first_price(n_bidders: int, reserves: Sequence[float] = (5.0, 4.0, 3.0)) -> Mechanism:
+    """Pay-your-bid with reserves that fall over the horizon: ``K = len(reserves)`` equal phases, the highest bid
+    at or above phase ``k``'s reserve ``reserves[k]`` wins (ties uniformly) and pays its bid.
+
+    The format Braverman, Mao, Schneider and Weinberg (EC 2018) show optimal among the "natural" auctions, where
+    overbidding is dominated, against a mean-based buyer: the buyer learns to bid high while only high bids win
+    and keeps bidding high, on the utility it banked, after the reserve has fallen. The schedule is first
+    price's ``RuleParams`` with a ``[K]`` reserve (params: ES or a sweep can tune them)."""
+    check_declining(reserves)
+    rule = first_price(n_bidders)
+    phases = len(reserves)
+
+    def init_schedule(key: PRNGKey) -> Params:
+        return rule.init(key)._replace(reserve=jnp.asarray(reserves, jnp.float32))
+
+    def resolve(schedule: Params, tau: Array) -> Params:
+        return schedule._replace(reserve=schedule.reserve[phase(tau, phases)])
+
+    return dynamic(rule, resolve, init_schedule, "declining_reserve_first_price")

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxauction._checks import check_bids, check_finite, is_concrete
+from jaxauction._checks import check_bids, check_finite, check_positive_int, is_concrete
 from jaxauction._ops import kth_largest
 from jaxauction.mechanisms.allocation import entry_probability, highest_bid_allocation
 from jaxauction.mechanisms.base import Mechanism
@@ -65,9 +65,12 @@ def require_two(n: int, name: str) -> None:
 Payment = Callable[[Array, Array, RuleParams], Array]
 
 
-def single_item_rule(name: str, n_bidders: int, reserve: float, temperature: float, pay: Payment) -> Mechanism:
-    """A highest-bid rule with payment ``pay`` for one item, behind the shared signature."""
-    require_two(n_bidders, name)
+def single_item_rule(name: str, n_bidders: int, reserve: float, temperature: float, pay: Payment,
+                     fewest: int = 2) -> Mechanism:  # fmt: skip
+    """A highest-bid rule with payment ``pay`` for one item, behind the shared signature, for at least ``fewest``
+    bidders."""
+    if n_bidders < fewest:
+        require_two(n_bidders, name)
     check_finite(reserve, "reserve", minimum=0.0)
     check_finite(temperature, "temperature", minimum=0.0)
 
@@ -90,8 +93,9 @@ def _hard_reserve(params: RuleParams) -> Array:
 
 
 def first_price(n_bidders: int, reserve: float = 0.0, temperature: float = 0.0) -> Mechanism:
-    """The winner pays its own bid."""
-    return single_item_rule("first_price", n_bidders, reserve, temperature, lambda b, a, p: a * b)
+    """The winner pays its own bid (one bidder too: then a bid at or above the reserve buys at itself)."""
+    check_positive_int(n_bidders, "n_bidders")
+    return single_item_rule("first_price", n_bidders, reserve, temperature, lambda b, a, p: a * b, fewest=1)
 
 
 def _kth_price(k: int) -> Payment:

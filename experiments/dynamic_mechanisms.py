@@ -27,7 +27,11 @@ Mechanisms:
   best-respond;
 * ``first_price``: static pay-your-bid;
 * ``teaser_first_price``: pay ``--discount`` x the bid for the first
-  ``--teaser`` share of the horizon, then the bid (dynamic).
+  ``--teaser`` share of the horizon, then the bid (dynamic);
+* ``declining_reserve_first_price``: pay-your-bid with a reserve falling
+  linearly from one of ``--decline-starts`` to one of ``--decline-ends`` over
+  ``--decline-phases`` equal phases (dynamic; the natural format of
+  Braverman et al. 2018), the pair chosen like the reserves.
 
 Bid grids: ``overbid`` (bids 0..``--overbid-bids`` - 1 whatever the value:
 learners may bid above their values) and ``original`` (the original
@@ -35,11 +39,18 @@ platform's grid, bids 0..9 never above the value). Theory for comparison
 (bidders who best-respond): Myerson's optimum 5.275, the full welfare
 E[max v] = 6.975. ``--horizons`` runs the teaser against each learner of the
 first grid at every horizon (its numbers are chosen again at each).
+``--single-buyer`` (on by default) also runs one buyer of each learner on
+the original grid against the natural format's LP path
+(``evaluation.natural_format_lp``, the theory's limit for one mean-based
+buyer) and the best posted price.
 ``--design-seconds S`` designs the teaser's two numbers against Hedge on the
 first grid twice, for ``S`` seconds of wall time each: by gradient ascent
 through Hedge's expected dynamics (``train.expected_dynamics``) and by ES on
 sampled markets, and measures both designs' paths and results on sampled
-markets (``design_fitness.png``: fitness against wall time). Every cell is
+markets (``design_fitness.png``: fitness against wall time). It also learns
+two rules by gradient and runs them against the sampled learners: declining
+reserves against Hedge's expected dynamics, and the teaser against
+epsilon-greedy's softmax relaxation (once done exploring). Every cell is
 written when it finishes (``evaluation/<cell>.json``); ``--resume`` reads
 finished cells back and runs the rest.
 """
@@ -60,17 +71,21 @@ import optax
 
 from jaxauction import checkpoint, cli, io, plots
 from jaxauction._checks import check_choice, check_positive_int
+from jaxauction.bidders import population as make_population
 from jaxauction.driver import Session, run_meta
-from jaxauction.evaluation import theory
-from jaxauction.market import fresh_round, init_params
-from jaxauction.mechanisms.dynamic import check_teaser
-from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, build_market
+from jaxauction.evaluation import lp_reserves, natural_format_lp, theory
+from jaxauction.market import Market, fresh_round, init_params
+from jaxauction.mechanisms import declining_reserve_first_price, first_price
+from jaxauction.mechanisms.dynamic import check_declining, check_teaser
+from jaxauction.priors import top_value
+from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, ValueScale, build_market
 from jaxauction.studies import mean_se, regret_round
 from jaxauction.train import expected_dynamics as ed
 from jaxauction.train.es import ESSpec, make_es
 
 NAME = "dynamic_mechanisms"
-MECHANISMS = ("second_price_best_reserve", "discrete_myerson", "first_price", "teaser_first_price")
+MECHANISMS = ("second_price_best_reserve", "discrete_myerson", "first_price", "teaser_first_price",
+              "declining_reserve_first_price")  # fmt: skip
 GRIDS = ("overbid", "original")
 EXPLORING = ("epsilon_greedy",)  # learners with a forced-exploration phase
 
@@ -80,7 +95,8 @@ class DynamicConfig:
     """The table: mechanisms x learners x bid grids, and the horizon sweep."""
 
     mechanisms: tuple[str, ...] = MECHANISMS
-    """rows: second_price_best_reserve, discrete_myerson, first_price, teaser_first_price"""
+    """rows: second_price_best_reserve, discrete_myerson, first_price, teaser_first_price,
+    declining_reserve_first_price"""
     learners: tuple[str, ...] = ("epsilon_greedy", "hedge", "exp3", "truthful")
     """columns: any registered learner (no_swap_regret is slow on the 40-bid grid: about 1 ms an auction)"""
     grids: tuple[Literal["overbid", "original"], ...] = GRIDS
@@ -106,13 +122,24 @@ class DynamicConfig:
     """teaser_first_price: shares of its bid a winner pays during the teaser, tried like the reserves"""
     teasers: tuple[float, ...] = (0.3, 0.5, 0.7)
     """teaser_first_price: the teaser's shares of the horizon, tried like the reserves"""
+    decline_phases: int = 12
+    """declining_reserve_first_price: equal phases of the horizon (the reserve falls linearly over them, or follows
+    the single-buyer LP's path: natural_format_lp; 12 phases hold its path for values 0..9 exactly)"""
+    decline_starts: tuple[float, ...] = (6.99, 8.99)
+    """declining_reserve_first_price: its first phase's reserves tried (with every end), like the reserves"""
+    decline_ends: tuple[float, ...] = (0.0,)
+    """declining_reserve_first_price: its last phase's reserves tried"""
+    single_buyer: bool = True
+    """also run one buyer of each learner on the original grid against the natural format's LP path and the best
+    posted price (the LP's theory is for one buyer; needs integer values uniform on 0..H)"""
     horizons: tuple[int, ...] = ()
     """a horizon sweep of the teaser, e.g. 1000 10000 100000 1000000 (none by default: the table alone takes
     about 9.7 minutes on 2 CPU cores)"""
     design_seconds: float = 0.0
-    """learning-aware design of the teaser against Hedge on the first grid: this many seconds of wall time for
-    each of gradient ascent through the expected dynamics (train.expected_dynamics) and ES on sampled markets,
-    over the same two numbers from the same start (0: none)"""
+    """learning-aware design against Hedge, this many seconds of wall time for each (0: none): the teaser's two
+    numbers on the first grid by gradient ascent through the expected dynamics (train.expected_dynamics) and by
+    ES on sampled markets, from the same start; and declining_reserve_first_price's decline_phases reserves on
+    the original grid by gradient (the learned dynamic rule, run against every learner)"""
     design_learning_rate: float = 0.1
     """Adam's learning rate for both designers, on the logits of (discount, teaser)"""
     es_population: int = 4
@@ -131,14 +158,21 @@ class DynamicConfig:
             check_choice(name, GRIDS, "grid")
         for d, t in itertools.product(self.discounts, self.teasers):
             check_teaser(d, t)
-        if not self.reserves or not self.discounts or not self.teasers:
-            raise ValueError("give at least one reserve, discount and teaser")
+        if not (self.reserves and self.discounts and self.teasers and self.decline_starts and self.decline_ends):
+            raise ValueError("give at least one reserve, discount, teaser, decline start and decline end")
+        check_positive_int(self.decline_phases, "decline_phases")
+        for start, end in itertools.product(self.decline_starts, self.decline_ends):
+            check_declining(declining(start, end, self.decline_phases))
         if self.design_seconds < 0 or self.design_learning_rate <= 0:
             raise ValueError("design_seconds must be >= 0 and design_learning_rate > 0")
         check_positive_int(self.es_population, "es_population")
-        if self.design_seconds and not (self.values.prior == "uniform_int" and self.values.value_low == 0
-                                        and isinstance(self.values.value_high, (int, float))):  # fmt: skip
+        uniform_0h = (self.values.prior == "uniform_int" and self.values.value_low == 0
+                      and isinstance(self.values.value_high, (int, float)))  # fmt: skip
+        if self.design_seconds and not uniform_0h:
             raise ValueError("--design-seconds: the expected dynamics are built for values uniform on 0..H")
+        if self.single_buyer and not uniform_0h:
+            raise ValueError("--single-buyer: the natural format's LP is computed for values uniform on 0..H "
+                             "(--no-single-buyer skips it)")  # fmt: skip
         if not 0 <= self.regret_seeds:
             raise ValueError(f"regret_seeds must be >= 0, got {self.regret_seeds}")
         for name in ("bidders", "overbid_bids", "auctions", "windows", "tuning_seeds", "explore_steps"):
@@ -161,6 +195,11 @@ class DynamicConfig:
             raise ValueError("dynamic mechanisms sell one item")
 
 
+def declining(start: float, end: float, phases: int) -> tuple[float, ...]:
+    """``phases`` reserves falling linearly from ``start`` to ``end``."""
+    return tuple(float(r) for r in np.linspace(start, end, phases)) if phases > 1 else (float(start),)
+
+
 def population(config: DynamicConfig, learner: str, grid: str, horizon: int) -> PopulationSpec:
     options: dict[str, Any] = {}
     if learner != "truthful":
@@ -179,6 +218,8 @@ def market_for(config: DynamicConfig, mechanism: str, learner: str, grid: str, h
         if reserve is None or not plain.prior.integer:
             raise ValueError("discrete_myerson is Myerson's auction for i.i.d. uniform integer values")
         spec = MechanismSpec(mechanism, {"reserve": reserve})
+    if mechanism == "declining_reserve_first_price":  # the reserves are set per candidate (with_numbers)
+        spec = MechanismSpec(mechanism, {"reserves": (0.0,) * config.decline_phases})
     return build_market(spec, bidders, config.values)
 
 
@@ -215,12 +256,29 @@ def summarise(revenue: np.ndarray, utility: np.ndarray, first: int = 0) -> dict[
     return out
 
 
-def candidates(config: DynamicConfig, mechanism: str) -> list[dict[str, float]]:
-    """The numbers a cell chooses from on its tuning keys: reserves, or (discount, teaser) pairs; none: static."""
+def single_buyer_lp(config: DynamicConfig):
+    """``natural_format_lp`` for one buyer of the prior (integer values uniform on 0..H), or None."""
+    v = config.values
+    if v.prior != "uniform_int" or v.value_low != 0 or not isinstance(v.value_high, (int, float)):
+        return None
+    values = np.arange(int(v.value_high) + 1, dtype=np.float64)
+    return natural_format_lp(values, np.full(len(values), 1.0 / len(values)))
+
+
+def candidates(config: DynamicConfig, mechanism: str) -> list[dict[str, Any]]:
+    """The numbers a cell chooses from on its tuning keys: reserves, (discount, teaser) pairs, declining reserves
+    (linear falls, and the single-buyer LP's path); none: static."""
     if mechanism == "second_price_best_reserve":
         return [{"reserve": r} for r in config.reserves]
     if mechanism == "teaser_first_price":
         return [{"discount": d, "teaser": t} for d in config.discounts for t in config.teasers]
+    if mechanism == "declining_reserve_first_price":
+        out: list[dict[str, Any]] = [{"start": s, "end": e} for s in config.decline_starts for e in config.decline_ends]
+        lp = single_buyer_lp(config)
+        if lp is not None:
+            bids = np.arange(len(lp.available), dtype=np.float64)
+            out.append({"reserves": list(lp_reserves(lp.available, bids, config.decline_phases))})
+        return out
     return []
 
 
@@ -229,6 +287,10 @@ def with_numbers(params, numbers: dict[str, float]):
     mech = params.mechanism
     if "reserve" in numbers:
         mech = mech._replace(reserve=jnp.float32(numbers["reserve"]))
+    elif "start" in numbers or "reserves" in numbers:
+        phases = mech.schedule.reserve.shape[0]
+        reserves = numbers.get("reserves") or declining(numbers["start"], numbers["end"], phases)
+        mech = mech._replace(schedule=mech.schedule._replace(reserve=jnp.asarray(reserves, jnp.float32)))
     else:
         mech = mech._replace(schedule=mech.schedule._replace(discount=jnp.float32(numbers["discount"]),
                                                              teaser=jnp.float32(numbers["teaser"])))  # fmt: skip
@@ -249,16 +311,19 @@ def first_reported(config: DynamicConfig, learner: str, horizon: int) -> int:
 
 
 def run_cell(config: DynamicConfig, mechanism: str, learner: str, grid: str, keys, tuning_keys,
-             horizon: int) -> dict[str, Any]:  # fmt: skip
+             horizon: int, numbers: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
     """One mechanism x learner x grid: its numbers chosen on the tuning keys by the figure reported (the horizon
-    revenue; once done exploring, for epsilon-greedy), then run on the evaluation keys."""
+    revenue; once done exploring, for epsilon-greedy), or ``numbers`` given, then run on the evaluation keys."""
     market = market_for(config, mechanism, learner, grid, horizon)
     params = init_params(market, jax.random.key(0))
     start = time.perf_counter()
     cell: dict[str, Any] = {"mechanism": mechanism, "learner": learner, "grid": grid, "auctions": horizon}
     first = first_reported(config, learner, horizon)
-    options = candidates(config, mechanism)
-    if options:
+    options = [numbers] if numbers is not None else candidates(config, mechanism)
+    if numbers is not None:
+        cell.update(numbers)
+        params = with_numbers(params, numbers)
+    elif options:
         swept = jax.tree.map(lambda *x: jnp.stack(x), *[with_numbers(params, o) for o in options])
         tuned, _ = jax.jit(jax.vmap(lambda p: horizon_run(market, p, tuning_keys, horizon, config.windows)))(swept)
         best = int(np.argmax(np.asarray(tuned)[..., first:].mean(axis=(1, 2))))
@@ -279,6 +344,48 @@ def run_cell(config: DynamicConfig, mechanism: str, learner: str, grid: str, key
     return cell
 
 
+def single_buyer_cell(config: DynamicConfig, rule: str, learner: str, keys) -> dict[str, Any]:
+    """One buyer of ``learner`` on the original grid against the natural format's LP path (``rule =
+    "natural_format_lp"``) or the best posted price (``"posted_price"``, first price at that reserve), on the
+    evaluation keys."""
+    lp = single_buyer_lp(config)
+    prior = config.values.build()
+    values = ValueScale(top_value(prior, 1, 1), prior.integer)
+    group = population(config, learner, "original", config.auctions).groups(1, values, n_bidders=1)
+    bids = np.arange(len(lp.available), dtype=np.float64)
+    reserves = lp_reserves(lp.available, bids, config.decline_phases)
+    mechanism = (declining_reserve_first_price(1, reserves) if rule == "natural_format_lp"
+                 else first_price(1, reserve=lp.posted_price))  # fmt: skip
+    market = Market(mechanism, make_population(group), prior)
+    params = init_params(market, jax.random.key(0))
+    start = time.perf_counter()
+    revenue, utility = jax.jit(lambda p: horizon_run(market, p, keys, config.auctions, config.windows))(params)
+    revenue, utility = np.asarray(revenue), np.asarray(utility)
+    cell: dict[str, Any] = {"mechanism": rule, "learner": learner, "grid": "original", "bidders": 1,
+                            "auctions": config.auctions, **summarise(revenue, utility)}  # fmt: skip
+    cell.update({"reserves": list(reserves)} if rule == "natural_format_lp" else {"reserve": lp.posted_price})
+    first = first_reported(config, learner, config.auctions)
+    if first:
+        cell["after_exploration"] = {"from_auction": first * config.auctions // config.windows,
+                                     **summarise(revenue, utility, first)}  # fmt: skip
+    cell["revenue_per_window"] = revenue.mean(axis=0)
+    cell["seconds"] = time.perf_counter() - start
+    return cell
+
+
+def ascend(objective, z, config: DynamicConfig) -> list[tuple[float, Any]]:
+    """Adam (``design_learning_rate``) up ``objective(z)`` for ``design_seconds`` of wall time, compilation
+    included: ``[(seconds, z)]`` at every step, the last one final."""
+    gradient = jax.jit(jax.grad(lambda z: -objective(z)))
+    optimizer = optax.adam(config.design_learning_rate)
+    state, began, path = optimizer.init(z), time.perf_counter(), []
+    while (elapsed := time.perf_counter() - began) < config.design_seconds:
+        path.append((elapsed, z))
+        updates, state = optimizer.update(gradient(z), state)
+        z = optax.apply_updates(z, updates)
+    return [*path, (time.perf_counter() - began, z)]
+
+
 def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
     """The teaser's (discount, teaser) against Hedge on the first grid, from (0.5, 0.5), by gradient ascent
     through the expected dynamics and by ES on sampled markets, each for ``design_seconds`` of wall time
@@ -296,14 +403,8 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
 
     expected_revenue = lambda th: ed.expected_horizon(mf, ed.teaser_schedule(mf), th, T).revenue  # noqa: E731
     expected = jax.jit(expected_revenue)
-    ascent = jax.jit(jax.grad(lambda z: -expected_revenue(jax.nn.sigmoid(z))))
-    optimizer = optax.adam(config.design_learning_rate)
-    z, opt_state, began, path = start, optimizer.init(start), time.perf_counter(), []
-    while (elapsed := time.perf_counter() - began) < config.design_seconds:
-        path.append((elapsed, np.asarray(jax.nn.sigmoid(z))))
-        updates, opt_state = optimizer.update(ascent(z), opt_state)
-        z = optax.apply_updates(z, updates)
-    paths["gradient (expected dynamics)"] = [*path, (time.perf_counter() - began, np.asarray(jax.nn.sigmoid(z)))]
+    path = ascend(lambda z: expected_revenue(jax.nn.sigmoid(z)), start, config)
+    paths["gradient (expected dynamics)"] = [(t, np.asarray(jax.nn.sigmoid(z))) for t, z in path]
 
     def fitness(z, key):
         revenue, _ = horizon_run(market, with_numbers(params, numbers(jax.nn.sigmoid(z))), key[None], T,
@@ -337,6 +438,48 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
     return out
 
 
+def design_declining(config: DynamicConfig) -> dict[str, Any]:
+    """A learned dynamic rule: ``declining_reserve_first_price``'s ``decline_phases`` reserves designed by gradient
+    ascent through Hedge's expected dynamics (``train.expected_dynamics.declining_reserve_schedule``) on the
+    original grid (the first grid without it) for ``design_seconds``, from the linear fall top value - 0.01 ->
+    0 (8.99 -> 0 for values 0..9). The
+    reserves are ``(top value + 0.5) x`` the cumulative product of sigmoids, so that they never rise."""
+    grid = "original" if "original" in config.grids else config.grids[0]
+    overbid, top = grid == "overbid", int(config.values.value_high)
+    mf = ed.hedge_mean_field(config.bidders, top, config.overbid_bids if overbid else top + 1, overbid)
+    K, T, ceiling = config.decline_phases, config.auctions, top + 0.5
+    schedule = ed.declining_reserve_schedule(mf, K)
+    reserves = lambda z: ceiling * jnp.cumprod(jax.nn.sigmoid(z))  # noqa: E731
+    start = np.asarray(declining(top - 0.01, 0.0, K), np.float64) + 1e-3
+    ratios = np.concatenate([[start[0] / ceiling], start[1:] / start[:-1]])
+    z = jnp.asarray(np.log(ratios / (1 - ratios)), jnp.float32)
+    objective = lambda z: ed.expected_horizon(mf, schedule, reserves(z), T).revenue  # noqa: E731
+    path, expected = ascend(objective, z, config), jax.jit(objective)
+    picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 12)).astype(int)))]
+    return {"grid": grid, "steps": len(path) - 1, "seconds": [t for t, _ in picked],
+            "expected_revenue": [float(expected(z)) for _, z in picked],
+            "reserves": [float(r) for r in reserves(path[-1][1])]}  # fmt: skip
+
+
+def design_greedy_teaser(config: DynamicConfig) -> dict[str, Any]:
+    """The teaser's (discount, teaser) against epsilon-greedy bidders on the original grid (the first grid without
+    it), by gradient ascent through their softmax relaxation (``train.expected_dynamics.greedy_mean_field``) on
+    the revenue once they are done exploring (the figure reported), from (0.5, 0.5), for ``design_seconds``."""
+    grid = "original" if "original" in config.grids else config.grids[0]
+    overbid, top, T = grid == "overbid", int(config.values.value_high), config.auctions
+    mf = ed.greedy_mean_field(config.bidders, top, config.overbid_bids if overbid else top + 1, overbid,
+                              min(config.explore_steps, T), config.half_life, temperature=0.05)  # fmt: skip
+    settled = settled_from(config, T)
+    objective = lambda z: ed.expected_horizon(mf, ed.teaser_schedule(mf), jax.nn.sigmoid(z), T,  # noqa: E731
+                                              report_from=settled).revenue  # fmt: skip
+    path, expected = ascend(objective, jnp.zeros(2), config), jax.jit(objective)
+    picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 12)).astype(int)))]
+    final = np.asarray(jax.nn.sigmoid(path[-1][1]))
+    return {"grid": grid, "steps": len(path) - 1, "seconds": [t for t, _ in picked],
+            "expected_revenue": [float(expected(z)) for _, z in picked],
+            "discount": float(final[0]), "teaser": float(final[1])}  # fmt: skip
+
+
 def fmt(cell: dict[str, Any]) -> str:
     text = (f"revenue {io.plus_minus(cell['revenue'], cell['revenue_se'])}, welfare {cell['welfare']:.3f}, "
             f"bidders {cell['utility']:.3f}, last window {cell['last_window_revenue']:.3f}")  # fmt: skip
@@ -344,6 +487,10 @@ def fmt(cell: dict[str, Any]) -> str:
         text += f" (reserve {cell['reserve']:g})"
     if "teaser" in cell:
         text += f" (discount {cell['discount']:g}, teaser {cell['teaser']:g})"
+    if "start" in cell:
+        text += f" (reserve {cell['start']:g} falling to {cell['end']:g})"
+    if "reserves" in cell:
+        text += f" (reserves {' '.join(f'{r:.2f}' for r in cell['reserves'])})"
     if "swap_regret" in cell:
         text += f"; regret {cell['external_regret']:.3f}, swap {cell['swap_regret']:.3f}"
     if "after_exploration" in cell:
@@ -369,6 +516,10 @@ def run(argv: list[str] | None) -> dict[str, Any]:
     keys = jax.random.split(jax.random.key(spec.seed), spec.seeds)
     tuning_keys = jax.random.split(jax.random.fold_in(jax.random.key(spec.seed), 1), config.tuning_seeds)
     ref = theory(market_for(config, config.mechanisms[0], config.learners[0], config.grids[0], config.auctions))
+    lp = single_buyer_lp(config)
+    if lp is not None:  # one mean-based buyer who never overbids, in the limit of a long horizon
+        ref.update(single_buyer_natural_format=lp.revenue, single_buyer_posted_price=lp.myerson,
+                   single_buyer_welfare=lp.welfare)  # fmt: skip
     cells = []
     for grid in config.grids:
         for learner in config.learners:
@@ -380,6 +531,16 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                     config, m, lr, g, keys, tuning_keys, config.auctions))  # fmt: skip
                 cells.append(cell)
                 session.print(f"{grid:>8} {learner:>15} {mechanism:>26}: {fmt(cell)}")
+    single = []
+    if config.single_buyer:
+        for learner in config.learners:
+            for rule in ("posted_price", "natural_format_lp"):
+                if learner == "truthful":
+                    continue
+                cell = session.cached(f"single-{learner}-{rule}", lambda r=rule, lr=learner: single_buyer_cell(
+                    config, r, lr, keys))  # fmt: skip
+                single.append(cell)
+                session.print(f"one buyer {learner:>15} {rule:>18}: {fmt(cell)}")
     sweep = []
     for learner in config.learners:
         for horizon in config.horizons:
@@ -392,7 +553,7 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                 config, "teaser_first_price", lr, config.grids[0], keys, tuning_keys, h))  # fmt: skip
             sweep.append(cell)
             session.print(f"teaser, {config.grids[0]} grid, {learner}, horizon {horizon:,}: {fmt(cell)}")
-    designed = None
+    designed = learned = greedy = None
     if config.design_seconds:
         designed = session.cached("design", lambda: design(config, keys, tuning_keys))
         for name, d in designed["designers"].items():
@@ -401,27 +562,64 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                           f"{f['discount']:.3f}, teaser {f['teaser']:.3f}: revenue "
                           f"{io.plus_minus(f['revenue'], f['revenue_se'])} against sampled Hedge bidders "
                           f"(expected dynamics: {f['expected_revenue']:.3f})")  # fmt: skip
+        learned = session.cached("design_declining", lambda: design_declining(config))
+        for learner in config.learners:
+            if learner == "truthful":
+                continue
+            cell = session.cached(f"learned-{learned['grid']}-{learner}", lambda lr=learner: run_cell(
+                config, "declining_reserve_first_price", lr, learned["grid"], keys, tuning_keys, config.auctions,
+                {"reserves": learned["reserves"]}))  # fmt: skip
+            cells.append({**cell, "mechanism": "learned_declining_reserve"})
+            session.print(f"{learned['grid']:>8} {learner:>15} {'learned_declining_reserve':>26}: {fmt(cell)}")
+        if "epsilon_greedy" in config.learners:
+            greedy = session.cached("design_greedy_teaser", lambda: design_greedy_teaser(config))
+            cell = session.cached(f"learned-{greedy['grid']}-epsilon_greedy-teaser", lambda: run_cell(
+                config, "teaser_first_price", "epsilon_greedy", greedy["grid"], keys, tuning_keys, config.auctions,
+                {"discount": greedy["discount"], "teaser": greedy["teaser"]}))  # fmt: skip
+            cells.append({**cell, "mechanism": "learned_teaser"})
+            session.print(f"{greedy['grid']:>8} {'epsilon_greedy':>15} {'learned_teaser':>26}: {fmt(cell)} "
+                          f"(relaxation: {greedy['expected_revenue'][-1]:.3f} once done exploring)")  # fmt: skip
     m = {
         "config": config,
         "seeds": spec.seeds,
         "seed": spec.seed,
         "theory": ref,
         "cells": cells,
+        "single_buyer": single,
         "horizon_sweep": sweep,
         "design": designed,
+        "learned_declining": learned,
+        "learned_greedy_teaser": greedy,
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
         "jax_version": jax.__version__,
     }
     if session.leader:
         session.write_metrics(m)
         if spec.plots:
-            write_plots(session, config, cells, sweep, ref, designed)
+            write_plots(session, config, cells, sweep, ref, designed, learned)
         session.print(f"theory: Myerson {ref.get('myerson_optimum', float('nan')):.3f}, full welfare "
-                      f"{ref.get('full_welfare', float('nan')):.3f}; results in {session.out}/")  # fmt: skip
+                      f"{ref.get('full_welfare', float('nan')):.3f}; one buyer: natural format (LP) "
+                      f"{ref.get('single_buyer_natural_format', float('nan')):.3f}, best posted price "
+                      f"{ref.get('single_buyer_posted_price', float('nan')):.3f}; results in "
+                      f"{session.out}/")  # fmt: skip
     return m
 
 
-def write_plots(session: Session, config: DynamicConfig, cells, sweep, ref, designed) -> None:
+def write_plots(session: Session, config: DynamicConfig, cells, sweep, ref, designed, learned) -> None:
+    schedules = {f"{c['learner']}, {c['grid']} grid": c for c in cells
+                 if c["mechanism"] == "declining_reserve_first_price"}  # fmt: skip
+    if learned:
+        schedules["learned against Hedge's expected dynamics"] = learned
+    if schedules:  # the mechanism's numbers over the horizon
+        K = config.decline_phases
+        series = {n: (np.asarray(c.get("reserves") or declining(c["start"], c["end"], K)), None)
+                  for n, c in schedules.items()}  # fmt: skip
+        plots.curves(session.out / "declining_reserves.png", (np.arange(K) + 0.5) / K, series, "point of the horizon",
+                     "reserve", title="declining_reserve_first_price: the reserve over the horizon")  # fmt: skip
+    if learned:
+        plots.curves(session.out / "learned_declining_fitness.png", np.asarray(learned["seconds"]),
+                     {"expected dynamics": (np.asarray(learned["expected_revenue"]), None)}, "wall time (s)",
+                     "expected horizon revenue", title="declining reserves by gradient")  # fmt: skip
     if designed:
         series = {n: (np.asarray(d["fitness"]), None) for n, d in designed["designers"].items()}
         xs = {n: np.asarray(d["seconds"]) for n, d in designed["designers"].items()}

@@ -1,7 +1,8 @@
 """Dynamic mechanisms against learning bidders: horizon revenue, welfare and the bidders' utility, every cell on
 the same keys.
 
-    python -m experiments.dynamic_mechanisms                          # the seed market's table (~10 min on CPU)
+    python -m experiments.dynamic_mechanisms                          # the seed market's table (~8 min on CPU)
+    python -m experiments.dynamic_mechanisms --preset seed            # 10^6 auctions, sweep, designs: a GPU job
     python -m experiments.dynamic_mechanisms --learners hedge --grids overbid --horizons 1000 1000000
     python -m experiments.dynamic_mechanisms --resume results/dynamic_mechanisms/<run>
 
@@ -94,6 +95,10 @@ EXPLORING = ("epsilon_greedy",)  # learners with a forced-exploration phase
 class DynamicConfig:
     """The table: mechanisms x learners x bid grids, and the horizon sweep."""
 
+    preset: Literal["cpu", "seed"] = "cpu"
+    """cpu: the fields below; seed: the seed run's horizon, a GPU job (benchmarks/gpu_dynamic.sh): 1,000,000
+    auctions per market, the horizon sweep 10^3..10^6 and 120 s designs (overrides auctions, horizons and
+    design_seconds)"""
     mechanisms: tuple[str, ...] = MECHANISMS
     """rows: second_price_best_reserve, discrete_myerson, first_price, teaser_first_price,
     declining_reserve_first_price"""
@@ -195,6 +200,14 @@ class DynamicConfig:
             raise ValueError("dynamic mechanisms sell one item")
 
 
+def resolved(config: DynamicConfig) -> DynamicConfig:
+    """The configuration with its preset applied (what the run records, so that --resume needs no preset)."""
+    if config.preset == "cpu":
+        return config
+    return dataclasses.replace(config, preset="cpu", auctions=1_000_000, horizons=(1_000, 10_000, 100_000, 1_000_000),
+                               design_seconds=max(config.design_seconds, 120.0))  # fmt: skip
+
+
 def declining(start: float, end: float, phases: int) -> tuple[float, ...]:
     """``phases`` reserves falling linearly from ``start`` to ``end``."""
     return tuple(float(r) for r in np.linspace(start, end, phases)) if phases > 1 else (float(start),)
@@ -232,10 +245,10 @@ def check(config: DynamicConfig) -> None:
 
 
 def horizon_run(market, params, keys, auctions: int, windows: int):
-    """``[S, W]`` revenue and ``[S, W]`` bidders' total utility per window, one fresh market per key."""
+    """``[S, W]`` revenue, bidders' total utility and mean bid per window, one fresh market per key."""
     one = lambda k: fresh_round(market, params, *jax.random.split(k), auctions, auctions // windows)[1]  # noqa: E731
     metrics = jax.vmap(one)(keys)
-    return metrics.revenue, jnp.sum(metrics.utility, axis=-1)
+    return metrics.revenue, jnp.sum(metrics.utility, axis=-1), jnp.mean(metrics.bid, axis=-1)
 
 
 def learner_regret(market, params, key, auctions: int):
@@ -325,12 +338,12 @@ def run_cell(config: DynamicConfig, mechanism: str, learner: str, grid: str, key
         params = with_numbers(params, numbers)
     elif options:
         swept = jax.tree.map(lambda *x: jnp.stack(x), *[with_numbers(params, o) for o in options])
-        tuned, _ = jax.jit(jax.vmap(lambda p: horizon_run(market, p, tuning_keys, horizon, config.windows)))(swept)
+        tuned = jax.jit(jax.vmap(lambda p: horizon_run(market, p, tuning_keys, horizon, config.windows)[0]))(swept)
         best = int(np.argmax(np.asarray(tuned)[..., first:].mean(axis=(1, 2))))
         cell.update(options[best])
         params = with_numbers(params, options[best])
-    revenue, utility = jax.jit(lambda p: horizon_run(market, p, keys, horizon, config.windows))(params)
-    revenue, utility = np.asarray(revenue), np.asarray(utility)
+    revenue, utility, bid = (np.asarray(x) for x in jax.jit(
+        lambda p: horizon_run(market, p, keys, horizon, config.windows))(params))  # fmt: skip
     cell.update(summarise(revenue, utility))
     if first:  # epsilon-greedy: the part after it is done exploring (the config keeps that inside the horizon)
         cell["after_exploration"] = {"from_auction": first * horizon // config.windows,
@@ -339,7 +352,7 @@ def run_cell(config: DynamicConfig, mechanism: str, learner: str, grid: str, key
         external, swap = jax.jit(lambda p, k: jax.vmap(lambda k: learner_regret(market, p, k, horizon))(k))(
             params, keys[: config.regret_seeds])  # fmt: skip
         cell["external_regret"], cell["swap_regret"] = float(np.mean(external)), float(np.mean(swap))
-    cell["revenue_per_window"] = revenue.mean(axis=0)
+    cell["revenue_per_window"], cell["bid_per_window"] = revenue.mean(axis=0), bid.mean(axis=0)
     cell["seconds"] = time.perf_counter() - start
     return cell
 
@@ -359,8 +372,8 @@ def single_buyer_cell(config: DynamicConfig, rule: str, learner: str, keys) -> d
     market = Market(mechanism, make_population(group), prior)
     params = init_params(market, jax.random.key(0))
     start = time.perf_counter()
-    revenue, utility = jax.jit(lambda p: horizon_run(market, p, keys, config.auctions, config.windows))(params)
-    revenue, utility = np.asarray(revenue), np.asarray(utility)
+    revenue, utility, bid = (np.asarray(x) for x in jax.jit(
+        lambda p: horizon_run(market, p, keys, config.auctions, config.windows))(params))  # fmt: skip
     cell: dict[str, Any] = {"mechanism": rule, "learner": learner, "grid": "original", "bidders": 1,
                             "auctions": config.auctions, **summarise(revenue, utility)}  # fmt: skip
     cell.update({"reserves": list(reserves)} if rule == "natural_format_lp" else {"reserve": lp.posted_price})
@@ -368,7 +381,7 @@ def single_buyer_cell(config: DynamicConfig, rule: str, learner: str, keys) -> d
     if first:
         cell["after_exploration"] = {"from_auction": first * config.auctions // config.windows,
                                      **summarise(revenue, utility, first)}  # fmt: skip
-    cell["revenue_per_window"] = revenue.mean(axis=0)
+    cell["revenue_per_window"], cell["bid_per_window"] = revenue.mean(axis=0), bid.mean(axis=0)
     cell["seconds"] = time.perf_counter() - start
     return cell
 
@@ -407,7 +420,7 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
     paths["gradient (expected dynamics)"] = [(t, np.asarray(jax.nn.sigmoid(z))) for t, z in path]
 
     def fitness(z, key):
-        revenue, _ = horizon_run(market, with_numbers(params, numbers(jax.nn.sigmoid(z))), key[None], T,
+        revenue, _, _ = horizon_run(market, with_numbers(params, numbers(jax.nn.sigmoid(z))), key[None], T,
                                  config.windows)  # fmt: skip
         return jnp.mean(revenue)
 
@@ -425,7 +438,7 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
     for name, path in paths.items():
         picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 8)).astype(int)))]
         final = path[-1][1]
-        revenue, utility = measure(jnp.asarray(final), keys)
+        revenue, utility, _ = measure(jnp.asarray(final), keys)
         out["designers"][name] = {
             "steps": len(path) - 1,
             "seconds": [t for t, _ in picked],
@@ -510,6 +523,7 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         argv = ["--seeds", "16", *argv]  # the table's default: 16 evaluation markets
     config, spec = cli.parse(DynamicConfig, argv, experiment=NAME, description=__doc__.split("\n\n")[0],
                              check=check)  # fmt: skip
+    config = resolved(config)
     session = Session(NAME, config, spec)
     if session.leader and spec.resume is None:  # a run of cached cells: the checkpoint only names it for --resume
         checkpoint.save(session.out, {}, {**run_meta(NAME, config, spec), "steps_done": 0})
@@ -634,6 +648,11 @@ def write_plots(session: Session, config: DynamicConfig, cells, sweep, ref, desi
             x = (np.arange(config.windows) + 0.5) * config.auctions / config.windows
             plots.curves(session.out / f"revenue_{grid}_{learner}.png", x, series, "auction",
                          "revenue per auction (window mean)", title=f"{learner}, {grid} grid")  # fmt: skip
+            bids = {c["mechanism"]: (np.asarray(c["bid_per_window"]), None) for c in cells
+                    if c["grid"] == grid and c["learner"] == learner and "bid_per_window" in c}  # fmt: skip
+            if bids:
+                plots.curves(session.out / f"bids_{grid}_{learner}.png", x, bids, "auction", "mean bid (window mean)",
+                             title=f"bids over the horizon: {learner}, {grid} grid")  # fmt: skip
     for learner in {c["learner"] for c in sweep}:
         points = [c for c in sweep if c["learner"] == learner]
         x = np.asarray([c["auctions"] for c in points], np.float64)

@@ -252,11 +252,13 @@ class RoundMetrics(NamedTuple):
     utility: ``[W, n]`` mean utility per bidder.
     efficiency: ``[W]`` realised over optimal welfare, summed over the window; for procurement (the ``seller``
       utility), the cheapest over the realised cost (see ``metrics``).
+    bid: ``[W, n]`` mean bid per bidder (over its items too): how the learners' bids move over a round.
     """
 
     revenue: Array
     utility: Array
     efficiency: Array
+    bid: Array
 
     @property
     def platform_reward(self) -> Array:
@@ -301,20 +303,22 @@ def run_round(
         states, record = auction(market, timed, states, jax.random.fold_in(key, t))
         achieved, best = efficiency_terms(record.types, record.outcome, market.mechanism.units, market.utility.costs)
         outcome = jnp.stack([revenue(record.outcome), achieved, best])
-        return (states, (sums[0] + outcome, sums[1] + record.utility)), None
+        bid = jnp.mean(record.bids.astype(jnp.float32), axis=-1)
+        return (states, (sums[0] + outcome, sums[1] + record.utility, sums[2] + bid)), None
 
     def one_block(carry, first):
         states, sums = carry
-        zeros = (jnp.zeros((3,), jnp.float32), jnp.zeros((n,), jnp.float32))
+        zeros = (jnp.zeros((3,), jnp.float32), jnp.zeros((n,), jnp.float32), jnp.zeros((n,), jnp.float32))
         (states, block_sums), _ = jax.lax.scan(one_auction, (states, zeros), first + jnp.arange(block), unroll=unroll)
-        return (states, (sums[0].add(block_sums[0]), sums[1].add(block_sums[1]))), None
+        return (states, tuple(s.add(b) for s, b in zip(sums, block_sums, strict=True))), None
 
     def one_window(states, first):
-        zeros = (KahanSum.zeros((3,)), KahanSum.zeros((n,)))  # revenue, efficiency's two terms; utilities
+        # revenue and efficiency's two terms; utilities; bids
+        zeros = (KahanSum.zeros((3,)), KahanSum.zeros((n,)), KahanSum.zeros((n,)))
         (states, sums), _ = jax.lax.scan(one_block, (states, zeros), first + jnp.arange(0, window, block))
-        (revenue_sum, achieved_sum, best_sum), utility_sum = sums[0].total, sums[1].total
+        (revenue_sum, achieved_sum, best_sum), utility_sum, bid_sum = (x.total for x in sums)
         efficiency = efficiency_ratio(achieved_sum, best_sum)
-        return states, RoundMetrics(revenue_sum / window, utility_sum / window, efficiency)
+        return states, RoundMetrics(revenue_sum / window, utility_sum / window, efficiency, bid_sum / window)
 
     return jax.lax.scan(one_window, states, jnp.arange(0, n_auctions, window))
 

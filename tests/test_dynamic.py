@@ -226,3 +226,14 @@ def test_the_constructions_earn_a_hand_computed_revenue_from_one_hedge_buyer():
         mean, se = _one_hedge_buyer(mechanism)
         assert abs(mean - hand) < 4 * se, (mechanism.name, mean, hand, se)
         assert se < 0.005
+
+
+def test_the_seed_preset_is_the_seed_runs_horizon():
+    """--preset seed: 1,000,000 auctions per market, the sweep 10^3..10^6 and 120 s designs (a GPU job:
+    benchmarks/gpu_dynamic.sh); the run records the resolved numbers, so a --resume needs no preset."""
+    from experiments.dynamic_mechanisms import DynamicConfig, resolved
+
+    seed = resolved(DynamicConfig(preset="seed"))
+    assert (seed.preset, seed.auctions, seed.horizons, seed.design_seconds) == (
+        "cpu", 1_000_000, (1_000, 10_000, 100_000, 1_000_000), 120.0)
+    assert resolved(DynamicConfig()) == DynamicConfig()

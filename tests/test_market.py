@@ -34,7 +34,8 @@ def states_for(market, params, keys):
 
 
 def test_truthful_second_price_round_matches_theory():
-    """3 truthful bidders, U{0..9}: revenue E[second highest] = 4.5, efficiency 1, utility (6.975 - 4.5) / 3."""
+    """3 truthful bidders, U{0..9}: revenue E[second highest] = 4.5, efficiency 1, utility (6.975 - 4.5) / 3, and
+    the mean bid per window is the mean value 4.5 (standard deviation 2.87 per auction)."""
     market = make_market(second_price(3), truthful(3), UniformIntPrior(0, 9))
     params = init_params(market, jax.random.key(0))
     markets, T = 64, 5_000
@@ -48,6 +49,8 @@ def test_truthful_second_price_round_matches_theory():
     assert abs(per_market.mean() - 4.5) < 4 * per_market.std() / np.sqrt(markets)
     np.testing.assert_array_equal(np.asarray(metrics.efficiency), 1.0)
     np.testing.assert_allclose(np.asarray(metrics.utility).mean(), (6.975 - 4.5) / 3, atol=0.02)
+    chex.assert_shape(metrics.bid, (markets, 5, 3))
+    assert abs(float(np.asarray(metrics.bid).mean()) - 4.5) < 4 * 2.87 / np.sqrt(markets * T * 3)
 
 
 @pytest.mark.slow

@@ -77,6 +77,7 @@ from jaxauction.driver import Session, run_meta
 from jaxauction.evaluation import lp_reserves, natural_format_lp, theory
 from jaxauction.market import Market, fresh_round, init_params
 from jaxauction.mechanisms import declining_reserve_first_price, first_price
+from jaxauction.mechanisms.builders import LearnedDynamicOptions
 from jaxauction.mechanisms.dynamic import check_declining, check_teaser
 from jaxauction.priors import top_value
 from jaxauction.specs import MechanismSpec, PopulationSpec, PriorSpec, ValueScale, build_market
@@ -146,6 +147,8 @@ class DynamicConfig:
     ES on sampled markets, from the same start; and declining_reserve_first_price's decline_phases reserves on
     the original grid by gradient (the learned dynamic rule, run against every learner)"""
     design_learning_rate: float = 0.1
+    network_learning_rate: float = 0.03
+    """Adam's learning rate for the learned dynamic network's weights (--design-seconds)"""
     """Adam's learning rate for both designers, on the logits of (discount, teaser)"""
     es_population: int = 4
     """ES's antithetic pairs per iteration (one sampled market each)"""
@@ -300,6 +303,11 @@ def with_numbers(params, numbers: dict[str, float]):
     mech = params.mechanism
     if "reserve" in numbers:
         mech = mech._replace(reserve=jnp.float32(numbers["reserve"]))
+    elif "network" in numbers:  # the learned dynamic network's weights, as leaves of its params
+        leaves, tree = jax.tree.flatten(mech.schedule)
+        weights = [jnp.reshape(jnp.asarray(w, jnp.float32), x.shape)
+                   for w, x in zip(numbers["network"], leaves, strict=True)]  # fmt: skip
+        mech = mech._replace(schedule=jax.tree.unflatten(tree, weights))
     elif "start" in numbers or "reserves" in numbers:
         phases = mech.schedule.reserve.shape[0]
         reserves = numbers.get("reserves") or declining(numbers["start"], numbers["end"], phases)
@@ -474,6 +482,26 @@ def design_declining(config: DynamicConfig) -> dict[str, Any]:
             "reserves": [float(r) for r in reserves(path[-1][1])]}  # fmt: skip
 
 
+def design_network(config: DynamicConfig) -> dict[str, Any]:
+    """A learned dynamic network (``learned_dynamic_first_price``: a reserve of ``tau``, a share of the bid of the
+    bid and ``tau``) against Hedge's expected dynamics on the first grid, by gradient ascent for
+    ``design_seconds`` from its initial weights (share 1/2, reserve near 0)."""
+    grid, top, T = config.grids[0], int(config.values.value_high), config.auctions
+    overbid = grid == "overbid"
+    n_bids = config.overbid_bids if overbid else top + 1
+    mf = ed.hedge_mean_field(config.bidders, top, n_bids, overbid)
+    market = market_for(config, "learned_dynamic_first_price", "hedge", grid, T)
+    schedule = ed.learned_dynamic_schedule(mf, LearnedDynamicOptions().hidden, float(n_bids - 1))
+    objective = lambda th: ed.expected_horizon(mf, schedule, th, T).revenue  # noqa: E731
+    start = init_params(market, jax.random.key(0)).mechanism.schedule
+    path = ascend(objective, start, dataclasses.replace(config, design_learning_rate=config.network_learning_rate))
+    expected = jax.jit(objective)
+    picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 12)).astype(int)))]
+    return {"grid": grid, "steps": len(path) - 1, "seconds": [t for t, _ in picked],
+            "expected_revenue": [float(expected(th)) for _, th in picked],
+            "network": [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(path[-1][1])]}  # fmt: skip
+
+
 def design_greedy_teaser(config: DynamicConfig) -> dict[str, Any]:
     """The teaser's (discount, teaser) against epsilon-greedy bidders on the original grid (the first grid without
     it), by gradient ascent through their softmax relaxation (``train.expected_dynamics.greedy_mean_field``) on
@@ -567,7 +595,7 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                 config, "teaser_first_price", lr, config.grids[0], keys, tuning_keys, h))  # fmt: skip
             sweep.append(cell)
             session.print(f"teaser, {config.grids[0]} grid, {learner}, horizon {horizon:,}: {fmt(cell)}")
-    designed = learned = greedy = None
+    designed = learned = greedy = network = None
     if config.design_seconds:
         designed = session.cached("design", lambda: design(config, keys, tuning_keys))
         for name, d in designed["designers"].items():
@@ -577,14 +605,21 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                           f"{io.plus_minus(f['revenue'], f['revenue_se'])} against sampled Hedge bidders "
                           f"(expected dynamics: {f['expected_revenue']:.3f})")  # fmt: skip
         learned = session.cached("design_declining", lambda: design_declining(config))
-        for learner in config.learners:
-            if learner == "truthful":
-                continue
-            cell = session.cached(f"learned-{learned['grid']}-{learner}", lambda lr=learner: run_cell(
-                config, "declining_reserve_first_price", lr, learned["grid"], keys, tuning_keys, config.auctions,
-                {"reserves": learned["reserves"]}))  # fmt: skip
-            cells.append({**cell, "mechanism": "learned_declining_reserve"})
-            session.print(f"{learned['grid']:>8} {learner:>15} {'learned_declining_reserve':>26}: {fmt(cell)}")
+        network = session.cached("design_network", lambda: design_network(config))
+        for label, d, rule, numbers, suffix in (
+            ("learned_declining_reserve", learned, "declining_reserve_first_price", {"reserves": learned["reserves"]},
+             ""),
+            ("learned_network", network, "learned_dynamic_first_price", {"network": network["network"]}, "-network"),
+        ):  # fmt: skip
+            for learner in config.learners:
+                if learner == "truthful":
+                    continue
+                run = lambda r=rule, lr=learner, g=d["grid"], n=numbers: run_cell(  # noqa: E731
+                    config, r, lr, g, keys, tuning_keys, config.auctions, n)  # fmt: skip
+                cell = session.cached(f"learned-{d['grid']}-{learner}{suffix}", run)
+                cells.append({**cell, "mechanism": label})
+                session.print(f"{d['grid']:>8} {learner:>15} {label:>26}: {fmt(cell)} (expected dynamics, Hedge: "
+                              f"{d['expected_revenue'][-1]:.3f})")  # fmt: skip
         if "epsilon_greedy" in config.learners:
             greedy = session.cached("design_greedy_teaser", lambda: design_greedy_teaser(config))
             cell = session.cached(f"learned-{greedy['grid']}-epsilon_greedy-teaser", lambda: run_cell(
@@ -604,6 +639,7 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         "design": designed,
         "learned_declining": learned,
         "learned_greedy_teaser": greedy,
+        "learned_network": None if network is None else {k: v for k, v in network.items() if k != "network"},
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
         "jax_version": jax.__version__,
     }

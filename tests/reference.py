@@ -243,6 +243,28 @@ def declining_reserve_first_price(bids, reserves, tau: float) -> Outcomes:
     return first_price(bids, reserves[min(int(math.floor(tau * len(reserves))), len(reserves) - 1)])
 
 
+def schedule_net(params: dict, x: float, tau: float, bid_scale: float) -> tuple[float, float]:
+    """``ScheduleNet`` by hand: tanh layers ``share_i`` over ``(x, tau)`` then ``share_out``, and ``reserve_i``
+    over ``tau`` then ``reserve_out``; the share is the sigmoid of the first, the reserve ``bid_scale x`` the
+    sigmoid of the second."""
+    p = {name: {k: np.asarray(v, np.float64) for k, v in layer.items()} for name, layer in params["params"].items()}
+    out = []
+    for head, h in (("share", np.array([x, tau])), ("reserve", np.array([tau]))):
+        i = 0
+        while f"{head}_{i}" in p:
+            h = np.tanh(h @ p[f"{head}_{i}"]["kernel"] + p[f"{head}_{i}"]["bias"])
+            i += 1
+        out.append(float(h @ p[f"{head}_out"]["kernel"][:, 0] + p[f"{head}_out"]["bias"][0]))
+    return 1.0 / (1.0 + math.exp(-out[0])), bid_scale / (1.0 + math.exp(-out[1]))
+
+
+def learned_dynamic_first_price(bids, params: dict, tau: float, bid_scale: float) -> Outcomes:
+    """First price at the network's reserve at ``tau``, the winner paying the network's share of its bid."""
+    reserve = schedule_net(params, 0.0, tau, bid_scale)[1]
+    shares = np.array([schedule_net(params, b / bid_scale, tau, bid_scale)[0] for b in bids])
+    return [(p, a, q * shares) for p, a, q in first_price(bids, reserve)]
+
+
 def with_budgets(bids: np.ndarray, inner: Callable[[np.ndarray], Outcomes], budgets, penalties) -> Outcomes:
     """A bidder who wins something and is charged more than its budget loses what it won and pays its penalty."""
     out = []
@@ -514,5 +536,7 @@ RULES: dict[str, Callable[..., Outcomes]] = {
         list(bids[:, 0]), discount, teaser, tau, reserve),
     "declining_reserve_first_price": lambda bids, reserves, tau: declining_reserve_first_price(
         list(bids[:, 0]), reserves, tau),
+    "learned_dynamic_first_price": lambda bids, params, tau, bid_scale: learned_dynamic_first_price(
+        list(bids[:, 0]), params, tau, bid_scale),
     "with_budgets": with_budgets,
 }

@@ -106,6 +106,15 @@ def test_expected_horizon_revenue_matches_sampled_hedge_markets():
         n_bids = market.bids.shape[0]
         mean, se = sampled_horizon(spec, n_bids, bool(np.all(market.allowed)), 4_000, 8)
         assert abs(expected - mean) <= 4 * se + 0.02 * mean, (theta, expected, mean, se)
+    # the learned dynamic network at its initial weights (a share of 1/2, a reserve near 0), the same network
+    spec = ja.MechanismSpec("learned_dynamic_first_price")
+    hedge = ja.PopulationSpec("hedge", 3, {"n_bids": 10, "overbid": True})
+    built = ja.build_market(spec, hedge, ja.PriorSpec("uniform_int", 0, 4))  # bid_scale: the top bid, 9
+    weights = ja.init_params(built, jax.random.key(0)).mechanism.schedule  # sampled_horizon's
+    expected = float(ed.expected_horizon(overbid, ed.learned_dynamic_schedule(overbid, bid_scale=9.0, width=1e-3),
+                                         weights, 4_000).revenue)  # fmt: skip
+    mean, se = sampled_horizon(spec, 10, True, 4_000, 8)
+    assert abs(expected - mean) <= 4 * se + 0.02 * mean, (expected, mean, se)
 
 
 @pytest.mark.slow  # 15 s

@@ -35,7 +35,7 @@ LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet
 REGISTERED = {  # registry name -> the constructor its builder calls
     **{name: name for name in ("first_price", "second_price", "third_price", "all_pay", "prize_all_pay",
                                "random_allocation", "vcg", "teaser_first_price", "discrete_myerson",
-                               "declining_reserve_first_price")},
+                               "declining_reserve_first_price", "learned_dynamic_first_price")},
     "multi_unit_pay_as_bid": "multi_unit", "multi_unit_uniform": "multi_unit",
     "procurement_first_price": "procurement", "procurement_second_price": "procurement",
     "deep": "deep_payment", "deep_anonymous": "anonymous_payment", "deep_allocation": "learned_allocation",
@@ -215,6 +215,23 @@ def test_declining_reserve_first_price_matches_reference(tau):
         params = mechanisms.set_time(mechanism.init(jax.random.key(0)), tau)
         check_rule(mechanism, params, profiles(np.random.default_rng(9), 24, n, 1, 0.5),
                    lambda b: ref.RULES["declining_reserve_first_price"](b, np.float32(reserves), np.float32(tau)))
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.4, 0.9])
+def test_learned_dynamic_first_price_matches_reference(tau):
+    """The network's reserve and shares by hand (tests/reference.py), weights drawn wide so that the reserve
+    and the shares vary, bids on [0, 1] with bid_scale 1: ties, zeros, bids below the reserve."""
+    n = 3
+    mechanism = mechanisms.learned_dynamic_first_price(n, hidden=(8, 8), bid_scale=1.0)
+    params = mechanism.init(jax.random.key(0))
+    leaves, tree = jax.tree.flatten(params.schedule)
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    wide = jax.tree.unflatten(tree, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)])
+    params = mechanisms.set_time(params._replace(schedule=wide), tau)
+    reserve = ref.schedule_net(jax.tree.map(np.asarray, wide), 0.0, float(np.float32(tau)), 1.0)[1]
+    check_rule(mechanism, params, profiles(np.random.default_rng(11), 24, n, 1, round(reserve, 2)),
+               lambda b: ref.RULES["learned_dynamic_first_price"](b, jax.tree.map(np.asarray, wide),
+                                                                  float(np.float32(tau)), 1.0))  # fmt: skip
 
 
 def test_entry_fee_and_budgets_match_reference():

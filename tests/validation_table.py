@@ -10,6 +10,7 @@ standard errors, every rule of the reference registry present.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 
@@ -86,6 +87,7 @@ def rows() -> list[str]:
         out.append(row(mechanism.name, "2 bidders, 2 items, values 0..3", "revenue", mean, revenue,
                        math.sqrt(var / exact.AUCTIONS)))  # fmt: skip
     out += dynamic_rows()
+    out.append(learned_dynamic_row())
     u01 = ja.UniformPrior(0.0, 1.0)
     for n, reserve in ((2, 0.5), (3, 0.0), (3, 0.5), (5, 0.25)):
         revenue, _, _ = exact.market_estimate(mechanisms.second_price(n, reserve=reserve), u01)
@@ -156,6 +158,38 @@ def dynamic_rows() -> list[str]:
         out.append(row(label, "3 bidders, values 0..4, horizon", "revenue", mean, float(metrics.revenue[0]),
                        math.sqrt(var / exact.AUCTIONS)))  # fmt: skip
     return out
+
+
+def learned_dynamic_row(auctions: int = 100, markets: int = 5_000) -> str:
+    """``learned_dynamic_first_price`` with fixed wide weights (its reserve and shares vary over the horizon),
+    3 truthful bidders on values 0..4, ``markets`` horizons of ``auctions``: the exact horizon revenue is the
+    mean, over the horizon's points ``t / auctions``, of the revenue enumerated over every value profile with
+    the numpy forward pass of ``tests/reference.py``."""
+    from tests import reference as ref
+
+    mechanism = mechanisms.learned_dynamic_first_price(3, hidden=(8, 8), bid_scale=4.0)
+    params = mechanism.init(exact.KEY)
+    leaves, tree = jax.tree.flatten(params.schedule)
+    keys = jax.random.split(jax.random.key(1), len(leaves))
+    wide = jax.tree.unflatten(tree, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)])
+    weights = jax.tree.map(np.asarray, wide)
+    per_point = []
+    for t in range(auctions):
+        tau = float(np.float32(t / auctions))
+        revenues = []
+        for v in itertools.product(range(5), repeat=3):
+            outcomes = ref.RULES["learned_dynamic_first_price"](np.array(v, np.float64)[:, None], weights, tau, 4.0)
+            revenues.append(sum(p * float(np.sum(q)) for p, _, q in outcomes))
+        revenues = np.array(revenues)
+        per_point.append((revenues.mean(), revenues.var()))
+    mean = float(np.mean([m for m, _ in per_point]))
+    var = float(np.mean([v for _, v in per_point]))  # the auctions are independent; each point's variance
+    market = ja.Market(mechanism, ja.population(ja.truthful(3)), exact.INT04)
+    p = ja.init_params(market, exact.KEY)._replace(mechanism=params._replace(schedule=wide))
+    one = lambda k: ja.fresh_round(market, p, k, k, auctions, auctions)[1].revenue[0]  # noqa: E731
+    estimate = float(np.mean(jax.jit(jax.vmap(one))(jax.random.split(exact.KEY, markets))))
+    return row("learned_dynamic_first_price, fixed wide weights", "3 bidders, values 0..4, horizon", "revenue",
+               mean, estimate, math.sqrt(var / (auctions * markets)))  # fmt: skip
 
 
 def main() -> None:

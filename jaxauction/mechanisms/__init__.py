@@ -34,9 +34,11 @@ from jaxauction.mechanisms.deep import (
 )
 from jaxauction.mechanisms.dynamic import (
     DynamicParams,
+    ScheduleNet,
     TeaserParams,
     declining_reserve_first_price,
     dynamic,
+    learned_dynamic_first_price,
     phase,
     phased,
     set_time,
@@ -70,9 +72,11 @@ from jaxauction.mechanisms.rules import (
 
 __all__ = [
     "DynamicParams",
+    "ScheduleNet",
     "TeaserParams",
     "declining_reserve_first_price",
     "dynamic",
+    "learned_dynamic_first_price",
     "phase",
     "phased",
     "set_time",

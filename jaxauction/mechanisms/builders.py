@@ -21,6 +21,7 @@ from jaxauction.mechanisms.dynamic import (
     check_declining,
     check_teaser,
     declining_reserve_first_price,
+    learned_dynamic_first_price,
     phased,
     teaser_first_price,
 )
@@ -177,6 +178,17 @@ class NetworkOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class LearnedDynamicOptions:
+    """A learned dynamic rule's networks (of the bid and the point of the horizon)."""
+
+    hidden: tuple[int, ...] = (16, 16)
+    """hidden layer widths of its share and reserve networks"""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", hidden_widths(self.hidden))
+
+
+@dataclasses.dataclass(frozen=True)
 class DeepOptions(NetworkOptions):
     """The seed's payment network."""
 
@@ -251,6 +263,14 @@ def _teaser_first_price(options: TeaserOptions, n: int, m: int, bid_scale: float
                       "pay-your-bid with reserves that fall over the horizon (dynamic)")  # fmt: skip
 def _declining_reserve_first_price(options: DecliningReserveOptions, n: int, m: int, bid_scale: float) -> Mechanism:
     return classical(options, declining_reserve_first_price(n, options.reserves), m)
+
+
+@MECHANISMS.register("learned_dynamic_first_price", LearnedDynamicOptions,
+                      "the highest bid above a learned reserve of t/T pays a learned share of it (dynamic)")
+def _learned_dynamic_first_price(options: LearnedDynamicOptions, n: int, m: int, bid_scale: float) -> Mechanism:
+    if m != 1:
+        raise ValueError("learned_dynamic_first_price sells one item (--items 1)")
+    return learned_dynamic_first_price(n, options.hidden, bid_scale)
 
 
 @MECHANISMS.register("random_allocation", ReserveOptions, "a uniformly random bidder above the reserve wins")

@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxauction._checks import check_finite, check_positive_int
+from jaxauction._checks import check_bids, check_finite, check_positive_int, hidden_widths
+from jaxauction.mechanisms.allocation import highest_bid_allocation
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.rules import first_price
 from jaxauction.types import Array, Outcome, Params, PRNGKey
@@ -171,3 +173,62 @@ def declining_reserve_first_price(n_bidders: int, reserves: Sequence[float] = (5
         return schedule._replace(reserve=schedule.reserve[phase(tau, phases)])
 
     return dynamic(rule, resolve, init_schedule, "declining_reserve_first_price")
+
+
+class ScheduleNet(nn.Module):
+    """``learned_dynamic_first_price``'s network: ``(bid / bid_scale, tau) -> `` the logit of the share of its
+    bid a winner pays, and ``tau ->`` the logit of the reserve (a share of ``bid_scale``), each through its own
+    tanh layers of widths ``hidden``. The reserve head starts near 0 (bias -4), the share head at one half."""
+
+    hidden: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, x: Array, tau: Array) -> tuple[Array, Array]:
+        h = jnp.stack([x, jnp.broadcast_to(tau, x.shape)], axis=-1)
+        for i, width in enumerate(self.hidden):
+            h = jnp.tanh(nn.Dense(width, name=f"share_{i}")(h))
+        share = nn.Dense(1, name="share_out")(h)[..., 0]
+        g = jnp.reshape(tau, (1,))
+        for i, width in enumerate(self.hidden):
+            g = jnp.tanh(nn.Dense(width, name=f"reserve_{i}")(g))
+        reserve = nn.Dense(1, name="reserve_out", bias_init=nn.initializers.constant(-4.0))(g)[0]
+        return share, reserve
+
+
+def learned_schedule(hidden: Sequence[int], bid_scale: float) -> Callable[[Params, Array, Array], tuple[Array, Array]]:
+    """``(params, bids, tau) -> (share [..], reserve)``: ``ScheduleNet``'s share of each bid a winner pays and the
+    reserve at ``tau``, ``bid_scale x sigmoid``; one definition for the rule and its expected dynamics."""
+    net = ScheduleNet(hidden_widths(hidden))
+
+    def outputs(params: Params, bids: Array, tau: Array) -> tuple[Array, Array]:
+        share, reserve = net.apply(params, bids / bid_scale, jnp.asarray(tau, jnp.float32))
+        return jax.nn.sigmoid(share), bid_scale * jax.nn.sigmoid(reserve)
+
+    return outputs
+
+
+def learned_dynamic_first_price(n_bidders: int, hidden: Sequence[int] = (16, 16), bid_scale: float = 9.0) -> Mechanism:
+    """A learned dynamic rule: the highest bid at or above a reserve that a network sets from ``tau = t / T`` wins
+    (ties uniformly) and pays a share, from a network of its bid and ``tau``, of its bid (``ScheduleNet``).
+
+    It holds the teaser (a share below 1 early, 1 late) and declining reserves (a reserve falling in ``tau``) as
+    special cases; its weights are what gradient ascent through the expected dynamics learns
+    (``train.expected_dynamics.learned_dynamic_schedule``). A winner never pays above its bid."""
+    check_positive_int(n_bidders, "n_bidders")
+    check_finite(bid_scale, "bid_scale", positive=True)
+    hidden = hidden_widths(hidden)
+    outputs = learned_schedule(hidden, float(bid_scale))
+
+    def init(key: PRNGKey) -> DynamicParams:
+        params = ScheduleNet(hidden).init(key, jnp.zeros((n_bidders,), jnp.float32), jnp.zeros((), jnp.float32))
+        return DynamicParams(params, jnp.zeros((), jnp.float32))
+
+    def apply(params: DynamicParams, bids: Array, key: PRNGKey) -> Outcome:
+        check_bids(bids, n_bidders, 1)
+        b = bids[:, 0]
+        share, reserve = outputs(params.schedule, b, params.tau)
+        allocation = highest_bid_allocation(b, key, reserve)
+        return Outcome(allocation=allocation[:, None], payments=allocation * share * b)
+
+    return Mechanism(name="learned_dynamic_first_price", n_bidders=n_bidders, n_items=1, init=init, apply=apply,
+                     trainable=True)  # fmt: skip

@@ -25,14 +25,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxauction._checks import check_positive_int
-from jaxauction.mechanisms.dynamic import phase, teaser_share
+from jaxauction.mechanisms.dynamic import learned_schedule, phase, teaser_share
 from jaxauction.types import Array
 
 # schedule(theta, tau) -> (price [A], sells [A]): what a winner pays for each bid of the grid at the point tau
@@ -221,5 +221,22 @@ def declining_reserve_schedule(
     def price(theta: Array, tau: Array) -> tuple[Array, Array]:
         reserve = theta[phase(tau, phases)]
         return market.bids, jax.nn.sigmoid((market.bids - reserve) / width)
+
+    return price
+
+
+def learned_dynamic_schedule(market: MeanFieldMarket | GreedyMeanField, hidden: tuple[int, ...] = (16, 16),
+                             bid_scale: float = 9.0, width: float = 0.1) -> PriceSchedule:  # fmt: skip
+    """``learned_dynamic_first_price`` as a schedule of its network's params ``theta``: a winner pays the
+    network's share of its bid, and a bid sells at or above the network's reserve at ``tau``, the step smoothed
+    to ``sigmoid((bid - reserve) / width)``. The same network (``mechanisms.dynamic.learned_schedule``) as the
+    rule's, so the weights learned here are the rule's."""
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    outputs = learned_schedule(hidden, bid_scale)
+
+    def price(theta: Any, tau: Array) -> tuple[Array, Array]:
+        share, reserve = outputs(theta, market.bids, tau)
+        return share * market.bids, jax.nn.sigmoid((market.bids - reserve) / width)
 
     return price

@@ -63,23 +63,43 @@ def acquire_lock(out: Path) -> None:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            try:
-                holder = json.loads(path.read_text())
-            except (OSError, ValueError):
-                holder = {}
+            holder = _holder(path)
             pid, host = holder.get("pid"), holder.get("host")
             if pid == me["pid"] and host == me["host"]:
                 return
             if host == me["host"] and isinstance(pid, int) and not _alive(pid):
                 path.unlink(missing_ok=True)  # stale: its process is gone
                 continue
-            raise RunError(f"{out} is in use by another run (process {pid} on {host}, since "
-                           f"{holder.get('started')}): wait for it to finish, or choose another folder") from None
+            raise in_use(out, holder) from None
         with os.fdopen(fd, "w") as f:
             json.dump(me, f)
         atexit.register(release_lock, out)
         return
     raise RunError(f"{out}: could not take the run folder's lock ({path})")
+
+
+def _holder(path: Path) -> dict[str, Any]:
+    """The lock file's record (``{}`` when unreadable)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def in_use(out: Path, holder: dict[str, Any]) -> RunError:
+    return RunError(f"{out} is in use by another run (process {holder.get('pid')} on {holder.get('host')}, since "
+                    f"{holder.get('started')}): wait for it to finish, or choose another folder")
+
+
+def check_not_in_use(out: Path) -> None:
+    """Refuse ``out`` when another live process holds its lock (before anything else is said about the folder:
+    a running run's files are not "another run's results")."""
+    if not (out / LOCK).exists():
+        return
+    holder = _holder(out / LOCK)
+    pid, host = holder.get("pid"), holder.get("host")
+    if host == socket.gethostname() and isinstance(pid, int) and pid != os.getpid() and _alive(pid):
+        raise in_use(out, holder)
 
 
 def release_lock(out: Path) -> None:
@@ -324,6 +344,7 @@ def output_folder(name: str, config: Any, spec: RunSpec) -> Path:
     out = Path(spec.out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a folder")
+    check_not_in_use(out)
     taken = [f for f in RUN_FILES if (out / f).exists()]
     if taken and not spec.overwrite:
         raise RunError(f"--out {out} holds another run's results ({', '.join(taken)}): choose another folder, "

@@ -344,7 +344,8 @@ def output_folder(name: str, config: Any, spec: RunSpec) -> Path:
     out = Path(spec.out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out {out} is a file, not a folder")
-    check_not_in_use(out)
+    if jax.process_index() == 0:  # a distributed run's other processes share process 0's folder and lock
+        check_not_in_use(out)
     taken = [f for f in RUN_FILES if (out / f).exists()]
     if taken and not spec.overwrite:
         raise RunError(f"--out {out} holds another run's results ({', '.join(taken)}): choose another folder, "

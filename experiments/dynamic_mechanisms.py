@@ -90,6 +90,7 @@ MECHANISMS = ("second_price_best_reserve", "discrete_myerson", "first_price", "t
               "declining_reserve_first_price")  # fmt: skip
 GRIDS = ("overbid", "original")
 EXPLORING = ("epsilon_greedy",)  # learners with a forced-exploration phase
+STATIC_NETWORK = "learned_static_first_price"  # the experiment's name for learned_dynamic_first_price --static
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +228,8 @@ def population(config: DynamicConfig, learner: str, grid: str, horizon: int) -> 
 
 def market_for(config: DynamicConfig, mechanism: str, learner: str, grid: str, horizon: int):
     bidders = population(config, learner, grid, horizon)
+    if mechanism == STATIC_NETWORK:  # the learned network without its clock
+        return build_market(MechanismSpec("learned_dynamic_first_price", {"static": True}), bidders, config.values)
     spec = MechanismSpec(mechanism.removesuffix("_best_reserve"))
     if mechanism == "discrete_myerson":  # at Myerson's reserve for the prior
         plain = build_market(MechanismSpec("first_price"), bidders, config.values)
@@ -394,6 +397,27 @@ def single_buyer_cell(config: DynamicConfig, rule: str, learner: str, keys) -> d
     return cell
 
 
+def mean_field_grid(config: DynamicConfig, grid: str) -> tuple[int, bool]:
+    """``(n_bids, overbid)`` of the learners' bid grid, as ``population`` builds them: ``--overbid-bids`` on the
+    overbid grid, the learners' default 0..9 on the original one."""
+    return (config.overbid_bids, True) if grid == "overbid" else (10, False)
+
+
+def spaced(path: list, points: int) -> list:
+    """At most ``points`` entries of ``path``, evenly spaced, the first and the last included."""
+    return [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), points)).astype(int)))]
+
+
+def gradient_design(config: DynamicConfig, grid: str, objective, z, learning_rate: float | None = None):
+    """``ascend`` on ``objective`` from ``z``: the final ``z`` and the record of the design (its grid, steps, and
+    the expected objective at 12 evenly spaced points of its wall time)."""
+    lr = config.design_learning_rate if learning_rate is None else learning_rate
+    path, expected = ascend(objective, z, dataclasses.replace(config, design_learning_rate=lr)), jax.jit(objective)
+    picked = spaced(path, 12)
+    return path[-1][1], {"grid": grid, "steps": len(path) - 1, "seconds": [t for t, _ in picked],
+                         "expected_revenue": [float(expected(z)) for _, z in picked]}  # fmt: skip
+
+
 def ascend(objective, z, config: DynamicConfig) -> list[tuple[float, Any]]:
     """Adam (``design_learning_rate``) up ``objective(z)`` for ``design_seconds`` of wall time, compilation
     included: ``[(seconds, z)]`` at every step, the last one final."""
@@ -415,9 +439,7 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
     grid, T = config.grids[0], config.auctions
     market = market_for(config, "teaser_first_price", "hedge", grid, T)
     params = init_params(market, jax.random.key(0))
-    overbid = grid == "overbid"
-    mf = ed.hedge_mean_field(config.bidders, int(config.values.value_high), config.overbid_bids if overbid else 10,
-                           overbid)  # fmt: skip
+    mf = ed.hedge_mean_field(config.bidders, int(config.values.value_high), *mean_field_grid(config, grid))
     numbers = lambda th: {"discount": th[0], "teaser": th[1]}  # noqa: E731
     start = jnp.zeros(2)  # logits of (0.5, 0.5)
     paths: dict[str, list[tuple[float, np.ndarray]]] = {}
@@ -444,7 +466,7 @@ def design(config: DynamicConfig, keys, tuning_keys) -> dict[str, Any]:
     measure = jax.jit(lambda th, k: horizon_run(market, with_numbers(params, numbers(th)), k, T, config.windows))
     out: dict[str, Any] = {"design_seconds": config.design_seconds, "designers": {}}
     for name, path in paths.items():
-        picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 8)).astype(int)))]
+        picked = spaced(path, 8)
         final = path[-1][1]
         revenue, utility, _ = measure(jnp.asarray(final), keys)
         out["designers"][name] = {
@@ -466,8 +488,8 @@ def design_declining(config: DynamicConfig) -> dict[str, Any]:
     0 (8.99 -> 0 for values 0..9). The
     reserves are ``(top value + 0.5) x`` the cumulative product of sigmoids, so that they never rise."""
     grid = "original" if "original" in config.grids else config.grids[0]
-    overbid, top = grid == "overbid", int(config.values.value_high)
-    mf = ed.hedge_mean_field(config.bidders, top, config.overbid_bids if overbid else top + 1, overbid)
+    top = int(config.values.value_high)
+    mf = ed.hedge_mean_field(config.bidders, top, *mean_field_grid(config, grid))
     K, T, ceiling = config.decline_phases, config.auctions, top + 0.5
     schedule = ed.declining_reserve_schedule(mf, K)
     reserves = lambda z: ceiling * jnp.cumprod(jax.nn.sigmoid(z))  # noqa: E731
@@ -475,50 +497,39 @@ def design_declining(config: DynamicConfig) -> dict[str, Any]:
     ratios = np.concatenate([[start[0] / ceiling], start[1:] / start[:-1]])
     z = jnp.asarray(np.log(ratios / (1 - ratios)), jnp.float32)
     objective = lambda z: ed.expected_horizon(mf, schedule, reserves(z), T).revenue  # noqa: E731
-    path, expected = ascend(objective, z, config), jax.jit(objective)
-    picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 12)).astype(int)))]
-    return {"grid": grid, "steps": len(path) - 1, "seconds": [t for t, _ in picked],
-            "expected_revenue": [float(expected(z)) for _, z in picked],
-            "reserves": [float(r) for r in reserves(path[-1][1])]}  # fmt: skip
+    z, record = gradient_design(config, grid, objective, z)
+    return {**record, "reserves": [float(r) for r in reserves(z)]}
 
 
-def design_network(config: DynamicConfig) -> dict[str, Any]:
+def design_network(config: DynamicConfig, static: bool = False) -> dict[str, Any]:
     """A learned dynamic network (``learned_dynamic_first_price``: a reserve of ``tau``, a share of the bid of the
     bid and ``tau``) against Hedge's expected dynamics on the first grid, by gradient ascent for
-    ``design_seconds`` from its initial weights (share 1/2, reserve near 0)."""
+    ``design_seconds`` from its initial weights (share 1/2, reserve near 0). ``static``: the same network
+    without its clock (it sees ``tau = 0``), the learned static rule."""
     grid, top, T = config.grids[0], int(config.values.value_high), config.auctions
-    overbid = grid == "overbid"
-    n_bids = config.overbid_bids if overbid else top + 1
+    n_bids, overbid = mean_field_grid(config, grid)
     mf = ed.hedge_mean_field(config.bidders, top, n_bids, overbid)
-    market = market_for(config, "learned_dynamic_first_price", "hedge", grid, T)
-    schedule = ed.learned_dynamic_schedule(mf, LearnedDynamicOptions().hidden, float(n_bids - 1))
+    market = market_for(config, STATIC_NETWORK if static else "learned_dynamic_first_price", "hedge", grid, T)
+    schedule = ed.learned_dynamic_schedule(mf, LearnedDynamicOptions().hidden, float(n_bids - 1), static=static)
     objective = lambda th: ed.expected_horizon(mf, schedule, th, T).revenue  # noqa: E731
     start = init_params(market, jax.random.key(0)).mechanism.schedule
-    path = ascend(objective, start, dataclasses.replace(config, design_learning_rate=config.network_learning_rate))
-    expected = jax.jit(objective)
-    picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 12)).astype(int)))]
-    return {"grid": grid, "steps": len(path) - 1, "seconds": [t for t, _ in picked],
-            "expected_revenue": [float(expected(th)) for _, th in picked],
-            "network": [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(path[-1][1])]}  # fmt: skip
+    weights, record = gradient_design(config, grid, objective, start, config.network_learning_rate)
+    return {**record, "network": [np.asarray(x).ravel().tolist() for x in jax.tree.leaves(weights)]}
 
 
 def design_greedy_teaser(config: DynamicConfig) -> dict[str, Any]:
     """The teaser's (discount, teaser) against epsilon-greedy bidders on the original grid (the first grid without
     it), by gradient ascent through their softmax relaxation (``train.expected_dynamics.greedy_mean_field``) on
     the revenue once they are done exploring (the figure reported), from (0.5, 0.5), for ``design_seconds``."""
-    grid = "original" if "original" in config.grids else config.grids[0]
-    overbid, top, T = grid == "overbid", int(config.values.value_high), config.auctions
-    mf = ed.greedy_mean_field(config.bidders, top, config.overbid_bids if overbid else top + 1, overbid,
+    grid, T = "original" if "original" in config.grids else config.grids[0], config.auctions
+    mf = ed.greedy_mean_field(config.bidders, int(config.values.value_high), *mean_field_grid(config, grid),
                               min(config.explore_steps, T), config.half_life, temperature=0.05)  # fmt: skip
     settled = settled_from(config, T)
     objective = lambda z: ed.expected_horizon(mf, ed.teaser_schedule(mf), jax.nn.sigmoid(z), T,  # noqa: E731
                                               report_from=settled).revenue  # fmt: skip
-    path, expected = ascend(objective, jnp.zeros(2), config), jax.jit(objective)
-    picked = [path[i] for i in sorted(set(np.linspace(0, len(path) - 1, min(len(path), 12)).astype(int)))]
-    final = np.asarray(jax.nn.sigmoid(path[-1][1]))
-    return {"grid": grid, "steps": len(path) - 1, "seconds": [t for t, _ in picked],
-            "expected_revenue": [float(expected(z)) for _, z in picked],
-            "discount": float(final[0]), "teaser": float(final[1])}  # fmt: skip
+    z, record = gradient_design(config, grid, objective, jnp.zeros(2))
+    final = np.asarray(jax.nn.sigmoid(z))
+    return {**record, "discount": float(final[0]), "teaser": float(final[1])}
 
 
 def fmt(cell: dict[str, Any]) -> str:
@@ -595,7 +606,7 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                 config, "teaser_first_price", lr, config.grids[0], keys, tuning_keys, h))  # fmt: skip
             sweep.append(cell)
             session.print(f"teaser, {config.grids[0]} grid, {learner}, horizon {horizon:,}: {fmt(cell)}")
-    designed = learned = greedy = network = None
+    designed = learned = greedy = network = static = None
     if config.design_seconds:
         designed = session.cached("design", lambda: design(config, keys, tuning_keys))
         for name, d in designed["designers"].items():
@@ -606,10 +617,12 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                           f"(expected dynamics: {f['expected_revenue']:.3f})")  # fmt: skip
         learned = session.cached("design_declining", lambda: design_declining(config))
         network = session.cached("design_network", lambda: design_network(config))
+        static = session.cached("design_static_network", lambda: design_network(config, static=True))
         for label, d, rule, numbers, suffix in (
             ("learned_declining_reserve", learned, "declining_reserve_first_price", {"reserves": learned["reserves"]},
              ""),
             ("learned_network", network, "learned_dynamic_first_price", {"network": network["network"]}, "-network"),
+            ("learned_static_network", static, STATIC_NETWORK, {"network": static["network"]}, "-static-network"),
         ):  # fmt: skip
             for learner in config.learners:
                 if learner == "truthful":
@@ -639,7 +652,8 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         "design": designed,
         "learned_declining": learned,
         "learned_greedy_teaser": greedy,
-        "learned_network": None if network is None else {k: v for k, v in network.items() if k != "network"},
+        **{f"learned_{name}": None if d is None else {k: v for k, v in d.items() if k != "network"}
+           for name, d in (("network", network), ("static_network", static))},
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
         "jax_version": jax.__version__,
     }

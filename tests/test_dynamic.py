@@ -176,6 +176,10 @@ def test_design_of_the_teaser_by_gradient_and_by_es(tmp_path):
     network = m["learned_network"]  # the learned dynamic network, against Hedge's expected dynamics
     assert network["steps"] >= 1 and network["expected_revenue"][-1] > network["expected_revenue"][0]
     assert {c["learner"] for c in m["cells"] if c["mechanism"] == "learned_network"} == {"hedge", "epsilon_greedy"}
+    static = m["learned_static_network"]  # the same network without its clock: the learned static rule
+    assert static["steps"] >= 1 and static["expected_revenue"][-1] > static["expected_revenue"][0]
+    assert {c["learner"] for c in m["cells"] if c["mechanism"] == "learned_static_network"} == {"hedge",
+                                                                                               "epsilon_greedy"}
     greedy = m["learned_greedy_teaser"]  # against epsilon-greedy's relaxation, once done exploring
     assert greedy["steps"] >= 2 and greedy["expected_revenue"][-1] > greedy["expected_revenue"][0] + 0.01
     (cell,) = [c for c in m["cells"] if c["mechanism"] == "learned_teaser"]

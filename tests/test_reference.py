@@ -234,6 +234,30 @@ def test_learned_dynamic_first_price_matches_reference(tau):
                                                                   float(np.float32(tau)), 1.0))  # fmt: skip
 
 
+def test_learned_static_first_price_is_the_network_at_tau_zero():
+    """--static: the rule at every point of the horizon is the dynamic network's rule at tau = 0 (the numpy
+    reference at tau = 0), and the expected dynamics' schedule with static=True is constant in tau."""
+    from jaxauction.train import expected_dynamics as ed
+
+    n = 3
+    static = mechanisms.learned_dynamic_first_price(n, hidden=(8, 8), bid_scale=1.0, static=True)
+    params = static.init(jax.random.key(0))
+    leaves, tree = jax.tree.flatten(params.schedule)
+    keys = jax.random.split(jax.random.key(2), len(leaves))
+    wide = jax.tree.unflatten(tree, [x + jax.random.normal(k, x.shape) for x, k in zip(leaves, keys, strict=True)])
+    reserve = ref.schedule_net(jax.tree.map(np.asarray, wide), 0.0, 0.0, 1.0)[1]
+    for tau in (0.0, 0.5, 0.95):
+        check_rule(static, mechanisms.set_time(params._replace(schedule=wide), tau),
+                   profiles(np.random.default_rng(12), 24, n, 1, round(reserve, 2)),
+                   lambda b: ref.RULES["learned_dynamic_first_price"](b, jax.tree.map(np.asarray, wide), 0.0, 1.0))
+    market = ed.hedge_mean_field(n, 4, 10, True)
+    price = ed.learned_dynamic_schedule(market, (8, 8), 1.0, static=True)
+    early, late = price(wide, jnp.float32(0.0)), price(wide, jnp.float32(0.9))
+    np.testing.assert_array_equal(np.asarray(early[0]), np.asarray(late[0]))
+    dynamic = ed.learned_dynamic_schedule(market, (8, 8), 1.0)
+    assert not np.array_equal(np.asarray(dynamic(wide, jnp.float32(0.9))[0]), np.asarray(late[0]))
+
+
 def test_entry_fee_and_budgets_match_reference():
     n, fee, budgets, penalties = 3, 0.1, (0.4, 0.8, 1.0), (0.05, 0.0, 0.2)
     inner = mechanisms.second_price(n, reserve=0.25)

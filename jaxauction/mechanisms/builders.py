@@ -183,6 +183,8 @@ class LearnedDynamicOptions:
 
     hidden: tuple[int, ...] = (16, 16)
     """hidden layer widths of its share and reserve networks"""
+    static: bool = False
+    """the networks see t/T = 0 in every auction: a learned static rule (the dynamic rule's baseline)"""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", hidden_widths(self.hidden))
@@ -270,7 +272,7 @@ def _declining_reserve_first_price(options: DecliningReserveOptions, n: int, m: 
 def _learned_dynamic_first_price(options: LearnedDynamicOptions, n: int, m: int, bid_scale: float) -> Mechanism:
     if m != 1:
         raise ValueError("learned_dynamic_first_price sells one item (--items 1)")
-    return learned_dynamic_first_price(n, options.hidden, bid_scale)
+    return learned_dynamic_first_price(n, options.hidden, bid_scale, options.static)
 
 
 @MECHANISMS.register("random_allocation", ReserveOptions, "a uniformly random bidder above the reserve wins")

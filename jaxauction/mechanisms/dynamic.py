@@ -195,29 +195,35 @@ class ScheduleNet(nn.Module):
         return share, reserve
 
 
-def learned_schedule(hidden: Sequence[int], bid_scale: float) -> Callable[[Params, Array, Array], tuple[Array, Array]]:
+def learned_schedule(hidden: Sequence[int], bid_scale: float,
+                     static: bool = False) -> Callable[[Params, Array, Array], tuple[Array, Array]]:  # fmt: skip
     """``(params, bids, tau) -> (share [..], reserve)``: ``ScheduleNet``'s share of each bid a winner pays and the
-    reserve at ``tau``, ``bid_scale x sigmoid``; one definition for the rule and its expected dynamics."""
+    reserve at ``tau``, ``bid_scale x sigmoid``; one definition for the rule and its expected dynamics.
+    ``static``: the network sees ``tau = 0`` at every point of the horizon (a learned static rule)."""
     net = ScheduleNet(hidden_widths(hidden))
 
     def outputs(params: Params, bids: Array, tau: Array) -> tuple[Array, Array]:
-        share, reserve = net.apply(params, bids / bid_scale, jnp.asarray(tau, jnp.float32))
+        tau = jnp.zeros((), jnp.float32) if static else jnp.asarray(tau, jnp.float32)
+        share, reserve = net.apply(params, bids / bid_scale, tau)
         return jax.nn.sigmoid(share), bid_scale * jax.nn.sigmoid(reserve)
 
     return outputs
 
 
-def learned_dynamic_first_price(n_bidders: int, hidden: Sequence[int] = (16, 16), bid_scale: float = 9.0) -> Mechanism:
+def learned_dynamic_first_price(n_bidders: int, hidden: Sequence[int] = (16, 16), bid_scale: float = 9.0,
+                                static: bool = False) -> Mechanism:  # fmt: skip
     """A learned dynamic rule: the highest bid at or above a reserve that a network sets from ``tau = t / T`` wins
     (ties uniformly) and pays a share, from a network of its bid and ``tau``, of its bid (``ScheduleNet``).
 
     It holds the teaser (a share below 1 early, 1 late) and declining reserves (a reserve falling in ``tau``) as
     special cases; its weights are what gradient ascent through the expected dynamics learns
-    (``train.expected_dynamics.learned_dynamic_schedule``). A winner never pays above its bid."""
+    (``train.expected_dynamics.learned_dynamic_schedule``). A winner never pays above its bid. ``static``: the
+    networks see ``tau = 0`` in every auction, so the rule is the same over the horizon (a learned static rule,
+    the dynamic one's baseline)."""
     check_positive_int(n_bidders, "n_bidders")
     check_finite(bid_scale, "bid_scale", positive=True)
     hidden = hidden_widths(hidden)
-    outputs = learned_schedule(hidden, float(bid_scale))
+    outputs = learned_schedule(hidden, float(bid_scale), static)
 
     def init(key: PRNGKey) -> DynamicParams:
         params = ScheduleNet(hidden).init(key, jnp.zeros((n_bidders,), jnp.float32), jnp.zeros((), jnp.float32))

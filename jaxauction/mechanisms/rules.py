@@ -70,7 +70,7 @@ def single_item_rule(name: str, n_bidders: int, reserve: float, temperature: flo
     """A highest-bid rule with payment ``pay`` for one item, behind the shared signature, for at least ``fewest``
     bidders."""
     if n_bidders < fewest:
-        require_two(n_bidders, name)
+        raise ValueError(f"{name} needs at least {fewest} bidders, got {n_bidders}")
     check_finite(reserve, "reserve", minimum=0.0)
     check_finite(temperature, "temperature", minimum=0.0)
 

@@ -112,21 +112,28 @@ class ExpectedMetrics(NamedTuple):
     welfare: Array  # expected welfare per auction
 
 
+def _sale(market: MeanFieldMarket | GreedyMeanField, pi: Array, price: Array,
+          sells: Array | None) -> tuple[Array, ExpectedMetrics]:  # fmt: skip
+    """``[A]`` each bid's probability of winning when every bidder plays ``pi [C, A]`` and only bids with
+    ``sells`` (default: all) may win, and the auction's expected revenue and welfare."""
+    win = win_probability(market.pmf @ pi, market.n_bidders)
+    if sells is not None:
+        win = win * sells
+    reach = market.pmf[:, None] * pi * win[None, :]  # P(value c, bid a, and that bid wins), per bidder
+    n = market.n_bidders
+    return win, ExpectedMetrics(n * jnp.sum(reach * price[None, :]), n * jnp.sum(reach * market.values[:, None]))
+
+
 def expected_step(market: MeanFieldMarket, log_weights: Array, price: Array,
                   sells: Array | None = None) -> tuple[Array, ExpectedMetrics]:  # fmt: skip
     """One auction of the expected dynamics: the new log-weights ``[C, A]`` and the auction's expected revenue
     and welfare, when a winner pays ``price [A]`` and only bids with ``sells [A]`` (default: all) may win."""
     pi = policy(market, log_weights)
-    win = win_probability(market.pmf @ pi, market.n_bidders)  # [A]
-    if sells is not None:
-        win = win * sells
+    win, metrics = _sale(market, pi, price, sells)
     gain = market.values[:, None] - price[None, :]  # [C, A]: a winner's utility
     eps = market.learning_rate
     g = jnp.where(gain > 0, jnp.log1p(eps), -jnp.log1p(-eps))
     step = market.pmf[:, None] * win[None, :] * gain / market.scale * g
-    reach = market.pmf[:, None] * pi * win[None, :]  # P(value c, bid a, and that bid wins), per bidder
-    n = market.n_bidders
-    metrics = ExpectedMetrics(n * jnp.sum(reach * price[None, :]), n * jnp.sum(reach * market.values[:, None]))
     return jnp.where(market.allowed, log_weights + step, log_weights), metrics
 
 
@@ -151,16 +158,11 @@ def greedy_step(market: GreedyMeanField, state: GreedyState, t: Array, price: Ar
     """Auction ``t`` of the relaxation: the new state and the auction's expected revenue and welfare."""
     counts = jnp.where(t == market.explore_steps, 1.0, state.counts)  # the reset when forced exploration ends
     pi = greedy_policy(market, state, t)
-    win = win_probability(market.pmf @ pi, market.n_bidders)
-    if sells is not None:
-        win = win * sells
+    win, metrics = _sale(market, pi, price, sells)
     utility = win[None, :] * (market.values[:, None] - price[None, :])  # [C, A]: a pull's expected utility
     rate = market.pmf[:, None] * pi
     counts = counts + rate
     estimates = state.estimates + rate * (utility - state.estimates) / (counts + 1)
-    reach = rate * win[None, :]
-    n = market.n_bidders
-    metrics = ExpectedMetrics(n * jnp.sum(reach * price[None, :]), n * jnp.sum(reach * market.values[:, None]))
     return GreedyState(jnp.where(market.allowed, estimates, 0.0), counts), metrics
 
 
@@ -207,6 +209,14 @@ def teaser_schedule(market: MeanFieldMarket | GreedyMeanField, width: float = 0.
     return price
 
 
+def soft_reserve(bids: Array, width: float) -> Callable[[Array], Array]:
+    """``reserve -> sells [A]``: a hard reserve's step (bids at or above it sell) smoothed to ``sigmoid((bid -
+    reserve) / width)``, so that the reserve has a gradient."""
+    if width <= 0:
+        raise ValueError(f"width must be > 0, got {width}")
+    return lambda reserve: jax.nn.sigmoid((bids - reserve) / width)
+
+
 def declining_reserve_schedule(
     market: MeanFieldMarket | GreedyMeanField, phases: int, width: float = 0.1
 ) -> PriceSchedule:
@@ -215,28 +225,25 @@ def declining_reserve_schedule(
     reserve) / width)`` so that the reserves have a gradient (``width`` well below the grid's step: a reserve
     half-way between two bids is the hard rule's within ``sigmoid(-0.5 / width)``)."""
     check_positive_int(phases, "phases")
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
+    sells = soft_reserve(market.bids, width)
 
     def price(theta: Array, tau: Array) -> tuple[Array, Array]:
-        reserve = theta[phase(tau, phases)]
-        return market.bids, jax.nn.sigmoid((market.bids - reserve) / width)
+        return market.bids, sells(theta[phase(tau, phases)])
 
     return price
 
 
 def learned_dynamic_schedule(market: MeanFieldMarket | GreedyMeanField, hidden: tuple[int, ...] = (16, 16),
-                             bid_scale: float = 9.0, width: float = 0.1) -> PriceSchedule:  # fmt: skip
+                             bid_scale: float = 9.0, width: float = 0.1,
+                             static: bool = False) -> PriceSchedule:  # fmt: skip
     """``learned_dynamic_first_price`` as a schedule of its network's params ``theta``: a winner pays the
     network's share of its bid, and a bid sells at or above the network's reserve at ``tau``, the step smoothed
     to ``sigmoid((bid - reserve) / width)``. The same network (``mechanisms.dynamic.learned_schedule``) as the
-    rule's, so the weights learned here are the rule's."""
-    if width <= 0:
-        raise ValueError(f"width must be > 0, got {width}")
-    outputs = learned_schedule(hidden, bid_scale)
+    rule's, so the weights learned here are the rule's; ``static`` as the rule's (the network sees ``tau = 0``)."""
+    outputs, sells = learned_schedule(hidden, bid_scale, static), soft_reserve(market.bids, width)
 
     def price(theta: Any, tau: Array) -> tuple[Array, Array]:
         share, reserve = outputs(theta, market.bids, tau)
-        return share * market.bids, jax.nn.sigmoid((market.bids - reserve) / width)
+        return share * market.bids, sells(reserve)
 
     return price

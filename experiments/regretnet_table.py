@@ -26,7 +26,9 @@ from jaxauction.regret import check_words
 from jaxauction.settings import setting as get_setting
 
 HEADER = ("setting", "model", "revenue", "regret (mean per bidder)", "convergence check", "optimum",
-          "best simple mechanism", "RegretNet (published)", "iterations", "train time", "device")  # fmt: skip
+          "best simple mechanism", "published (its protocol)", "iterations", "train time", "device")  # fmt: skip
+# the published figure a model's row is set beside: its own family's, else RegretNet's
+FAMILY = {"affine_maximizer": "AMenuNet"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +45,13 @@ def iterations(metrics: dict) -> str:
     return f"{done:,}" if done == planned else f"{done:,} of {planned:,} (stopped by --time-limit)"
 
 
+def published(s, model: str) -> str:
+    """The setting's published figure for ``model``'s family (else the first one), with its source."""
+    own = [p for p in s.published if p[0].startswith(FAMILY.get(model, "RegretNet"))]
+    label, value = (own or list(s.published) or [(None, None)])[0]
+    return "" if label is None else f"{value:.3f} ({label})"
+
+
 def row(metrics: dict) -> tuple[str, ...]:
     this_call = metrics.get("iterations_this_call", metrics["iterations"])
     s = get_setting(metrics["config"]["train"]["setting"])
@@ -57,7 +66,7 @@ def row(metrics: dict) -> tuple[str, ...]:
         check_words(metrics) if "audit" in metrics else ("" if stronger is None else f"{stronger:.2e}"),
         optimum,
         "" if simple is None else f"{simple[1]:.4f} ({simple[0]})",
-        "" if not s.published else f"{s.published[0][1]:.3f}",
+        published(s, metrics["model"]),
         iterations(metrics),
         f"{metrics['train_seconds']:.0f} s"
         + ("" if this_call == metrics["iterations"] else f" (the last {this_call:,} iterations)"),

@@ -50,6 +50,14 @@ documents): two searches per profile and bidder, and the larger gain counts.
   reports are the same for every profile and a menu mechanism is
   deterministic, so each report's outcome is computed once and every profile
   enumerates those outcomes like a menu.
+* *bidder menu* (mechanisms with a ``bidder_menu``: the affine maximizers,
+  any number of bidders and items): with the others' reports fixed, every
+  report of bidder ``i`` gets it one entry of a menu at a price that does
+  not depend on its report (an AMA's entries at their pivot prices), so
+  enumerating that menu per profile and bidder bounds its best deviation
+  from above, exactly when every entry is reachable; as for a menu, the
+  gradient search and the stronger attack are skipped, and the grid runs
+  for 1-2 items as a second, independent search.
 
 Profiles are processed in memory-bounded chunks (``lax.map`` with
 ``batch_size``), in host calls of ``host_chunk`` profiles to one compiled
@@ -178,12 +186,16 @@ class Protocol:
         points = self.resolved().grid_points(n_items)
         return (points + 2 * (n_bidders - 1)) ** n_items if points else 0
 
-    def work(self, n_bidders: int, n_items: int, menu: int = 0) -> int:
+    def work(self, n_bidders: int, n_items: int, menu: int = 0, per_bidder: bool = False) -> int:
         """The cost model: mechanism evaluations per profile (a gradient step counts 3: forward and backward).
 
         For a ``menu``-entry menu mechanism: entries scored per profile (the truthful choice and the
-        enumeration score the menu, the grid the outcomes of its reports, computed once for all profiles)."""
+        enumeration score the menu, the grid the outcomes of its reports, computed once for all profiles).
+        ``per_bidder``: a bidder menu (``Mechanism.bidder_menu``), which costs about one evaluation per bidder,
+        replaces the gradient search."""
         p = self.resolved()
+        if per_bidder:
+            return n_bidders * (1 + p.grid_reports(n_bidders, n_items)) + 1
         if menu:
             return 2 * menu + p.grid_reports(n_bidders, n_items)
         gradient = 3 * (p.random_starts + 1) * p.steps
@@ -273,8 +285,9 @@ def _grid_search(utilities, values, key, base, low, high, points):
     return jnp.stack([bidder(i) for i in range(values.shape[0])])
 
 
-def _entries_gain(allocations: Array, prices: Array, utility: Utility, values: Array, own: Outcome) -> Array:
-    """Best gain ``[1]`` of one bidder over outcome entries ``allocations [K, m]``, ``prices [K]`` (a menu, or
+def _entries_gain(allocations: Array, prices: Array, utility: Utility, values: Array, own: Outcome,
+                  i: int = 0) -> Array:  # fmt: skip
+    """Best gain ``[1]`` of bidder ``i`` over outcome entries ``allocations [K, m]``, ``prices [K]`` (a menu, or
     the outcomes of the grid's reports) against its truthful outcome ``own``, scored with the evaluator's
     utility (additive or unit demand: ``check_scorable`` admits no other).
 
@@ -285,9 +298,9 @@ def _entries_gain(allocations: Array, prices: Array, utility: Utility, values: A
     ``sum(allocations * values, -1)`` over a broadcast row of values for two or more items, by up to the
     largest utility (``tests/test_audit.py`` checks this search against numpy on a 1,001-entry menu, under
     ``jit`` and ``lax.map``)."""
-    v = values[0]  # [m]
-    allocations = jnp.concatenate([own.allocation[:1], allocations])
-    prices = jnp.concatenate([own.payments[:1], prices])
+    v = values[i]  # [m]
+    allocations = jnp.concatenate([own.allocation[i : i + 1], allocations])
+    prices = jnp.concatenate([own.payments[i : i + 1], prices])
     if utility.name == "unit_demand":
         order = jnp.argsort(-v)
         v, a = v[order], allocations[:, order]
@@ -330,7 +343,8 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
     utilities = _utilities(mechanism, params, utility, utility_params)
     points = protocol.grid_points(m)
     menu = mechanism.menu is not None
-    use_gradient = protocol.steps > 0 and not menu  # a menu's gradient is 0 almost everywhere
+    per_bidder = mechanism.bidder_menu is not None and not menu
+    use_gradient = protocol.steps > 0 and not (menu or per_bidder)  # a menu's gradient is 0 almost everywhere
 
     none = jnp.full((values.shape[0], n), -jnp.inf, jnp.float32)
 
@@ -378,6 +392,15 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
             reports = _candidates(values[0], 0, low, high, points)  # [R, m]
             outcomes = jax.vmap(lambda r: mechanism.apply(params, r[None], keys[0]))(reports)
             grid_gain = enumerate_entries(outcomes.allocation[:, 0], outcomes.payments[:, 0])
+    if per_bidder:
+
+        def bidder_entries(args):
+            v, k = args
+            own = mechanism.apply(params, v, k)
+            return jnp.concatenate([_entries_gain(*mechanism.bidder_menu(params, v, i), utility, v, own, i)
+                                    for i in range(n)])  # fmt: skip
+
+        menu_gain = jax.lax.map(bidder_entries, (values, keys), batch_size=protocol.profile_chunk)
     return ProfileRegret(base, revenue, grad_gain, grid_gain, menu_gain)
 
 
@@ -587,17 +610,19 @@ def evaluate(
         return _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, utility_params, progress)
 
 
-def describe(protocol: Protocol, n_bidders: int, n_items: int, menu: int = 0) -> str:
+def describe(protocol: Protocol, n_bidders: int, n_items: int, menu: int = 0, per_bidder: bool = False) -> str:
     """The searches a protocol runs per profile, in words."""
     p = protocol.resolved()
     parts = []
-    if menu:
+    if per_bidder:
+        parts.append(f"bidder menu: {menu:,} entries")
+    elif menu:
         parts.append(f"menu: {menu:,} entries")
     elif p.steps:
         parts.append(f"gradient: {p.random_starts + 1} starts x {p.steps} steps")
     reports = p.grid_reports(n_bidders, n_items)
     if reports:
-        parts.append(f"grid: {reports:,} reports" + (" (outcomes computed once)" if menu else ""))
+        parts.append(f"grid: {reports:,} reports" + (" (outcomes computed once)" if menu and not per_bidder else ""))
     return f"{n_bidders} bidder(s) x ({', '.join(parts) or 'no search'}) per profile"
 
 
@@ -642,6 +667,10 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
         if n != 1:
             raise ValueError(f"{mechanism.name}: a menu mechanism sells to one bidder, this one has {n}")
         menu = int(jax.eval_shape(mechanism.menu, params)[1].shape[0])
+    per_bidder = mechanism.bidder_menu is not None and not menu
+    if per_bidder:
+        zeros = jax.ShapeDtypeStruct((n, m), jnp.float32)
+        menu = int(jax.eval_shape(lambda p, b: mechanism.bidder_menu(p, b, 0), params, zeros)[1].shape[0])
     searched = 4 * n * m + 8 + 4 * (3 * n + 1)  # values, key, results (utilities, revenue, three searches' gains)
     extra = max(protocol.revenue_profiles - protocol.profiles, 0)
     check_fits(2 * (protocol.profiles * searched + extra * (4 * n * m + 8 + 4 * (n + 1))),
@@ -656,19 +685,22 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
     search_keys = jax.random.split(search_key, protocol.profiles)
     skipped = []
     if menu and protocol.steps:
-        skipped.append("gradient: an exactly IC menu has zero gradient almost everywhere; its menu is enumerated")
+        skipped.append("gradient: an exactly IC menu has zero gradient almost everywhere; its menu is enumerated"
+                       + (" per profile and bidder" if per_bidder else ""))  # fmt: skip
     check_on = protocol.stronger > 1 and not menu
     if menu and protocol.stronger > 1:
-        skipped.append("stronger attack: enumerating the menu is exact")
+        skipped.append("stronger attack: enumerating the menu is exact (an upper bound on the regret)"
+                       if per_bidder else "stronger attack: enumerating the menu is exact")  # fmt: skip
     check = min(protocol.check_profiles, protocol.profiles)
     strong = protocol.strengthened(m)
     say = (lambda text: print(text, file=sys.stderr)) if progress else (lambda text: None)  # noqa: E731
-    main_work, check_work = protocol.work(n, m, menu), strong.work(n, m, menu) if check_on else 0
-    say(f"regret audit ({protocol.audit}): {protocol.profiles:,} profiles, {describe(protocol, n, m, menu)}"
+    main_work, check_work = protocol.work(n, m, menu, per_bidder), strong.work(n, m, menu) if check_on else 0
+    say(f"regret audit ({protocol.audit}): {protocol.profiles:,} profiles, "
+        f"{describe(protocol, n, m, menu, per_bidder)}"
         + (f"; convergence check x{protocol.stronger} on {check:,} profiles ({describe(strong, n, m, menu)})"
            if check_on else "; no convergence check")
         + f": {protocol.profiles * main_work + check * check_work:,} "
-        + ("scored menu entries" if menu else "mechanism evaluations"))  # fmt: skip
+        + ("scored menu entries" if menu and not per_bidder else "mechanism evaluations"))  # fmt: skip
 
     def estimate(seconds: float, size: int, done: int) -> None:
         per = seconds / size

@@ -215,6 +215,22 @@ def vcg(bids: np.ndarray, decay=1.0) -> Outcomes:
     return _one(allocation, payments)
 
 
+def affine_maximizer(bids: np.ndarray, allocations, weights, boosts) -> Outcomes:
+    """The menu entry ``k`` (allocations ``[K, n, m]``) of largest ``sum_i w_i sum_j A_kij b_ij + boost_k``, the
+    lowest ``k`` on ties; bidder ``i`` pays ``(best the others could have, without i: max_k sum_{j != i} w_j
+    b_j(A_k) + boost_k) - (what they get: the same sum at the chosen k)``, divided by ``w_i``."""
+    n = bids.shape[0]
+    allocations = np.asarray(allocations, np.float64)
+
+    def others(k, i):
+        return sum(weights[j] * float(np.sum(allocations[k, j] * bids[j])) for j in range(n) if j != i) + boosts[k]
+
+    welfare = [others(k, -1) for k in range(len(boosts))]
+    best = welfare.index(max(welfare))
+    payments = [(max(others(k, i) for k in range(len(boosts))) - others(best, i)) / weights[i] for i in range(n)]
+    return _one(allocations[best], payments)
+
+
 # --- wrappers ------------------------------------------------------------------------------------------------
 
 
@@ -539,4 +555,5 @@ RULES: dict[str, Callable[..., Outcomes]] = {
     "learned_dynamic_first_price": lambda bids, params, tau, bid_scale: learned_dynamic_first_price(
         list(bids[:, 0]), params, tau, bid_scale),
     "with_budgets": with_budgets,
+    "affine_maximizer": affine_maximizer,
 }

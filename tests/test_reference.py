@@ -29,7 +29,8 @@ KEYS = 512  # outcome keys per profile for the in-distribution check
 LEVELS = np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)
 
 # Exported helpers that are not rule builders, and learned mechanisms (checked by properties, not a reference).
-NOT_RULES = {"checked", "classical", "entry_probability", "highest_bid_allocation", "make_mechanism",
+NOT_RULES = {"affine_maximizer_menu", "affine_maximizer_soft", "checked", "classical", "deterministic_menu",
+             "entry_probability", "highest_bid_allocation", "make_mechanism",
              "payment_shares", "phase", "prize_shares", "rochetnet_soft", "set_time", "torch_linear_init"}  # fmt: skip
 LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet"}
 REGISTERED = {  # registry name -> the constructor its builder calls
@@ -256,6 +257,28 @@ def test_learned_static_first_price_is_the_network_at_tau_zero():
     np.testing.assert_array_equal(np.asarray(early[0]), np.asarray(late[0]))
     dynamic = ed.learned_dynamic_schedule(market, (8, 8), 1.0)
     assert not np.array_equal(np.asarray(dynamic(wide, jnp.float32(0.9))[0]), np.asarray(late[0]))
+
+
+@pytest.mark.parametrize(("menu", "n", "m", "demand"), [
+    ("lottery", 2, 2, "additive"), ("lottery", 1, 3, "additive"), ("lottery", 3, 5, "additive"),
+    ("lottery", 2, 3, "unit"), ("deterministic", 2, 2, "additive"), ("deterministic", 3, 2, "unit"),
+])  # fmt: skip
+def test_affine_maximizer_matches_reference(menu, n, m, demand):
+    """Random weights, boosts and lotteries; ties (the levels: exact in float32), zeros, one bidder, five items.
+    The deterministic menu at unit weights and zero boosts is VCG, ties going to the first entry of its menu."""
+    mechanism = mechanisms.affine_maximizer(n, m, menu, menu_size=32, demand=demand, logit_scale=2.0)
+    params = mechanism.init(jax.random.key(n * 10 + m))
+    rng = np.random.default_rng(n * 10 + m)
+    bids = profiles(rng, 32, n, m, 0.5)
+    allocations = np.asarray(
+        mechanisms.deterministic_menu(n, m, demand) if menu == "deterministic"
+        else mechanisms.affine_maximizer_menu(params, n, demand)[0])  # fmt: skip
+    check_rule(mechanism, params, bids, lambda b: ref.RULES["affine_maximizer"](b, allocations, np.ones(n),
+                                                                               np.zeros(len(allocations))))
+    wide = {**params, "log_weights": jnp.asarray(rng.normal(0, 0.5, n), jnp.float32),
+            "boosts": jnp.asarray(rng.normal(0, 0.3, len(allocations)), jnp.float32)}  # fmt: skip
+    check_rule(mechanism, wide, bids, lambda b: ref.RULES["affine_maximizer"](
+        b, allocations, np.exp(np.asarray(wide["log_weights"], np.float64)), np.asarray(wide["boosts"], np.float64)))
 
 
 def test_entry_fee_and_budgets_match_reference():

@@ -90,8 +90,14 @@ def test_table_collects_finished_runs(tmp_path):
                               "--log-every", "10", "--batch", "32", "--menu-size", "8", *TINY_ATTACK, "--no-plots",
                               "--time-limit", "1e-9", "--out", str(tmp_path / "b")])  # fmt: skip
     assert (stopped["iterations"], stopped["iterations_planned"]) == (10, 30)  # one chunk, then evaluated
-    table = regretnet_table.main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "t.md")])
-    assert "| additive_1x2 | rochetnet |" in table and "0.5492" in table and "0.550" in table
+    ama = regretnet.main(["--setting", "additive_2x5", "--model", "affine_maximizer", "--iterations", "10",
+                          "--log-every", "10", "--batch", "32", "--menu-size", "8", *TINY_ATTACK, "--no-plots",
+                          "--out", str(tmp_path / "c")])  # fmt: skip
+    assert ama["regret_max"] < 1e-5 and "menu" in ama["searches"]  # each bidder's menu enumerated
+    table = regretnet_table.main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c"),
+                                  "--out", str(tmp_path / "t.md")])  # fmt: skip
+    assert "| additive_1x2 | rochetnet |" in table and "0.5492" in table and "0.550 (RegretNet" in table
+    assert "| additive_2x5 | affine_maximizer |" in table and "2.280 (AMenuNet (Duan et al. 2023))" in table
     assert "10 of 30 (stopped by --time-limit)" in table
     assert (tmp_path / "t.csv").exists()
     with pytest.raises(SystemExit):

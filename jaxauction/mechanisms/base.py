@@ -39,6 +39,14 @@ class Mechanism:
     # bidder can be assigned; the mechanism must be deterministic (``apply`` ignores its key). The regret audit
     # enumerates the menu instead of searching by gradient.
     menu: Callable[[Params], tuple[Array, Array]] | None = None
+    # Any number of bidders: ``(params, bids [n, m], i) -> (allocations [K, m], prices [K])``, every outcome bidder
+    # ``i`` could get by some report, the others' bids fixed (an affine maximizer's entries at their pivot prices;
+    # entries no report reaches may be listed: the audit's maximum is then an upper bound). The regret audit
+    # enumerates it per profile and bidder instead of searching by gradient. Deterministic mechanisms only.
+    bidder_menu: Callable[[Params, Array, int], tuple[Array, Array]] | None = None
+    # Exactly dominant-strategy incentive compatible for every params (RochetNet, affine maximizers): the shared
+    # trainer (``train.lagrangian``) trains its revenue alone, with no regret terms.
+    incentive_compatible: bool = False
 
 
 def checked(mechanism: Mechanism) -> Mechanism:

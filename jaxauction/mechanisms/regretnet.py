@@ -159,7 +159,8 @@ def rochetnet(n_items: int, menu_size: int = 1000, price_scale: float = 1.0, dem
         return Outcome(allocation=allocations[best][None], payments=prices[best][None])
 
     name = "rochetnet" if demand == "additive" else "rochetnet_unit"
-    return Mechanism(name, 1, n_items, init, apply, trainable=True, menu=lambda params: _menu(params, demand))
+    return Mechanism(name, 1, n_items, init, apply, trainable=True, menu=lambda params: _menu(params, demand),
+                     incentive_compatible=True)  # fmt: skip
 
 
 def rochetnet_soft(params: Any, bids: Array, softness: float, demand: str = "additive") -> Outcome:

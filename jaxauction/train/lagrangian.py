@@ -9,16 +9,17 @@ The ``driver.Session`` runs it in chunks with checkpoints and resume.
 
 Two losses, chosen by the mechanism, not by a flag:
 
-* a mechanism that can misreport-gain (``mechanism.menu is None``) trains on
+* a mechanism that can misreport-gain (``not mechanism.incentive_compatible``) trains on
   RegretNet's augmented Lagrangian (Dütting et al. 2019): ``-revenue +
   sum_i lambda_i rgt_i + (rho / 2) sum_i rgt_i^2`` over a fixed training set of
   ``train_size`` profiles, each with one cached misreport per bidder refined by
   ``misreport_steps`` projected Adam steps whenever its batch comes round;
   ``lambda_i += rho * rgt_i`` every ``lambda_every`` iterations; ``rho +=
   rho_increment`` every ``rho_every``;
-* a menu mechanism (RochetNet) is exactly incentive compatible: it trains on
-  ``-revenue`` of its ``surrogate`` (the softmax relaxation of the argmax
-  menu) over fresh batches from the prior, with no regret terms.
+* an exactly incentive-compatible mechanism (RochetNet, the affine
+  maximizers) trains on ``-revenue`` of its ``surrogate`` (the softmax
+  relaxation of its argmax) over fresh batches from the prior, with no
+  regret terms.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class Schedule:
 class LagrangianState(NamedTuple):
     params: Params
     opt_state: Any
-    values: Array  # [T, n, m] training profiles (a [1, n, m] placeholder for a menu mechanism)
+    values: Array  # [T, n, m] training profiles (a [1, n, m] placeholder for an incentive-compatible one)
     misreports: Array  # [T, n, m] the cached misreports: row i of profile t is bidder i's
     lambdas: Array  # [n]
     rho: Array
@@ -87,14 +88,14 @@ class LagrangianLog(NamedTuple):
     """Means over the ``log_every`` iterations of one step."""
 
     revenue: Array
-    regret: Array  # mean over bidders of the batch regret on the cached misreports (0 for a menu mechanism)
+    regret: Array  # mean over bidders of the batch regret on the cached misreports (0 when incentive compatible)
     loss: Array
     lambda_mean: Array
     rho: Array
 
 
 class Trainer(NamedTuple):
-    """What every trainer returns: the mechanism evaluated (RochetNet: the argmax menu), ``init``, ``step``, and
+    """What every trainer returns: the mechanism evaluated (RochetNet, AMAs: the argmax rule), ``init``, ``step``, and
     the prior's support ``[n, m]`` (low, high)."""
 
     mechanism: Mechanism
@@ -107,11 +108,11 @@ def make_lagrangian_trainer(
     mechanism: Mechanism, schedule: Schedule, surrogate: Callable[[Params, Array], Outcome] | None = None
 ) -> Trainer:
     """``init`` and ``step`` training ``mechanism`` under ``schedule`` (module docstring). ``surrogate(params, bids
-    [n, m]) -> Outcome``: what a menu mechanism trains on (default: its ``apply``)."""
+    [n, m]) -> Outcome``: what an incentive-compatible mechanism trains on (default: its ``apply``)."""
     if not mechanism.trainable:
         raise ValueError(f"mechanism {mechanism.name!r} has no trainable params")
-    menu = mechanism.menu is not None
-    if not menu and schedule.train_size < schedule.batch:
+    exact = mechanism.incentive_compatible  # revenue alone, on fresh batches
+    if not exact and schedule.train_size < schedule.batch:
         raise ValueError(f"train_size ({schedule.train_size}) must be at least the batch ({schedule.batch})")
     n, m = mechanism.n_bidders, mechanism.n_items
     prior, prior_params = schedule.prior, schedule.prior.init_params(n, m)
@@ -128,16 +129,16 @@ def make_lagrangian_trainer(
         loss = -revenue + jnp.sum(lambdas * regret) + rho / 2 * jnp.sum(regret**2)
         return loss, (revenue, regret)
 
-    def menu_loss(params: Params, values: Array):
+    def revenue_loss(params: Params, values: Array):
         revenue = jnp.mean(jax.vmap(lambda v: jnp.sum(train_apply(params, v).payments))(values))
         return -revenue, (revenue, jnp.zeros((n,)))
 
-    update = make_update(menu_loss if menu else lagrangian, optimizer, has_aux=True)
+    update = make_update(revenue_loss if exact else lagrangian, optimizer, has_aux=True)
 
     def init(key: PRNGKey) -> LagrangianState:
         k_params, k_values, k_mis, k_run = jax.random.split(key, 4)
         params = mechanism.init(k_params)
-        values = draw(jax.random.split(k_values, 1 if menu else schedule.train_size))
+        values = draw(jax.random.split(k_values, 1 if exact else schedule.train_size))
         misreports = jax.random.uniform(k_mis, values.shape) * (high - low) + low  # one random start each
         return LagrangianState(
             params=params,
@@ -150,7 +151,7 @@ def make_lagrangian_trainer(
             key=k_run,
         )
 
-    def menu_iteration(state: LagrangianState, _) -> tuple[LagrangianState, LagrangianLog]:
+    def revenue_iteration(state: LagrangianState, _) -> tuple[LagrangianState, LagrangianLog]:
         key, k_batch = jax.random.split(state.key)
         result = update(state.params, state.opt_state, draw(jax.random.split(k_batch, batch)))
         revenue, regret = result.aux
@@ -183,7 +184,7 @@ def make_lagrangian_trainer(
         return new, LagrangianLog(revenue, jnp.mean(regret), result.loss, jnp.mean(state.lambdas), state.rho)
 
     def step(state: LagrangianState) -> tuple[LagrangianState, LagrangianLog]:
-        iteration = menu_iteration if menu else regret_iteration
+        iteration = revenue_iteration if exact else regret_iteration
         state, logs = jax.lax.scan(iteration, state, None, length=schedule.log_every)
         return state, jax.tree.map(lambda x: jnp.mean(x, axis=0), logs)
 

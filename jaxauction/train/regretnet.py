@@ -1,4 +1,4 @@
-"""Training RegretNet (augmented Lagrangian) and RochetNet, as pure jit-compiled steps.
+"""Training RegretNet (augmented Lagrangian), RochetNet and affine maximizers, as pure jit-compiled steps.
 
 RegretNet, as configured in Dütting et al. 2019 (the reference configuration):
 
@@ -16,12 +16,14 @@ RegretNet, as configured in Dütting et al. 2019 (the reference configuration):
   5x10) by 50 (1x2 additive), 5 (2x2), 10 (2x3), 1 (3x10), 0.25 (5x10), and 1
   for the settings the paper does not list.
 
-RochetNet: Adam on ``-revenue`` of the softmax relaxation of the menu, over
-fresh batches from the prior; it is evaluated with the argmax menu.
+RochetNet and the affine maximizers (exactly DSIC for every params): Adam
+on ``-revenue`` of a softmax relaxation of the argmax (the menu; the entry
+and the pivots), over fresh batches from the prior; the argmax rule is
+evaluated.
 
-Both train on the one shared trainer, ``train.lagrangian.make_lagrangian_trainer``:
-``ARCHITECTURES`` maps each name to how its mechanism is built (and, for a
-menu, what it trains on), and ``RegretNetConfig.schedule()`` resolves the
+All train on the one shared trainer, ``train.lagrangian.make_lagrangian_trainer``:
+``ARCHITECTURES`` maps each name to how its mechanism is built (and, for an
+exactly incentive-compatible one, the relaxation it trains on), and ``RegretNetConfig.schedule()`` resolves the
 reference configuration above into a ``Schedule`` once, before anything is
 traced. ``make_regretnet(config)`` returns the trainer: ``init(key) -> state``
 and ``step(state) -> (state, log)``, where one step runs ``log_every``
@@ -37,7 +39,8 @@ from typing import Any, Literal, NamedTuple
 
 import jax.numpy as jnp
 
-from jaxauction._checks import check_finite, check_positive_int
+from jaxauction._checks import check_choice, check_finite, check_positive_int
+from jaxauction.mechanisms.affine_maximizer import MENUS, affine_maximizer, affine_maximizer_soft, deterministic_menu
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
 from jaxauction.priors import top_value
@@ -67,8 +70,8 @@ class RegretNetConfig:
     setting: str = "additive_2x2"
     """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, additive_1x2, unit_1x2,
     unit_1x2_23, additive_1x2_416_47, additive_2x2, additive_2x3, additive_2x5, additive_3x10, additive_5x10"""
-    model: Literal["regretnet", "rochetnet"] = "regretnet"
-    """regretnet (any setting) or rochetnet (one bidder)"""
+    model: Literal["regretnet", "rochetnet", "affine_maximizer"] = "regretnet"
+    """regretnet (any setting), rochetnet (one bidder) or affine_maximizer (any setting; exactly DSIC)"""
     iterations: int = 400_000
     """optimizer steps"""
     log_every: int = 1_000
@@ -101,9 +104,13 @@ class RegretNetConfig:
     rho_every: int | None = None
     """regretnet: iterations between increments (10,000; 100,000 for 5x10)"""
     menu_size: int = 1_000
-    """rochetnet: lotteries on the menu"""
+    """rochetnet, affine_maximizer (lottery menu): lotteries on the menu"""
+    ama_menu: Literal["lottery", "deterministic"] = "lottery"
+    """affine_maximizer: a learned menu of lotteries, or every deterministic allocation (weights and boosts
+    learned)"""
     softness: float = 1_000.0
-    """rochetnet: inverse temperature of the training softmax, per unit of the support's top value"""
+    """rochetnet, affine_maximizer: inverse temperature of the training softmax, per unit of the support's top
+    value"""
 
     def __post_init__(self) -> None:
         s = setting(self.setting)
@@ -125,8 +132,11 @@ class RegretNetConfig:
             raise ValueError(f"iterations ({self.iterations}) must be a multiple of log_every ({self.log_every})")
         if self.model == "rochetnet" and s.n_bidders != 1:
             raise ValueError(f"rochetnet is for one bidder; setting {self.setting} has {s.n_bidders}")
-        if self.model not in ("regretnet", "rochetnet"):
-            raise ValueError(f"unknown model {self.model!r}; choose regretnet or rochetnet")
+        if self.model not in ARCHITECTURES:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(ARCHITECTURES)}")
+        check_choice(self.ama_menu, MENUS, "ama_menu")
+        if self.model == "affine_maximizer" and self.ama_menu == "deterministic":
+            deterministic_menu(s.n_bidders, s.n_items, s.demand)  # refuses a menu too large to enumerate
         if self.model == "regretnet" and self.train_size < self.resolved("batch"):
             raise ValueError(f"train_size ({self.train_size}) must be at least the batch ({self.resolved('batch')})")
         for name in ("learning_rate", "misreport_lr", "softness"):
@@ -190,9 +200,22 @@ def _rochetnet_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], O
     return lambda params, bids: rochetnet_soft(params, bids, config.softness / jnp.max(high), s.demand)
 
 
+def _affine_maximizer(config: RegretNetConfig) -> Mechanism:
+    s = config.the_setting
+    return affine_maximizer(s.n_bidders, s.n_items, config.ama_menu, config.menu_size, s.demand)
+
+
+def _affine_maximizer_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], Outcome]:
+    s = config.the_setting
+    top = top_value(s.prior, s.n_bidders, s.n_items)
+    fixed = None if config.ama_menu == "lottery" else jnp.asarray(deterministic_menu(s.n_bidders, s.n_items, s.demand))
+    return affine_maximizer_soft(config.ama_menu, s.n_bidders, s.demand, config.softness / top, fixed)
+
+
 ARCHITECTURES = {
     "regretnet": Architecture(_regretnet),
     "rochetnet": Architecture(_rochetnet, _rochetnet_surrogate),
+    "affine_maximizer": Architecture(_affine_maximizer, _affine_maximizer_surrogate),
 }
 
 

@@ -88,6 +88,7 @@ def rows() -> list[str]:
                        math.sqrt(var / exact.AUCTIONS)))  # fmt: skip
     out += dynamic_rows()
     out.append(learned_dynamic_row())
+    out += affine_maximizer_rows()
     u01 = ja.UniformPrior(0.0, 1.0)
     for n, reserve in ((2, 0.5), (3, 0.0), (3, 0.5), (5, 0.25)):
         revenue, _, _ = exact.market_estimate(mechanisms.second_price(n, reserve=reserve), u01)
@@ -190,6 +191,31 @@ def learned_dynamic_row(auctions: int = 100, markets: int = 5_000) -> str:
     estimate = float(np.mean(jax.jit(jax.vmap(one))(jax.random.split(exact.KEY, markets))))
     return row("learned_dynamic_first_price, fixed wide weights", "3 bidders, values 0..4, horizon", "revenue",
                mean, estimate, math.sqrt(var / (auctions * markets)))  # fmt: skip
+
+
+def affine_maximizer_rows() -> list[str]:
+    """``affine_maximizer`` with random weights and boosts (both menus: 16 random lotteries, every deterministic
+    allocation), 2 truthful bidders, 2 items, values 0..3: the exact revenue enumerated with the numpy
+    reference over every profile, against a market."""
+    import dataclasses
+
+    out = []
+    for menu in ("lottery", "deterministic"):
+        mechanism = mechanisms.affine_maximizer(2, 2, menu, menu_size=16, logit_scale=2.0)
+        params = mechanism.init(jax.random.key(3))
+        rng = np.random.default_rng(3)
+        params = {**params, "log_weights": jnp.asarray(rng.normal(0, 0.4, 2), jnp.float32),
+                  "boosts": jnp.asarray(rng.normal(0, 0.5, params["boosts"].shape), jnp.float32)}  # fmt: skip
+        fixed = None if menu == "lottery" else mechanisms.deterministic_menu(2, 2)
+        allocations, weights, boosts = (np.asarray(x, np.float64)
+                                        for x in mechanisms.affine_maximizer_menu(params, 2, "additive", fixed))
+        rule = lambda v, a=allocations, w=weights, b=boosts: RULES["affine_maximizer"](v, a, w, b)  # noqa: E731
+        mean, var = exact.enumerate_exact(rule, 2, 2, range(4))["revenue"]
+        fixed_params = dataclasses.replace(mechanism, init=lambda key, p=params: p)
+        revenue, _, _ = exact.market_estimate(fixed_params, ja.UniformIntPrior(0, 3))
+        out.append(row(f"affine_maximizer ({menu} menu), random weights and boosts", "2 bidders, 2 items, values 0..3",
+                       "revenue", mean, revenue, math.sqrt(var / exact.AUCTIONS)))  # fmt: skip
+    return out
 
 
 def main() -> None:

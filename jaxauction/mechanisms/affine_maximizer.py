@@ -106,6 +106,12 @@ def _welfare(allocations: Array, weights: Array, boosts: Array, bids: Array) -> 
     return total, total[:, None] - weighted
 
 
+def _pivot_prices(without: Array, weights: Array) -> Array:
+    """``[K, n]`` what bidder ``i`` pays when entry ``k`` is chosen: ``(max_k' W^{-i}_k' - W^{-i}_k) / w_i`` (one
+    formula for the rule's payments and the bidders' menus, so the audit scores the rule's own prices)."""
+    return (jnp.max(without, axis=0) - without) / weights
+
+
 def affine_maximizer(
     n_bidders: int,
     n_items: int,
@@ -140,15 +146,14 @@ def affine_maximizer(
         allocations, weights, boosts = affine_maximizer_menu(params, n, demand, fixed)
         total, without = _welfare(allocations, weights, boosts, bids)
         best = jnp.argmax(total)  # the lowest index wins ties
-        payments = (jnp.max(without, axis=0) - without[best]) / weights
-        return Outcome(allocation=allocations[best], payments=payments)
+        return Outcome(allocation=allocations[best], payments=_pivot_prices(without, weights)[best])
 
     def bidder_menu(params: Any, bids: Array, i: int) -> tuple[Array, Array]:
         """Bidder ``i``'s menu, the others' bids fixed: entry ``k``'s allocation at the price
         ``(max W^{-i} - W^{-i}_k) / w_i``, what it pays when its report makes ``k`` the choice."""
         allocations, weights, boosts = affine_maximizer_menu(params, n, demand, fixed)
         _, without = _welfare(allocations, weights, boosts, bids)
-        return allocations[:, i], (jnp.max(without[:, i]) - without[:, i]) / weights[i]
+        return allocations[:, i], _pivot_prices(without, weights)[:, i]
 
     name = "affine_maximizer" if menu == "lottery" else "affine_maximizer_deterministic"
     return Mechanism(name, n, m, init, apply, trainable=True, incentive_compatible=True, bidder_menu=bidder_menu)

@@ -1,6 +1,8 @@
-"""RegretNet training: time per iteration against the machine's matmul throughput, measured in one run.
+"""RegretNet training: time per iteration against the machine's matmul throughput, measured in one run; and every
+learned-auction architecture's training iteration and audit (``--zoo``).
 
     python -m benchmarks.regretnet --out benchmarks/results/regretnet_cpu.json
+    python -m benchmarks.regretnet --zoo --out benchmarks/results/zoo_cpu.json
 
 One iteration is the reference configuration's: 25 projected Adam steps on
 the batch's cached misreports (each a forward and backward pass of both
@@ -9,6 +11,13 @@ Lagrangian. Each figure is the median of ``--repeats`` timed calls of
 ``--iterations`` iterations (one ``lax.scan``) after a warm-up call. Roofline
 fraction = the iteration's network FLOPs (forward = 2 x multiply-adds of both
 networks per profile; forward + backward = 3 x forward) / time / matmul FLOP/s.
+
+``--zoo`` times, for each ``model:setting`` pair of ``--pairs``, one training
+iteration at the architecture's default configuration (RegretNet batch 128
+with its misreport refinement; the exactly DSIC ones batch 1,024 of fresh
+profiles) and the strong audit per profile (``--audit-profiles`` profiles,
+revenue on the same, no interim regret; median of ``--repeats`` calls after a
+warm-up call, compile excluded).
 """
 
 from __future__ import annotations
@@ -21,7 +30,11 @@ import jax
 
 from benchmarks.common import device_info, int_list, matmul_gflops, median_seconds, str_list
 from jaxauction import io
+from jaxauction.regret import Protocol, evaluate
 from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
+
+ZOO = ["regretnet:additive_2x2", "rochetnet:additive_1x2", "affine_maximizer:additive_2x2",
+       "affine_maximizer:additive_2x5", "myersonnet:single3", "myersonnet:single5_asym"]  # fmt: skip
 
 
 def forward_flops(config: RegretNetConfig) -> int:
@@ -45,6 +58,31 @@ def network_flops(config: RegretNetConfig) -> int:
     return 3 * forward_flops(config) * config.resolved("batch") * passes
 
 
+def zoo(args, peak: float) -> dict:
+    """Every architecture's training iteration and audit, per ``model:setting`` pair (module docstring)."""
+    result = {"benchmark": "zoo", **device_info(), "matmul_gflops": peak, "rows": []}
+    for pair in args.pairs:
+        model, name = pair.split(":")
+        config = RegretNetConfig(setting=name, model=model, iterations=args.iterations, log_every=args.iterations,
+                                 train_size=4096)  # fmt: skip
+        trainer = make_regretnet(config)
+        state = jax.jit(trainer.init)(jax.random.key(0))
+        step = jax.jit(trainer.step)
+        seconds = median_seconds(lambda step=step, state=state: step(state), args.repeats) / args.iterations
+        s = config.the_setting
+        protocol = Protocol(profiles=args.audit_profiles, revenue_profiles=args.audit_profiles, interim=False)
+        audit = median_seconds(lambda t=trainer, st=state, s=s, p=protocol: evaluate(
+            t.mechanism, st.params, s.prior, jax.random.key(1), p, utility=s.utility()).revenue, args.repeats)
+        row = {"model": model, "setting": name, "batch": config.resolved("batch"), "ms_per_iteration": seconds * 1e3,
+               "audit_ms_per_profile": audit / args.audit_profiles * 1e3}  # fmt: skip
+        result["rows"].append(row)
+        print(f"{model:>17} {name:>14} batch {row['batch']:>5}: {row['ms_per_iteration']:8.2f} ms/iteration, "
+              f"audit {row['audit_ms_per_profile']:.3f} ms/profile")  # fmt: skip
+        if args.out:
+            io.write_json(args.out, result)
+    return result
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--settings", type=str_list, default=["single2", "additive_2x2", "additive_5x10"])
@@ -53,8 +91,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--iterations", type=int, default=20, help="iterations per timed call")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--zoo", action="store_true", help="time every architecture's iteration and audit instead")
+    parser.add_argument("--pairs", type=str_list, default=ZOO, help="--zoo: model:setting pairs")
+    parser.add_argument("--audit-profiles", type=int, default=1_000, help="--zoo: profiles per timed audit")
     args = parser.parse_args(argv)
     peak = matmul_gflops("float32")
+    if args.zoo:
+        print(f"{jax.devices()[0].platform}: matmul {peak:.0f} GFLOP/s")
+        return zoo(args, peak)
     result = {"benchmark": "regretnet", **device_info(), "matmul_gflops": peak, "rows": []}
     print(f"{jax.devices()[0].platform}: matmul {peak:.0f} GFLOP/s")
     for name, batch, unroll in itertools.product(args.settings, args.batches, args.unrolls):

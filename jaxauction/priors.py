@@ -287,7 +287,67 @@ class WalletPrior(_RangePrior):
         return Types(values=jnp.broadcast_to(common, signals.shape), signals=signals, common=common)
 
 
-Prior = UniformIntPrior | UniformPrior | ExponentialPrior | TruncatedGaussianPrior | WalletPrior
+class PiecewiseParams(NamedTuple):
+    """The breakpoints ``[n, m, K + 1]`` and the CDF at each, ``[n, m, K + 1]`` (0 first, 1 last), float32."""
+
+    breaks: Array
+    cdf: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class PiecewiseUniformPrior:
+    """Values with a piecewise-constant density: uniform on ``[breaks[k], breaks[k + 1])`` with probability
+    ``masses[k]``, the same for every bidder and item. ``PiecewiseUniformPrior((0, 3, 8), (0.75, 0.25))`` is
+    MyersonNet's irregular prior (U[0, 3] with probability 3/4, U[3, 8] with 1/4). Drawn by inverting the
+    piecewise-linear CDF (exact)."""
+
+    breaks: tuple[float, ...] = (0.0, 1.0)
+    masses: tuple[float, ...] = (1.0,)
+    name = "piecewise_uniform"
+    integer = False
+    private_values = True
+
+    def __post_init__(self) -> None:
+        breaks, masses = np.asarray(self.breaks, np.float64), np.asarray(self.masses, np.float64)
+        if breaks.ndim != 1 or masses.ndim != 1 or breaks.size != masses.size + 1 or masses.size == 0:
+            raise ValueError(f"piecewise uniform prior needs K + 1 breaks for K masses, got breaks {self.breaks!r} "
+                             f"and masses {self.masses!r}")  # fmt: skip
+        if not (np.all(np.isfinite(breaks)) and np.all(np.isfinite(masses))):
+            raise ValueError(f"piecewise uniform prior breaks and masses must be finite, got {self.breaks!r}, "
+                             f"{self.masses!r}")  # fmt: skip
+        if breaks[0] < 0 or np.any(np.diff(breaks) <= 0):
+            raise ValueError(f"piecewise uniform prior breaks must be non-negative and increasing, got {self.breaks!r}")
+        if np.any(masses <= 0) or abs(masses.sum() - 1.0) > 1e-9:
+            raise ValueError(f"piecewise uniform prior masses must be positive and sum to 1, got {self.masses!r}")
+        object.__setattr__(self, "breaks", tuple(float(b) for b in breaks))
+        object.__setattr__(self, "masses", tuple(float(w) for w in masses))
+
+    def init_params(self, n_bidders: int, n_items: int = 1) -> PiecewiseParams:
+        check_positive_int(n_bidders, "n_bidders")
+        check_positive_int(n_items, "n_items")
+        cdf = np.concatenate([[0.0], np.cumsum(self.masses)])
+        cdf[-1] = 1.0
+        shape = (n_bidders, n_items, len(self.breaks))
+        return PiecewiseParams(jnp.broadcast_to(jnp.asarray(self.breaks, jnp.float32), shape),
+                               jnp.broadcast_to(jnp.asarray(cdf, jnp.float32), shape))  # fmt: skip
+
+    def check_params(self, params: PiecewiseParams) -> None:
+        if is_concrete(params.breaks) and is_concrete(params.cdf):
+            breaks, cdf = np.asarray(params.breaks, np.float64), np.asarray(params.cdf, np.float64)
+            if np.any(breaks[..., 0] < 0) or np.any(np.diff(breaks) <= 0) or np.any(np.diff(cdf) <= 0):
+                raise ValueError("piecewise uniform prior params need non-negative increasing breaks and an "
+                                 "increasing CDF")  # fmt: skip
+
+    def support(self, params: PiecewiseParams) -> tuple[Array, Array]:
+        return params.breaks[..., 0], params.breaks[..., -1]
+
+    def sample(self, key: PRNGKey, params: PiecewiseParams) -> Types:
+        u = uniform(key, params.breaks.shape[:-1])
+        invert = jax.vmap(jax.vmap(jnp.interp))  # the CDF is linear between breaks: its inverse is too
+        return Types(values=invert(u, params.cdf, params.breaks))
+
+
+Prior = UniformIntPrior | UniformPrior | ExponentialPrior | TruncatedGaussianPrior | WalletPrior | PiecewiseUniformPrior
 
 
 def default_support(prior: Prior, n_bidders: int, n_items: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -7,8 +7,19 @@ result (a target, not a truth). Values are i.i.d. across bidders.
 
 * ``single2``, ``single3``, ``single5``: 1 item, n bidders, U[0,1]; Myerson's
   optimum (second price, reserve 1/2) and second price, both exact;
-* ``single3_exp``: 1 item, 3 bidders, exponential values with mean 3; optimum
-  about 2.749 (MyersonNet), second price 2.5;
+* ``single3_exp``: 1 item, 3 bidders, exponential values with mean 3 (MyersonNet's
+  exponential setting); optimum 9/e - 9/(2e^2) + 1/e^3 = 2.751693 (exact:
+  second price with reserve 3, the virtual value being v - 3; the paper's table
+  rounds an estimate to 2.749), second price 2.5;
+* ``single3_irregular``: 1 item, 3 bidders, values U[0,3] with probability 3/4
+  and U[3,8] with 1/4 (MyersonNet's irregular setting): the virtual value
+  jumps down from 2 to -2 at 3, so Myerson's optimum irons it flat at
+  3 - sqrt 5 on [(7 - sqrt 5)/2, (11 - sqrt 5)/2] (reserve 2); optimum
+  (713 + 21 sqrt 5)/320 = 2.374867, second price 71/32 = 2.21875 (both exact;
+  the paper's table quotes about 2.38 and 2.23);
+* ``single5_asym``: 1 item, 5 bidders, bidder i's value U[0, i] (MyersonNet's
+  asymmetric setting); optimum 58819/25600 = 2.297617 (exact: virtual values
+  2 v_i - i), second price 7253/3600 = 2.014722;
 * ``seed3``: the seed market's values: 1 item, 3 bidders, integers uniform on
   0..9; Myerson's optimum for bidders who best-respond 5.275 = E[max(0,
   max_i 2 v_i - 9)] (exact), reached by Myerson's mechanism with tie-adjusted
@@ -37,10 +48,11 @@ market experiments' ``--setting``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from jaxauction._checks import check_choice
-from jaxauction.priors import ExponentialPrior, UniformIntPrior, UniformPrior
+from jaxauction.priors import ExponentialPrior, PiecewiseUniformPrior, UniformIntPrior, UniformPrior
 from jaxauction.utilities import Utility, quasi_linear, unit_demand
 
 DEMANDS = ("additive", "unit")
@@ -124,9 +136,27 @@ SETTINGS: dict[str, Setting] = {
             3,
             1,
             ExponentialPrior(3.0),
-            optimum=2.749,
+            optimum=9 / math.e - 9 / (2 * math.e**2) + 1 / math.e**3,
+            optimum_exact=True,
             baselines=(("second price", 2.5),),
-            published=(("MyersonNet optimum estimate", 2.749),),
+        ),
+        Setting(
+            "single3_irregular",
+            3,
+            1,
+            PiecewiseUniformPrior((0.0, 3.0, 8.0), (0.75, 0.25)),
+            optimum=(713 + 21 * math.sqrt(5)) / 320,
+            optimum_exact=True,
+            baselines=(("second price", 71 / 32),),
+        ),
+        Setting(
+            "single5_asym",
+            5,
+            1,
+            UniformPrior(0.0, (1.0, 2.0, 3.0, 4.0, 5.0)),
+            optimum=58819 / 25600,
+            optimum_exact=True,
+            baselines=(("second price", 7253 / 3600),),
         ),
         Setting(
             "additive_1x2",

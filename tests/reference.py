@@ -231,6 +231,32 @@ def affine_maximizer(bids: np.ndarray, allocations, weights, boosts) -> Outcomes
     return _one(allocations[best], payments)
 
 
+def myersonnet_virtual_value(x: float, log_slopes, intercepts, scale: float) -> float:
+    """One bidder's ``s min_k max_j (exp(alpha_kj) x / s + beta_kj)``, by loops."""
+    return scale * min(max(math.exp(a) * x / scale + b for a, b in zip(row_a, row_b, strict=True))
+                       for row_a, row_b in zip(log_slopes, intercepts, strict=True))  # fmt: skip
+
+
+def myersonnet(bids: np.ndarray, log_slopes, intercepts, scales) -> Outcomes:
+    """The highest virtual value wins if positive (the lowest index on ties), paying the least bid that would
+    still win: found by bisection on its (increasing) virtual value, not by inverting the network."""
+    n = bids.shape[0]
+    nets = [(np.asarray(log_slopes[min(i, len(log_slopes) - 1)], np.float64),
+             np.asarray(intercepts[min(i, len(intercepts) - 1)], np.float64)) for i in range(n)]  # fmt: skip
+    phi = [myersonnet_virtual_value(float(bids[i, 0]), *nets[i], scales[i]) for i in range(n)]
+    allocation, payments = np.zeros((n, 1)), np.zeros(n)
+    best = max(phi)
+    if best > 0:
+        w = phi.index(best)
+        target = max([0.0] + [phi[j] for j in range(n) if j != w])
+        lo, hi = 0.0, float(bids[w, 0])  # phi_w(hi) >= target; find the least such bid
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if myersonnet_virtual_value(mid, *nets[w], scales[w]) >= target else (mid, hi)
+        allocation[w, 0], payments[w] = 1.0, hi
+    return _one(allocation, payments)
+
+
 # --- wrappers ------------------------------------------------------------------------------------------------
 
 
@@ -556,4 +582,5 @@ RULES: dict[str, Callable[..., Outcomes]] = {
         list(bids[:, 0]), params, tau, bid_scale),
     "with_budgets": with_budgets,
     "affine_maximizer": affine_maximizer,
+    "myersonnet": myersonnet,
 }

@@ -34,6 +34,15 @@ def test_regretnet_benchmark_counts_flops():
     assert row["ms_per_iteration"] > 0 and 0 < row["roofline_fraction"] < 1
 
 
+def test_zoo_benchmark_times_every_architecture():
+    pairs = "rochetnet:additive_1x2,myersonnet:single3"
+    result = regretnet.main(["--zoo", "--pairs", pairs, "--iterations", "2", "--repeats", "1",
+                             "--audit-profiles", "16"])  # fmt: skip
+    assert [(r["model"], r["setting"], r["batch"]) for r in result["rows"]] == [("rochetnet", "additive_1x2", 1024),
+                                                                            ("myersonnet", "single3", 1024)]
+    assert all(r["ms_per_iteration"] > 0 and r["audit_ms_per_profile"] > 0 for r in result["rows"])
+
+
 @pytest.mark.slow
 def test_audit_benchmark_counts_flops_by_the_cost_model(tmp_path):
     out = tmp_path / "audit.json"

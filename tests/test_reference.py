@@ -30,9 +30,9 @@ LEVELS = np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)
 
 # Exported helpers that are not rule builders, and learned mechanisms (checked by properties, not a reference).
 NOT_RULES = {"affine_maximizer_menu", "affine_maximizer_soft", "checked", "classical", "deterministic_menu",
-             "entry_probability", "highest_bid_allocation", "make_mechanism",
+             "entry_probability", "highest_bid_allocation", "make_mechanism", "myersonnet_soft",
              "payment_shares", "phase", "prize_shares", "rochetnet_soft", "set_time", "torch_linear_init"}  # fmt: skip
-LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet"}
+LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet", "equivariantnet"}
 REGISTERED = {  # registry name -> the constructor its builder calls
     **{name: name for name in ("first_price", "second_price", "third_price", "all_pay", "prize_all_pay",
                                "random_allocation", "vcg", "teaser_first_price", "discrete_myerson",
@@ -279,6 +279,23 @@ def test_affine_maximizer_matches_reference(menu, n, m, demand):
             "boosts": jnp.asarray(rng.normal(0, 0.3, len(allocations)), jnp.float32)}  # fmt: skip
     check_rule(mechanism, wide, bids, lambda b: ref.RULES["affine_maximizer"](
         b, allocations, np.exp(np.asarray(wide["log_weights"], np.float64)), np.asarray(wide["boosts"], np.float64)))
+
+
+@pytest.mark.parametrize(("n", "shared"), [(1, False), (2, False), (3, True), (5, False)])
+def test_myersonnet_matches_reference(n, shared):
+    """Random per-bidder (or shared) networks with intercepts above 0 for some bidders (who then clear the reserve
+    at any bid and pay 0 when alone), per-bidder scales; ties, zeros, bids below the reserve. The reference finds
+    each threshold by bisection on the network, not by inverting it."""
+    rng = np.random.default_rng(n)
+    scales = rng.uniform(0.5, 2.0, n)
+    mechanism = mechanisms.myersonnet(n, 4, 3, bid_scale=scales, shared=shared)
+    shape = (1 if shared else n, 4, 3)
+    params = {"log_slopes": jnp.asarray(rng.normal(0, 1, shape), jnp.float32),
+              "intercepts": jnp.asarray(rng.uniform(-1.0, 0.3, shape), jnp.float32)}  # fmt: skip
+    reference = ref.RULES["myersonnet"]
+    check_rule(mechanism, params, profiles(rng, 48, n, 1, 0.5), lambda b: reference(
+        b, np.asarray(params["log_slopes"], np.float64), np.asarray(params["intercepts"], np.float64),
+        np.asarray(np.float32(scales), np.float64)))
 
 
 def test_entry_fee_and_budgets_match_reference():

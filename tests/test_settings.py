@@ -1,5 +1,7 @@
 """Named settings and the exponential prior: reference figures against exact results."""
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +19,7 @@ def test_single_item_optimum_is_myerson(name, optimum):
 
 
 def test_every_setting_builds_its_prior():
-    assert len(SETTINGS) == 14
+    assert len(SETTINGS) == 16
     for s in SETTINGS.values():
         params = s.prior.init_params(s.n_bidders, s.n_items)
         low, high = s.prior.support(params)
@@ -43,6 +45,63 @@ def test_exponential_prior_second_price_revenue():
     second = np.sort(np.asarray(values[..., 0]), axis=1)[:, 1]
     assert abs(second.mean() - 2.5) < 4 * second.std() / np.sqrt(second.size)
     assert float(prior.support(params)[1][0, 0]) == pytest.approx(3 * np.log(1e4), rel=1e-6)
+
+
+def ironed_virtual_value_cdf(quantile_value, grid: int = 400_001):
+    """``(phibar [grid], q [grid])``: the ironed virtual value at each quantile of a distribution given by its
+    quantile function (value at ``1 - q``), from the concave hull of the revenue curve ``R(q) = q F^{-1}(1 - q)``,
+    computed numerically (no closed form)."""
+    q = np.linspace(0.0, 1.0, grid)
+    revenue = q * quantile_value(1 - q)
+    hull = [0]
+    for k in range(1, grid):  # the upper concave hull, by a monotone chain
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            if (q[b] - q[a]) * (revenue[k] - revenue[a]) - (revenue[b] - revenue[a]) * (q[k] - q[a]) >= 0:
+                hull.pop()
+            else:
+                break
+        hull.append(k)
+    return np.gradient(np.interp(q, q[hull], revenue[hull]), q)
+
+
+@pytest.mark.parametrize("name", ["single3_exp", "single3_irregular", "single5_asym"])
+def test_myersonnet_settings_optima_match_a_numerical_ironing(name):
+    """Each exact optimum is ``E[max(0, max_i phibar_i(v_i))]``, here with ``phibar`` from a numerical concave hull
+    of each bidder's revenue curve and the expectation over a quantile grid: within 5e-4 of the closed forms
+    (the exponential's quantile grid stops at q = 1e-6)."""
+    s = setting(name)
+    if name == "single3_exp":
+        quantiles = [lambda u: -3.0 * np.log1p(-np.minimum(u, 1 - 1e-6))] * 3
+    elif name == "single3_irregular":
+        quantiles = [lambda u: np.where(u <= 0.75, u / 0.75 * 3, 3 + (u - 0.75) / 0.25 * 5)] * 3
+    else:
+        quantiles = [lambda u, i=i: u * i for i in range(1, 6)]
+    levels = np.linspace(0.0, 30.0, 30_001)
+    below = np.ones_like(levels)
+    for quantile in quantiles:
+        phibar = np.sort(ironed_virtual_value_cdf(quantile))
+        below *= np.searchsorted(phibar, levels, side="right") / phibar.size  # P(phibar_i <= t)
+    optimum = np.trapezoid(1 - below, levels)
+    assert abs(optimum - s.optimum) < 5e-4, (optimum, s.optimum)
+
+
+def test_irregular_prior_draws_its_two_pieces_and_second_price_earns_71_32():
+    """MyersonNet's irregular prior: 3/4 of the draws on [0, 3), uniform there (mean 1.5), the rest uniform on
+    [3, 8] (mean 5.5); E[second highest of 3] = 71/32 (the setting's second-price figure, exact)."""
+    s = setting("single3_irregular")
+    params = s.prior.init_params(3, 1)
+    draw = jax.vmap(lambda k: s.prior.sample(k, params).values)
+    values = np.asarray(draw(jax.random.split(jax.random.key(0), 200_000)))[..., 0]
+    low = values < 3
+    assert abs(low.mean() - 0.75) < 4 * math.sqrt(0.75 * 0.25 / low.size)
+    assert abs(values[low].mean() - 1.5) < 0.01 and abs(values[~low].mean() - 5.5) < 0.02
+    assert values.min() >= 0 and values.max() <= 8
+    second = np.sort(values, axis=1)[:, 1]
+    assert abs(second.mean() - 71 / 32) < 4 * second.std() / np.sqrt(second.size)
+    np.testing.assert_array_equal(np.asarray(s.prior.support(params)[1]), 8.0)
+    again = np.asarray(draw(jax.random.split(jax.random.key(0), 200_000)))[..., 0]
+    np.testing.assert_array_equal(values, again)
 
 
 def test_unknown_names_and_bad_means_are_refused():

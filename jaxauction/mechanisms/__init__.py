@@ -50,6 +50,7 @@ from jaxauction.mechanisms.dynamic import (
     set_time,
     teaser_first_price,
 )
+from jaxauction.mechanisms.equivariant import equivariantnet
 from jaxauction.mechanisms.market_rules import (
     MULTI_UNIT_PRICING,
     PROCUREMENT_RULES,
@@ -61,6 +62,7 @@ from jaxauction.mechanisms.market_rules import (
     with_budgets,
     with_entry_fee,
 )
+from jaxauction.mechanisms.myersonnet import myersonnet, myersonnet_soft
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
 from jaxauction.mechanisms.rules import (
     RULES,
@@ -115,12 +117,15 @@ __all__ = [
     "discrete_myerson",
     "dynamic",
     "entry_probability",
+    "equivariantnet",
     "first_price",
     "highest_bid_allocation",
     "learned_allocation",
     "learned_dynamic_first_price",
     "make_mechanism",
     "multi_unit",
+    "myersonnet",
+    "myersonnet_soft",
     "payment_shares",
     "phase",
     "phased",

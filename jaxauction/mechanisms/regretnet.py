@@ -99,9 +99,14 @@ def regretnet(
     check_positive_int(n_bidders, "n_bidders")
     check_positive_int(n_items, "n_items")
     check_choice(demand, DEMANDS, "demand")
+    module = RegretNetModule(n_bidders, n_items, demand, hidden_widths(hidden))
+    return fraction_mechanism(f"regretnet_{demand}", n_bidders, n_items, module, bid_scale)
+
+
+def fraction_mechanism(name: str, n_bidders: int, n_items: int, module: nn.Module, bid_scale: float) -> Mechanism:
+    """A learned mechanism from a Flax ``module``, ``bids / bid_scale [n, m] -> (allocation [n, m], fractions
+    [n])``: bidder ``i`` pays ``fractions_i * sum_j a_ij b_ij`` (RegretNet's payment; individually rational)."""
     check_finite(bid_scale, "bid_scale", positive=True)
-    hidden = hidden_widths(hidden)
-    module = RegretNetModule(n_bidders, n_items, demand, hidden)
     scale = float(bid_scale)
 
     def init(key: PRNGKey) -> Any:
@@ -111,10 +116,9 @@ def regretnet(
         del key  # deterministic
         check_bids(bids, n_bidders, n_items)
         allocation, fractions = module.apply(params, bids / scale)
-        payments = fractions * jnp.sum(allocation * bids, axis=-1)
-        return Outcome(allocation=allocation, payments=payments)
+        return Outcome(allocation=allocation, payments=fractions * jnp.sum(allocation * bids, axis=-1))
 
-    return Mechanism(f"regretnet_{demand}", n_bidders, n_items, init, apply, trainable=True)
+    return Mechanism(name, n_bidders, n_items, init, apply, trainable=True)
 
 
 def _menu(params: Any, demand: str = "additive") -> tuple[Array, Array]:

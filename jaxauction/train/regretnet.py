@@ -1,4 +1,5 @@
-"""Training RegretNet (augmented Lagrangian), RochetNet and affine maximizers, as pure jit-compiled steps.
+"""Training RegretNet (augmented Lagrangian), RochetNet, affine maximizers and MyersonNet, as pure jit-compiled
+steps.
 
 RegretNet, as configured in Dütting et al. 2019 (the reference configuration):
 
@@ -16,7 +17,7 @@ RegretNet, as configured in Dütting et al. 2019 (the reference configuration):
   5x10) by 50 (1x2 additive), 5 (2x2), 10 (2x3), 1 (3x10), 0.25 (5x10), and 1
   for the settings the paper does not list.
 
-RochetNet and the affine maximizers (exactly DSIC for every params): Adam
+RochetNet, the affine maximizers and MyersonNet (exactly DSIC for every params): Adam
 on ``-revenue`` of a softmax relaxation of the argmax (the menu; the entry
 and the pivots), over fresh batches from the prior; the argmax rule is
 evaluated.
@@ -38,12 +39,15 @@ from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import jax.numpy as jnp
+import numpy as np
 
 from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.mechanisms.affine_maximizer import MENUS, affine_maximizer, affine_maximizer_soft, deterministic_menu
 from jaxauction.mechanisms.base import Mechanism
+from jaxauction.mechanisms.equivariant import equivariantnet
+from jaxauction.mechanisms.myersonnet import myersonnet, myersonnet_soft
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
-from jaxauction.priors import top_value
+from jaxauction.priors import default_support, top_value
 from jaxauction.settings import Setting, setting
 from jaxauction.train.lagrangian import (
     LagrangianLog,
@@ -61,6 +65,7 @@ RegretNetLog = LagrangianLog
 RHO_INCREMENT = {"additive_1x2": 50.0, "additive_2x2": 5.0, "additive_2x3": 10.0, "additive_3x10": 1.0,
                  "additive_5x10": 0.25}  # fmt: skip
 LARGE = ("additive_3x10", "additive_5x10")  # 5 hidden layers
+REGRET_TRAINED = ("regretnet", "equivariantnet")  # trained with regret (the others are exactly DSIC)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,49 +73,58 @@ class RegretNetConfig:
     """One training run; an unset field takes the reference configuration's value for the setting."""
 
     setting: str = "additive_2x2"
-    """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, additive_1x2, unit_1x2,
-    unit_1x2_23, additive_1x2_416_47, additive_2x2, additive_2x3, additive_2x5, additive_3x10, additive_5x10"""
-    model: Literal["regretnet", "rochetnet", "affine_maximizer"] = "regretnet"
-    """regretnet (any setting), rochetnet (one bidder) or affine_maximizer (any setting; exactly DSIC)"""
+    """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, single3_irregular,
+    single5_asym, additive_1x2, unit_1x2, unit_1x2_23, additive_1x2_416_47, additive_2x2, additive_2x3,
+    additive_2x5, additive_3x10, additive_5x10"""
+    model: Literal["regretnet", "equivariantnet", "rochetnet", "affine_maximizer", "myersonnet"] = "regretnet"
+    """regretnet or equivariantnet (any setting; trained with regret), rochetnet (one bidder), affine_maximizer
+    (any setting; exactly DSIC) or myersonnet (one item; exactly DSIC)"""
     iterations: int = 400_000
     """optimizer steps"""
     log_every: int = 1_000
     """iterations per logged step (one row of rounds.csv)"""
     batch: int | None = None
-    """profiles per step (regretnet 128, rochetnet 1,024)"""
+    """profiles per step (regretnet and equivariantnet 128, the exactly DSIC ones 1,024)"""
     train_size: int = 640_000
-    """regretnet: fixed training profiles (their misreports are cached)"""
+    """regretnet, equivariantnet: fixed training profiles (their misreports are cached)"""
     learning_rate: float | None = None
-    """Adam's learning rate for the mechanism (regretnet 1e-3, rochetnet 0.01)"""
+    """Adam's learning rate for the mechanism (regretnet, equivariantnet and myersonnet 1e-3, the others 0.01)"""
     hidden_layers: int | None = None
-    """regretnet: hidden layers per network (2; 5 for 3x10 and 5x10)"""
+    """regretnet: hidden layers per network (2; 5 for 3x10 and 5x10); equivariantnet: exchangeable layers"""
     hidden_units: int = 100
-    """regretnet: units per hidden layer"""
+    """regretnet: units per hidden layer; equivariantnet: channels per layer"""
     misreport_steps: int = 25
-    """regretnet: projected Adam steps refining the cached misreports per iteration"""
+    """regretnet, equivariantnet: projected Adam steps refining the cached misreports per iteration"""
     misreport_lr: float = 0.1
-    """regretnet: their step size, as a fraction of the support's width"""
+    """regretnet, equivariantnet: their step size, as a fraction of the support's width"""
     misreport_unroll: int = 1
-    """regretnet: refinement steps per iteration of the compiled loop (speed only: the same computation;
+    """regretnet, equivariantnet: refinement steps per iteration of the compiled loop (speed only: the same computation;
     on a GPU, unrolling all of them saves a loop round trip per step)"""
     lambda_init: float | None = None
-    """regretnet: initial Lagrange multipliers (5; 1 for 5x10)"""
+    """regretnet, equivariantnet: initial Lagrange multipliers (5; 1 for 5x10)"""
     lambda_every: int = 100
-    """regretnet: iterations between multiplier updates lambda += rho * regret"""
+    """regretnet, equivariantnet: iterations between multiplier updates lambda += rho * regret"""
     rho_init: float | None = None
-    """regretnet: initial penalty weight (1; 0.25 for 5x10)"""
+    """regretnet, equivariantnet: initial penalty weight (1; 0.25 for 5x10)"""
     rho_increment: float | None = None
-    """regretnet: penalty weight increment (per setting, see the module)"""
+    """regretnet, equivariantnet: penalty weight increment (per setting, see the module)"""
     rho_every: int | None = None
-    """regretnet: iterations between increments (10,000; 100,000 for 5x10)"""
+    """regretnet, equivariantnet: iterations between increments (10,000; 100,000 for 5x10)"""
     menu_size: int = 1_000
     """rochetnet, affine_maximizer (lottery menu): lotteries on the menu"""
     ama_menu: Literal["lottery", "deterministic"] = "lottery"
     """affine_maximizer: a learned menu of lotteries, or every deterministic allocation (weights and boosts
     learned)"""
+    groups: int = 10
+    """myersonnet: groups of lines per bidder's virtual-value network (a min over groups)"""
+    lines: int = 10
+    """myersonnet: lines per group (a max over lines)"""
+    shared: bool = False
+    """myersonnet: one virtual-value network for every bidder (anonymous; for i.i.d. bidders with a regular prior:
+    on an irregular one it cannot reach the optimum, see jaxauction.mechanisms.myersonnet)"""
     softness: float = 1_000.0
-    """rochetnet, affine_maximizer: inverse temperature of the training softmax, per unit of the support's top
-    value"""
+    """rochetnet, affine_maximizer, myersonnet: inverse temperature of the training softmax, per unit of the
+    support's top value"""
 
     def __post_init__(self) -> None:
         s = setting(self.setting)
@@ -122,6 +136,8 @@ class RegretNetConfig:
             "lambda_every",
             "menu_size",
             "misreport_unroll",
+            "groups",
+            "lines",
         ):
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.misreport_steps, "misreport_steps", minimum=0)
@@ -132,12 +148,14 @@ class RegretNetConfig:
             raise ValueError(f"iterations ({self.iterations}) must be a multiple of log_every ({self.log_every})")
         if self.model == "rochetnet" and s.n_bidders != 1:
             raise ValueError(f"rochetnet is for one bidder; setting {self.setting} has {s.n_bidders}")
+        if self.model == "myersonnet" and s.n_items != 1:
+            raise ValueError(f"myersonnet is for one item; setting {self.setting} has {s.n_items}")
         if self.model not in ARCHITECTURES:
             raise ValueError(f"unknown model {self.model!r}; choose one of {sorted(ARCHITECTURES)}")
         check_choice(self.ama_menu, MENUS, "ama_menu")
         if self.model == "affine_maximizer" and self.ama_menu == "deterministic":
             deterministic_menu(s.n_bidders, s.n_items, s.demand)  # refuses a menu too large to enumerate
-        if self.model == "regretnet" and self.train_size < self.resolved("batch"):
+        if self.model in REGRET_TRAINED and self.train_size < self.resolved("batch"):
             raise ValueError(f"train_size ({self.train_size}) must be at least the batch ({self.resolved('batch')})")
         for name in ("learning_rate", "misreport_lr", "softness"):
             check_finite(self.resolved(name), name, positive=True)
@@ -151,8 +169,8 @@ class RegretNetConfig:
             return value
         large = self.setting == "additive_5x10"
         return {
-            "batch": 128 if self.model == "regretnet" else 1024,
-            "learning_rate": 1e-3 if self.model == "regretnet" else 0.01,
+            "batch": 128 if self.model in REGRET_TRAINED else 1024,
+            "learning_rate": 1e-3 if self.model in (*REGRET_TRAINED, "myersonnet") else 0.01,
             "hidden_layers": 5 if self.setting in LARGE else 2,
             "lambda_init": 1.0 if large else 5.0,
             "rho_init": 0.25 if large else 1.0,
@@ -189,6 +207,13 @@ def _regretnet(config: RegretNetConfig) -> Mechanism:
     return regretnet(s.n_bidders, s.n_items, s.demand, hidden, bid_scale=top_value(s.prior, s.n_bidders, s.n_items))
 
 
+def _equivariantnet(config: RegretNetConfig) -> Mechanism:
+    s = config.the_setting
+    hidden = (config.hidden_units,) * config.resolved("hidden_layers")
+    return equivariantnet(s.n_bidders, s.n_items, s.demand, hidden,
+                          bid_scale=top_value(s.prior, s.n_bidders, s.n_items))  # fmt: skip
+
+
 def _rochetnet(config: RegretNetConfig) -> Mechanism:
     s = config.the_setting
     return rochetnet(s.n_items, config.menu_size, price_scale=top_value(s.prior, 1, s.n_items), demand=s.demand)
@@ -212,10 +237,27 @@ def _affine_maximizer_surrogate(config: RegretNetConfig) -> Callable[[Params, Ar
     return affine_maximizer_soft(config.ama_menu, s.n_bidders, s.demand, config.softness / top, fixed)
 
 
+def _bidder_tops(s: Setting) -> np.ndarray:
+    """``[n]`` the top of each bidder's support (MyersonNet's per-bidder scales)."""
+    return default_support(s.prior, s.n_bidders, s.n_items)[1].max(axis=1)
+
+
+def _myersonnet(config: RegretNetConfig) -> Mechanism:
+    s = config.the_setting
+    return myersonnet(s.n_bidders, config.groups, config.lines, _bidder_tops(s), config.shared)
+
+
+def _myersonnet_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], Outcome]:
+    s = config.the_setting
+    return myersonnet_soft(s.n_bidders, config.softness / top_value(s.prior, s.n_bidders, 1), _bidder_tops(s))
+
+
 ARCHITECTURES = {
     "regretnet": Architecture(_regretnet),
+    "equivariantnet": Architecture(_equivariantnet),
     "rochetnet": Architecture(_rochetnet, _rochetnet_surrogate),
     "affine_maximizer": Architecture(_affine_maximizer, _affine_maximizer_surrogate),
+    "myersonnet": Architecture(_myersonnet, _myersonnet_surrogate),
 }
 
 

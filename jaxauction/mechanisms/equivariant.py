@@ -39,12 +39,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxauction._checks import check_choice, check_positive_int, hidden_widths
+from jaxauction._checks import hidden_widths
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import fraction_mechanism
 from jaxauction.types import Array
-
-DEMANDS = ("additive", "unit")
 
 
 class Exchangeable(nn.Module):
@@ -57,8 +55,9 @@ class Exchangeable(nn.Module):
         pooled = {"cell": x, "item": jnp.mean(x, axis=0, keepdims=True), "bidder": jnp.mean(x, axis=1, keepdims=True),
                   "all": jnp.mean(x, axis=(0, 1), keepdims=True)}  # fmt: skip
         init = nn.initializers.glorot_uniform()
-        return 0.5 * sum(nn.Dense(self.features, use_bias=name == "cell", kernel_init=init, name=name)(v)
-                   for name, v in pooled.items())  # fmt: skip
+        terms = [nn.Dense(self.features, use_bias=name == "cell", kernel_init=init, name=name)(v)
+                 for name, v in pooled.items()]  # fmt: skip
+        return 0.5 * sum(terms)  # halved: four Glorot terms add up to twice one dense layer's scale
 
 
 class EquivariantModule(nn.Module):
@@ -91,8 +90,5 @@ def equivariantnet(
     bid_scale: float = 1.0,
 ) -> Mechanism:
     """EquivariantNet (module docstring); ``params`` are the Flax params of the exchangeable layers."""
-    check_positive_int(n_bidders, "n_bidders")
-    check_positive_int(n_items, "n_items")
-    check_choice(demand, DEMANDS, "demand")
     module = EquivariantModule(demand, hidden_widths(hidden))
-    return fraction_mechanism(f"equivariantnet_{demand}", n_bidders, n_items, module, bid_scale)
+    return fraction_mechanism("equivariantnet", n_bidders, n_items, demand, module, bid_scale)

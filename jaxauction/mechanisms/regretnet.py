@@ -96,16 +96,18 @@ def regretnet(
     bid_scale: float = 1.0,
 ) -> Mechanism:
     """A RegretNet mechanism (module docstring); ``params`` are the Flax params of both networks."""
+    module = RegretNetModule(n_bidders, n_items, demand, hidden_widths(hidden))
+    return fraction_mechanism("regretnet", n_bidders, n_items, demand, module, bid_scale)
+
+
+def fraction_mechanism(family: str, n_bidders: int, n_items: int, demand: str, module: nn.Module,
+                       bid_scale: float) -> Mechanism:  # fmt: skip
+    """The mechanism ``{family}_{demand}`` of a Flax ``module``, ``bids / bid_scale [n, m] -> (allocation [n, m],
+    fractions [n])``: bidder ``i`` pays ``fractions_i * sum_j a_ij b_ij`` (RegretNet's payment; individually
+    rational). RegretNet and EquivariantNet are two such modules."""
     check_positive_int(n_bidders, "n_bidders")
     check_positive_int(n_items, "n_items")
     check_choice(demand, DEMANDS, "demand")
-    module = RegretNetModule(n_bidders, n_items, demand, hidden_widths(hidden))
-    return fraction_mechanism(f"regretnet_{demand}", n_bidders, n_items, module, bid_scale)
-
-
-def fraction_mechanism(name: str, n_bidders: int, n_items: int, module: nn.Module, bid_scale: float) -> Mechanism:
-    """A learned mechanism from a Flax ``module``, ``bids / bid_scale [n, m] -> (allocation [n, m], fractions
-    [n])``: bidder ``i`` pays ``fractions_i * sum_j a_ij b_ij`` (RegretNet's payment; individually rational)."""
     check_finite(bid_scale, "bid_scale", positive=True)
     scale = float(bid_scale)
 
@@ -118,7 +120,7 @@ def fraction_mechanism(name: str, n_bidders: int, n_items: int, module: nn.Modul
         allocation, fractions = module.apply(params, bids / scale)
         return Outcome(allocation=allocation, payments=fractions * jnp.sum(allocation * bids, axis=-1))
 
-    return Mechanism(name, n_bidders, n_items, init, apply, trainable=True)
+    return Mechanism(f"{family}_{demand}", n_bidders, n_items, init, apply, trainable=True)
 
 
 def _menu(params: Any, demand: str = "additive") -> tuple[Array, Array]:

@@ -201,17 +201,16 @@ class Architecture(NamedTuple):
     surrogate: Callable[[RegretNetConfig], Callable[[Params, Array], Outcome]] | None = None
 
 
-def _regretnet(config: RegretNetConfig) -> Mechanism:
-    s = config.the_setting
-    hidden = (config.hidden_units,) * config.resolved("hidden_layers")
-    return regretnet(s.n_bidders, s.n_items, s.demand, hidden, bid_scale=top_value(s.prior, s.n_bidders, s.n_items))
+def _network(build: Callable[..., Mechanism]) -> Callable[[RegretNetConfig], Mechanism]:
+    """RegretNet's or EquivariantNet's builder: ``hidden_layers`` x ``hidden_units``, bids in units of the top
+    value."""
 
+    def network(config: RegretNetConfig) -> Mechanism:
+        s = config.the_setting
+        hidden = (config.hidden_units,) * config.resolved("hidden_layers")
+        return build(s.n_bidders, s.n_items, s.demand, hidden, bid_scale=top_value(s.prior, s.n_bidders, s.n_items))
 
-def _equivariantnet(config: RegretNetConfig) -> Mechanism:
-    s = config.the_setting
-    hidden = (config.hidden_units,) * config.resolved("hidden_layers")
-    return equivariantnet(s.n_bidders, s.n_items, s.demand, hidden,
-                          bid_scale=top_value(s.prior, s.n_bidders, s.n_items))  # fmt: skip
+    return network
 
 
 def _rochetnet(config: RegretNetConfig) -> Mechanism:
@@ -253,8 +252,8 @@ def _myersonnet_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], 
 
 
 ARCHITECTURES = {
-    "regretnet": Architecture(_regretnet),
-    "equivariantnet": Architecture(_equivariantnet),
+    "regretnet": Architecture(_network(regretnet)),
+    "equivariantnet": Architecture(_network(equivariantnet)),
     "rochetnet": Architecture(_rochetnet, _rochetnet_surrogate),
     "affine_maximizer": Architecture(_affine_maximizer, _affine_maximizer_surrogate),
     "myersonnet": Architecture(_myersonnet, _myersonnet_surrogate),

@@ -33,15 +33,16 @@ from jaxauction import io
 from jaxauction.regret import Protocol, evaluate
 from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
 
-ZOO = ["regretnet:additive_2x2", "rochetnet:additive_1x2", "affine_maximizer:additive_2x2",
-       "affine_maximizer:additive_2x5", "myersonnet:single3", "myersonnet:single5_asym"]  # fmt: skip
+ZOO = ["regretnet:additive_2x2", "equivariantnet:additive_2x2", "regretformer:additive_2x2",
+       "rochetnet:additive_1x2", "affine_maximizer:additive_2x2", "affine_maximizer:additive_2x5",
+       "myersonnet:single3", "myersonnet:single5_asym"]  # fmt: skip
 
 
 def forward_flops(config: RegretNetConfig) -> int:
     """FLOPs of one forward pass of both networks for one profile (2 x multiply-adds)."""
     s = config.the_setting
     n, m = s.n_bidders, s.n_items
-    hidden = (config.hidden_units,) * config.resolved("hidden_layers")
+    hidden = (config.resolved("hidden_units"),) * config.resolved("hidden_layers")
     outputs = {"additive": (n + 1) * m, "unit": (n + 1) * m + n * (m + 1)}[s.demand]
 
     def mlp(out: int) -> int:
@@ -54,7 +55,7 @@ def forward_flops(config: RegretNetConfig) -> int:
 def network_flops(config: RegretNetConfig) -> int:
     """FLOPs of one training iteration's network passes (both networks, every deviation, backward included)."""
     n = config.the_setting.n_bidders
-    passes = config.misreport_steps * n + n + 1  # misreport refinement, then the loss on deviations and truth
+    passes = config.resolved("misreport_steps") * n + n + 1  # misreport refinement, the loss on deviations and truth
     return 3 * forward_flops(config) * config.resolved("batch") * passes
 
 

@@ -4,6 +4,7 @@
     python -m experiments.regret_audit --setting single2 --mechanism first_price      # regret 1/6
     python -m experiments.regret_audit --dmo-run results/deep_mechanism_optimization/<run>
     python -m experiments.regret_audit --regretnet-run results/regretnet/<run> --profiles 10000
+    python -m experiments.regret_audit --regretnet-run results/regretnet/<run> --on-setting additive_3x10
 
 Classical rules (``--mechanism``, with ``--reserve``) are sold item by item
 (simultaneous auctions) on additive settings. ``--dmo-run DIR`` loads the
@@ -12,7 +13,9 @@ deep payment rule of a deep mechanism optimization run from its checkpoint
 own value prior; ``--regretnet-run DIR`` does the same for an
 ``experiments.regretnet`` run (finished, or stopped by ``--time-limit``), for
 instance under a stronger protocol than the run's own evaluation;
-``--setting`` is then ignored. Writes ``metrics.json`` with the
+``--setting`` is then ignored. ``--on-setting S`` audits a size-independent
+network (EquivariantNet, RegretFormer) of such a run on setting ``S``, a size
+it may never have seen (same prior and demand). Writes ``metrics.json`` with the
 same keys as ``experiments.regretnet`` (``revenue``, ``regret_mean``,
 ``regret_max``, ``regret_over_revenue``, ...) and which searches ran.
 """
@@ -34,6 +37,7 @@ from jaxauction.mechanisms import RULES, make_mechanism
 from jaxauction.regret import Protocol, check_words, evaluate
 from jaxauction.runs import load_rule
 from jaxauction.settings import setting as get_setting
+from jaxauction.train.regretnet import build_mechanism_on
 
 NAME = "regret_audit"
 
@@ -53,6 +57,9 @@ class AuditConfig:
     regretnet_run: Path | None = None
     """audit the trained rule of this experiments.regretnet run instead (its checkpoint and setting; a run
     stopped by --time-limit too), e.g. under a stronger protocol than the run's own evaluation"""
+    on_setting: str | None = None
+    """with --regretnet-run of a size-independent network (equivariantnet, regretformer): audit its weights on this
+    setting instead (another size, the same prior and demand), e.g. a size it never saw in training"""
     run_seed: Annotated[int, tyro.conf.arg(aliases=("--dmo-seed",))] = 0
     """which seed of that run"""
     evaluation: Protocol = Protocol()
@@ -64,6 +71,10 @@ class AuditConfig:
         check_positive_int(self.run_seed, "run_seed", minimum=0)
         if self.dmo_run is not None and self.regretnet_run is not None:
             raise ValueError("--dmo-run and --regretnet-run each name a run to audit: give one")
+        if self.on_setting is not None:
+            get_setting(self.on_setting)
+            if self.regretnet_run is None:
+                raise ValueError("--on-setting audits a --regretnet-run's network on another size: give the run")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -83,6 +94,15 @@ def run(argv: list[str] | None) -> dict[str, Any]:
         else:
             what = {"audited": f"{rule.config.model} run", "regretnet_run": str(folder), "train": rule.config,
                     "setting": rule.config.setting, "iterations": rule.steps}  # fmt: skip
+            if config.on_setting is not None:
+                other, trained = get_setting(config.on_setting), rule.config.the_setting
+                if other.prior != trained.prior or other.demand != trained.demand:
+                    raise ValueError(f"--on-setting {other.name}: another prior or demand than the run's "
+                                     f"{trained.name}; only the size may change")  # fmt: skip
+                mechanism = build_mechanism_on(rule.config, other.name)
+                prior, utility = other.prior, other.utility()
+                what.update(setting=other.name, trained_on=[trained.name, *rule.config.mixture],
+                            optimum=other.optimum)  # fmt: skip
     else:
         setting = get_setting(config.setting)
         mechanism = make_mechanism(config.mechanism, setting.n_bidders, setting.n_items, reserve=config.reserve)

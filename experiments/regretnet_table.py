@@ -28,7 +28,7 @@ from jaxauction.settings import setting as get_setting
 HEADER = ("setting", "model", "revenue", "regret (mean per bidder)", "convergence check", "optimum",
           "best simple mechanism", "published (its protocol)", "iterations", "train time", "device")  # fmt: skip
 # the published figure a model's row is set beside: its own family's, else RegretNet's
-FAMILY = {"affine_maximizer": "AMenuNet"}
+FAMILY = {"affine_maximizer": "AMenuNet", "regretformer": "RegretFormer"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,8 @@ for the truthful and every misreported bid: common random numbers, so a
 random tie-break is never mistaken for a profitable deviation.
 
 **The protocol** (``Protocol``; its defaults are the strong one the README
-documents): two searches per profile and bidder, and the larger gain counts.
+documents): the searches below per profile and bidder, and the largest gain
+counts.
 
 * *gradient*: projected Adam on the misreport (clipped to the value support,
   step size ``step_size`` times the support's width), from the truthful
@@ -34,8 +35,17 @@ documents): two searches per profile and bidder, and the larger gain counts.
   jump, so this search alone underestimates their regret.
 * *grid* (``m <= 2``): every point of a ``grid``-point lattice of each item's
   support, plus the breakpoints of highest-bid rules: the other bidders'
-  values, and just above them (by ``1e-6`` of the width). For ``m > 2`` only the
-  gradient search runs; ``RegretReport.searches`` says which ran.
+  values, and just above them (by ``1e-6`` of the width). ``RegretReport.searches``
+  says which searches ran.
+* *coordinate* (``m > 2``, where the grid stops): from the truthful report,
+  ``sweeps`` passes over the items, each moving one item's report to the best
+  point of that item's line (a ``coordinate``-point grid of its support and
+  the same breakpoints), the other items held; the best utility seen counts.
+  Per bidder it costs ``sweeps x m x (coordinate + 2(n - 1))`` evaluations
+  (2 x 10 x 69 = 1,380 on 3x10, against the strong gradient search's 20,400),
+  needs no gradient, so it sees the jumps of hard allocations, and is exact
+  for rules that sell the items separately (the best report is the best per
+  item, which one sweep finds on the line).
 
 * *menu* (mechanisms with a ``menu``: RochetNet's argmax menu, one bidder):
   the bidder's best misreport gets it the best menu entry it can be
@@ -67,8 +77,8 @@ gradient evaluations, the grid's reports, the convergence check, and the
 time expected on this device, measured on the first chunk.
 
 **The convergence check** repeats the searches on the first
-``check_profiles`` profiles under a ``stronger`` attack (random starts, steps
-and grid points multiplied) and reports both estimates on that subsample
+``check_profiles`` profiles under a ``stronger`` attack (random starts, steps,
+grid reports, coordinate points and sweeps multiplied) and reports both estimates on that subsample
 (``regret_mean_check`` against ``regret_mean_stronger``), so they compare like
 for like at a fraction of the cost of repeating the whole audit.
 
@@ -133,6 +143,11 @@ class Protocol:
     """the search's Adam step size, as a fraction of each value's support width"""
     grid: int = -1
     """grid points per item: -1 automatic (1,001 for one item, 65 per item for two, none above), 0 none"""
+    coordinate: int = -1
+    """the coordinate search's grid points per item: -1 automatic (65 above two items, where the grid stops;
+    none up to two), 0 none"""
+    sweeps: int = 2
+    """the coordinate search's sweeps over the items"""
     profile_chunk: int = 256
     """profiles evaluated at once by a search, at most (each search also keeps to 65,536 rows: bounds memory)"""
     stronger: int | None = None
@@ -156,8 +171,11 @@ class Protocol:
         check_positive_int(p.stronger, "stronger")
         check_positive_int(p.check_profiles, "check_profiles")
         check_positive_int(p.revenue_profiles, "revenue_profiles", minimum=0)
-        if not isinstance(self.grid, int) or self.grid < -1 or self.grid == 1:
-            raise ValueError(f"grid must be -1 (automatic), 0 (none) or >= 2 points, got {self.grid!r}")
+        for name in ("grid", "coordinate"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < -1 or value == 1:
+                raise ValueError(f"{name} must be -1 (automatic), 0 (none) or >= 2 points, got {value!r}")
+        check_positive_int(self.sweeps, "sweeps")
         check_finite(self.step_size, "step_size", positive=True)
 
     def resolved(self) -> Protocol:
@@ -173,18 +191,33 @@ class Protocol:
             return self.grid
         return {1: 1001, 2: 65}.get(n_items, 0)
 
+    def coordinate_points(self, n_items: int) -> int:
+        """The coordinate search's grid points per item for ``n_items`` items (0: no coordinate search)."""
+        if self.coordinate >= 0:
+            return self.coordinate
+        return 65 if n_items > 2 else 0
+
     def strengthened(self, n_items: int) -> Protocol:
-        """The same protocol with ``stronger`` times the random starts, steps and grid points."""
+        """The same protocol with ``stronger`` times the random starts, steps, coordinate points and sweeps, and
+        grid points (``stronger`` times as many reports in all)."""
         p = self.resolved()
         k = p.stronger
         grid = p.grid_points(n_items)
         per_item = 0 if grid == 0 else int(round((grid - 1) * k ** (1 / n_items))) + 1
-        return dataclasses.replace(p, random_starts=p.random_starts * k, steps=p.steps * k, grid=per_item)
+        line = p.coordinate_points(n_items)
+        return dataclasses.replace(p, random_starts=p.random_starts * k, steps=p.steps * k, grid=per_item,
+                                   coordinate=0 if line == 0 else (line - 1) * k + 1, sweeps=p.sweeps * k)  # fmt: skip
 
     def grid_reports(self, n_bidders: int, n_items: int) -> int:
         """Reports the grid search tries per bidder: each item's grid and the others' breakpoints, combined."""
         points = self.resolved().grid_points(n_items)
         return (points + 2 * (n_bidders - 1)) ** n_items if points else 0
+
+    def coordinate_reports(self, n_bidders: int, n_items: int) -> int:
+        """Reports the coordinate search tries per bidder: per sweep and item, its line's grid and breakpoints."""
+        p = self.resolved()
+        points = p.coordinate_points(n_items)
+        return p.sweeps * n_items * (points + 2 * (n_bidders - 1)) if points else 0
 
     def work(self, n_bidders: int, n_items: int, menu: int = 0, per_bidder: bool = False) -> int:
         """The cost model: mechanism evaluations per profile (a gradient step counts 3: forward and backward).
@@ -199,7 +232,8 @@ class Protocol:
         if menu:
             return 2 * menu + p.grid_reports(n_bidders, n_items)
         gradient = 3 * (p.random_starts + 1) * p.steps
-        return n_bidders * (gradient + p.grid_reports(n_bidders, n_items)) + 1
+        searches = p.grid_reports(n_bidders, n_items) + p.coordinate_reports(n_bidders, n_items)
+        return n_bidders * (gradient + searches) + 1
 
 
 def check_scorable(prior: Any, utility: Utility | None, what: str = "regret") -> None:
@@ -222,11 +256,14 @@ class ProfileRegret(NamedTuple):
     gradient_gain: Array  # [P, n]: the best gain of the gradient search (-inf when it did not run)
     grid_gain: Array  # [P, n]: the best gain of the grid search (-inf when it did not run)
     menu_gain: Array  # [P, n]: the best gain over the menu's entries (-inf when the mechanism has no menu)
+    coordinate_gain: Array  # [P, n]: the best gain of the coordinate search (-inf when it did not run)
 
     @property
     def regret(self) -> Array:
         """``[P, n]``: ``rgt_i(v)``, the best gain of any search, and at least 0 (truthful is a report)."""
-        return jnp.maximum(0.0, jnp.maximum(jnp.maximum(self.gradient_gain, self.grid_gain), self.menu_gain))
+        best = jnp.maximum(jnp.maximum(self.gradient_gain, self.grid_gain), jnp.maximum(self.menu_gain,
+                                                                                      self.coordinate_gain))
+        return jnp.maximum(0.0, best)
 
 
 def _utilities(mechanism: Mechanism, params: Params, utility: Utility, utility_params: Params):
@@ -272,6 +309,38 @@ def _candidates(values: Array, i: int, low: Array, high: Array, points: int) -> 
         return axis
     a, b = jnp.meshgrid(axis[:, 0], axis[:, 1], indexing="ij")
     return jnp.stack([a.ravel(), b.ravel()], axis=-1)
+
+
+def _line(values: Array, i: int, j: int, low: Array, high: Array, points: int) -> Array:
+    """``[C]`` reports of bidder ``i`` for item ``j``: the item's grid, the others' bids on it and just above."""
+    others = jnp.delete(values[:, j], i, assume_unique_indices=True)  # [n-1]
+    width = high[i, j] - low[i, j]
+    lattice = jnp.linspace(0.0, 1.0, points) * width + low[i, j]
+    return jnp.concatenate([lattice, others, jnp.minimum(others + BREAKPOINT_STEP * width, high[i, j])])
+
+
+def _coordinate_search(utilities, values, key, base, low, high, points, sweeps):
+    """Best gain per bidder ``[n]`` of a coordinate search: from the truthful report, ``sweeps`` passes over the
+    items, each moving one item's report to the best point of its line (grid and breakpoints, ``_line``), the
+    others held. Beyond two items, where the grid stops; each pass cannot lose utility (the current report is on
+    no line, so a move must beat it)."""
+    n, m = values.shape
+    low, high = jnp.asarray(low), jnp.asarray(high)  # indexed by a traced item
+
+    def bidder(i: int) -> Array:
+        def move(report: Array, j: Array) -> tuple[Array, Array]:
+            line = _line(values, i, j, low, high, points)
+            tried = jax.vmap(lambda r: report.at[j].set(r))(line)  # [C, m]
+            gains = jax.vmap(lambda r: utilities(values, values.at[i].set(r), key)[i])(tried)
+            here = utilities(values, values.at[i].set(report), key)[i]
+            better = jnp.max(gains) > here
+            return jnp.where(better, tried[jnp.argmax(gains)], report), jnp.maximum(jnp.max(gains), here)
+
+        order = jnp.tile(jnp.arange(m), sweeps)
+        _, best = jax.lax.scan(move, values[i], order)
+        return jnp.max(best) - base[i]
+
+    return jnp.stack([bidder(i) for i in range(n)])
 
 
 def _grid_search(utilities, values, key, base, low, high, points):
@@ -345,6 +414,7 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
     menu = mechanism.menu is not None
     per_bidder = mechanism.bidder_menu is not None and not menu
     use_gradient = protocol.steps > 0 and not (menu or per_bidder)  # a menu's gradient is 0 almost everywhere
+    lines = 0 if menu or per_bidder else protocol.coordinate_points(m)  # a menu is enumerated: exact
 
     none = jnp.full((values.shape[0], n), -jnp.inf, jnp.float32)
 
@@ -364,12 +434,18 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
         v, k, b = args
         return _grid_search(utilities, v, k, b, low, high, points)
 
+    def coordinate(args):
+        v, k, b = args
+        return _coordinate_search(utilities, v, k, b, low, high, lines, protocol.sweeps)
+
     # Each search batches as many profiles as its own rows allow (2**16 rows: starts x bidders for the gradient
     # search, reports for the grid), so the gradient steps run on large matmuls rather than the grid's few profiles.
     def batch(rows_per_profile: int) -> int:
         return max(1, min(protocol.profile_chunk, 2**16 // rows_per_profile))
 
-    grad_gain, grid_gain, menu_gain = none, none, none
+    grad_gain, grid_gain, menu_gain, coordinate_gain = none, none, none, none
+    if lines:
+        coordinate_gain = jax.lax.map(coordinate, (values, keys, base), batch_size=batch(n * (lines + 2 * n)))
     if use_gradient:
         grad_gain = jax.lax.map(gradient, (values, keys, base, profile_keys),
                                 batch_size=batch(n * (protocol.random_starts + 1)))  # fmt: skip
@@ -401,7 +477,7 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
                                     for i in range(n)])  # fmt: skip
 
         menu_gain = jax.lax.map(bidder_entries, (values, keys), batch_size=protocol.profile_chunk)
-    return ProfileRegret(base, revenue, grad_gain, grid_gain, menu_gain)
+    return ProfileRegret(base, revenue, grad_gain, grid_gain, menu_gain, coordinate_gain)
 
 
 def interim_regret(
@@ -538,7 +614,7 @@ class RegretReport(NamedTuple):
     regret_max: float  # the worst single-profile regret of any bidder
     ir_violation_rate: float  # share of (profile, bidder) pairs with truthful utility below -1e-5
     revenue_profiles: int  # profiles behind revenue, revenue_se and ir_violation_rate
-    searches: tuple[str, ...]  # which searches ran: "gradient", "grid", "menu"
+    searches: tuple[str, ...]  # which searches ran: "gradient", "grid", "coordinate", "menu"
     skipped: tuple[str, ...]  # searches not run, and why (an exactly IC menu's gradient search)
     interim_regret_mean: float | None  # the interim (Bayesian) regret, mean over bidders (one item; else None)
     check_profiles: int | None  # the convergence check's subsample: the first check_profiles profiles
@@ -623,6 +699,9 @@ def describe(protocol: Protocol, n_bidders: int, n_items: int, menu: int = 0, pe
     reports = p.grid_reports(n_bidders, n_items)
     if reports:
         parts.append(f"grid: {reports:,} reports" + (" (outcomes computed once)" if menu and not per_bidder else ""))
+    if p.coordinate_points(n_items) and not menu:
+        parts.append(f"coordinate: {p.sweeps} sweeps x {n_items} items x "
+                     f"{p.coordinate_points(n_items) + 2 * (n_bidders - 1)} points")  # fmt: skip
     return f"{n_bidders} bidder(s) x ({', '.join(parts) or 'no search'}) per profile"
 
 
@@ -671,7 +750,7 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
     if per_bidder:
         zeros = jax.ShapeDtypeStruct((n, m), jnp.float32)
         menu = int(jax.eval_shape(lambda p, b: mechanism.bidder_menu(p, b, 0), params, zeros)[1].shape[0])
-    searched = 4 * n * m + 8 + 4 * (3 * n + 1)  # values, key, results (utilities, revenue, three searches' gains)
+    searched = 4 * n * m + 8 + 4 * (5 * n + 1)  # values, key, results (utilities, revenue, four searches' gains)
     extra = max(protocol.revenue_profiles - protocol.profiles, 0)
     check_fits(2 * (protocol.profiles * searched + extra * (4 * n * m + 8 + 4 * (n + 1))),
                f"the regret audit of {protocol.profiles:,} profiles ({n} bidders x {m} items)",
@@ -744,7 +823,8 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
         fn = jax.jit(lambda p, k: interim_regret(mechanism, p, prior, k, prior_params=prior_params, utility=utility,
                                                  utility_params=utility_params))  # fmt: skip
         interim = float(jnp.mean(fn(params, jax.random.fold_in(search_key, 1))))
-    on = (("gradient", protocol.steps > 0 and not menu), ("grid", protocol.grid_points(m) > 0), ("menu", menu > 0))
+    on = (("gradient", protocol.steps > 0 and not menu), ("grid", protocol.grid_points(m) > 0),
+          ("coordinate", protocol.coordinate_points(m) > 0 and not menu), ("menu", menu > 0))
     return RegretReport(
         **stats,
         searches=tuple(name for name, ran in on if ran),

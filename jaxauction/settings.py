@@ -103,7 +103,7 @@ def _single(n: int) -> Setting:
 
 
 def _additive(n: int, m: int, itemwise: float, simple: tuple[tuple[str, float], ...], published: float | None,
-              amenunet: float | None = None) -> Setting:  # fmt: skip
+              amenunet: float | None = None, regretformer: float | None = None) -> Setting:  # fmt: skip
     return Setting(
         f"additive_{n}x{m}",
         n,
@@ -111,7 +111,8 @@ def _additive(n: int, m: int, itemwise: float, simple: tuple[tuple[str, float], 
         UniformPrior(0.0, 1.0),
         baselines=(("item-wise Myerson", itemwise), *simple),
         published=((("RegretNet (Duetting et al. 2019)", published),) if published else ())
-        + ((("AMenuNet (Duan et al. 2023)", amenunet),) if amenunet else ()),
+        + ((("AMenuNet (Duan et al. 2023)", amenunet),) if amenunet else ())
+        + ((("RegretFormer (Ivanov et al. 2022)", regretformer),) if regretformer else ()),
     )
 
 
@@ -187,10 +188,11 @@ SETTINGS: dict[str, Setting] = {
             optimum=9.777778,
             optimum_exact=True,
         ),
-        _additive(2, 2, 0.8333, (("bundle with reserve", 0.8393), ("affine maximizer (VVCA/AMA)", 0.862)), 0.878),
+        _additive(2, 2, 0.8333, (("bundle with reserve", 0.8393), ("affine maximizer (VVCA/AMA)", 0.862)), 0.878,
+                  regretformer=0.908),
         _additive(2, 3, 1.2500, (("bundle", 1.2775),), None),
         _additive(2, 5, 2.0833, (("bundle", 2.1888),), None, 2.28),
-        _additive(3, 10, 5.3125, (), 5.541, 5.59),
+        _additive(3, 10, 5.3125, (), 5.541, 5.59, 6.121),
         _additive(5, 10, 6.7188, (), 6.778),
     )
 }

@@ -1,4 +1,5 @@
-"""EquivariantNet: permutation equivariance in bidders and items, feasibility and IR, one set of weights for any
+"""EquivariantNet (and RegretFormer, for the first two tests): permutation equivariance in bidders and items,
+feasibility and IR, one set of weights for any
 size, gradients against finite differences, and training on the shared trainer with regret."""
 
 import jax
@@ -11,14 +12,20 @@ import jaxauction as ja
 from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
 
 KEY = jax.random.key(0)
+# the size-independent networks: EquivariantNet and RegretFormer share the equivariance and feasibility tests
+NETWORKS = {
+    "equivariantnet": lambda n, m, demand: ja.equivariantnet(n, m, demand, hidden=(16, 16)),
+    "regretformer": lambda n, m, demand: ja.regretformer(n, m, demand, channels=16, attention=8, heads=2, layers=2),
+}
 
 
+@pytest.mark.parametrize("network", sorted(NETWORKS))
 @pytest.mark.parametrize("demand", ["additive", "unit"])
-def test_permuting_bidders_or_items_permutes_the_outcome(demand):
+def test_permuting_bidders_or_items_permutes_the_outcome(demand, network):
     """A relabelling of the bidders relabels the allocation's rows and the payments; one of the items relabels
     the allocation's columns and leaves the payments alone (float32 rounding aside)."""
     n, m = 3, 4
-    mechanism = ja.equivariantnet(n, m, demand, hidden=(16, 16))
+    mechanism = NETWORKS[network](n, m, demand)
     params = mechanism.init(KEY)
     rng = np.random.default_rng(0)
     for _ in range(10):
@@ -35,10 +42,11 @@ def test_permuting_bidders_or_items_permutes_the_outcome(demand):
 
 @pytest.mark.parametrize(("n", "m", "demand"), [(1, 1, "additive"), (2, 2, "additive"), (3, 10, "additive"),
                                                 (2, 3, "unit"), (5, 1, "unit")])  # fmt: skip
-def test_allocations_are_feasible_and_payments_individually_rational(n, m, demand):
+@pytest.mark.parametrize("network", sorted(NETWORKS))
+def test_allocations_are_feasible_and_payments_individually_rational(n, m, demand, network):
     """Random far-from-initial weights: every item sold at most once, a unit-demand bidder at most one item in
     total, and no bidder pays more than its reported value of what it gets (ties and zero bids included)."""
-    mechanism = ja.equivariantnet(n, m, demand, hidden=(8, 8))
+    mechanism = NETWORKS[network](n, m, demand)
     params = jax.tree.map(lambda x: 3 * x + 0.5, mechanism.init(jax.random.key(n * 10 + m)))
     rng = np.random.default_rng(n)
     bids = rng.uniform(0, 1, (64, n, m)).astype(np.float32)

@@ -32,7 +32,8 @@ LEVELS = np.array([0.0, 0.25, 0.5, 0.75, 1.0], np.float32)
 NOT_RULES = {"affine_maximizer_menu", "affine_maximizer_soft", "checked", "classical", "deterministic_menu",
              "entry_probability", "highest_bid_allocation", "make_mechanism", "myersonnet_soft",
              "payment_shares", "phase", "prize_shares", "rochetnet_soft", "set_time", "torch_linear_init"}  # fmt: skip
-LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet", "equivariantnet"}
+LEARNED = {"deep_payment", "anonymous_payment", "learned_allocation", "regretnet", "rochetnet", "equivariantnet",
+           "regretformer"}
 REGISTERED = {  # registry name -> the constructor its builder calls
     **{name: name for name in ("first_price", "second_price", "third_price", "all_pay", "prize_all_pay",
                                "random_allocation", "vcg", "teaser_first_price", "discrete_myerson",

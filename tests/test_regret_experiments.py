@@ -80,6 +80,22 @@ def test_regretnet_run_on_two_bidders(tmp_path):
 
 
 @pytest.mark.slow
+def test_regretformer_trained_on_a_mixture_is_audited_on_a_size_it_never_saw(tmp_path):
+    m = regretnet.main(["--setting", "additive_2x2", "--model", "regretformer", "--mixture", "additive_1x2",
+                        "additive_2x3", "--iterations", "10", "--log-every", "5", "--batch", "16", "--train-size",
+                        "64", "--hidden-units", "8", "--attention-units", "4", "--misreport-steps", "2", *TINY_ATTACK,
+                        "--no-plots", "--out", str(tmp_path / "rf")])  # fmt: skip
+    assert m["model"] == "regretformer" and m["ir_violation_rate"] == 0.0
+    audit = regret_audit.main(["--regretnet-run", str(tmp_path / "rf"), "--on-setting", "additive_2x5", *TINY_ATTACK,
+                               "--out", str(tmp_path / "a")])  # fmt: skip
+    assert audit["setting"] == "additive_2x5" and audit["trained_on"] == ["additive_2x2", "additive_1x2",
+                                                                          "additive_2x3"]  # fmt: skip
+    assert len(audit["regret_per_bidder"]) == 2 and audit["ir_violation_rate"] == 0.0 and audit["revenue"] > 0
+    resumed = regretnet.main(["--resume", str(tmp_path / "rf"), "--iterations", "15", "--no-progress"])
+    assert resumed["iterations"] == 15  # the mixture's tuple state checkpoints and resumes
+
+
+@pytest.mark.slow
 def test_table_collects_finished_runs(tmp_path):
     from experiments import regretnet_table
 

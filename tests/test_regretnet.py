@@ -148,7 +148,8 @@ def test_the_shared_trainer_takes_any_trainable_mechanism_and_a_resolved_schedul
     a, log_a = jax.jit(direct.step)(jax.jit(direct.init)(KEY))
     b, log_b = jax.jit(ours.step)(jax.jit(ours.init)(KEY))
     jax.tree.map(np.testing.assert_array_equal, (a._replace(key=None), log_a), (b._replace(key=None), log_b))
-    assert set(ja.ARCHITECTURES) == {"regretnet", "equivariantnet", "rochetnet", "affine_maximizer", "myersonnet"}
+    assert set(ja.ARCHITECTURES) == {"regretnet", "equivariantnet", "regretformer", "rochetnet", "affine_maximizer",
+                                      "myersonnet"}
     with pytest.raises(ValueError, match="no trainable params"):
         ja.make_lagrangian_trainer(ja.second_price(2), schedule)
     with pytest.raises(ValueError, match="train_size"):

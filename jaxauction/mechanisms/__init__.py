@@ -63,6 +63,7 @@ from jaxauction.mechanisms.market_rules import (
     with_entry_fee,
 )
 from jaxauction.mechanisms.myersonnet import myersonnet, myersonnet_soft
+from jaxauction.mechanisms.regretformer import regretformer
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
 from jaxauction.mechanisms.rules import (
     RULES,
@@ -133,6 +134,7 @@ __all__ = [
     "prize_shares",
     "procurement",
     "random_allocation",
+    "regretformer",
     "regretnet",
     "rochetnet",
     "rochetnet_soft",

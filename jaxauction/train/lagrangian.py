@@ -20,24 +20,43 @@ Two losses, chosen by the mechanism, not by a flag:
   maximizers) trains on ``-revenue`` of its ``surrogate`` (the softmax
   relaxation of its argmax) over fresh batches from the prior, with no
   regret terms.
+
+The regret-trained loss has two duals, chosen by ``schedule.dual``:
+
+* ``"augmented"`` (RegretNet's, above);
+* ``"budget"`` (RegretFormer's, Ivanov et al. 2022): ``-revenue + gamma *
+  sum_i rgt_i``, with one multiplier ``gamma`` (kept in every entry of
+  ``lambdas``) moved after every iteration by ``gamma = max(0, gamma +
+  budget_lr * (log(sum_i rgt_i / revenue) - log(target_t)))`` towards a
+  regret budget, regret over revenue, that decays geometrically from
+  ``budget_start`` to ``budget_end`` over ``budget_decay`` iterations and
+  then stays there. ``rho`` is unused (0) and its log column holds the
+  target. The reference code moves ``gamma`` with the batch's regret before
+  its step; here the step's own regret moves it for the next iteration (one
+  iteration later, no second forward pass).
+
+``clip_norm``: clip the gradient's global norm before Adam (RegretFormer's
+reference clips at 1); ``None``: no clipping.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from jaxauction._checks import check_finite, check_positive_int
+from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.priors import Prior
 from jaxauction.regret import batch_regret, refine_misreports
 from jaxauction.train import make_update
 from jaxauction.types import Array, Outcome, Params, PRNGKey
+
+DUALS = ("augmented", "budget")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,15 +81,35 @@ class Schedule:
     rho_init: float = 1.0
     rho_increment: float = 1.0
     rho_every: int = 10_000
+    dual: str = "augmented"
+    """the regret-trained loss's dual: "augmented" (RegretNet) or "budget" (RegretFormer; module docstring)"""
+    budget_start: float = 0.01
+    budget_end: float = 0.001
+    budget_decay: int = 133_333
+    """iterations over which the budget target decays from budget_start to budget_end"""
+    budget_lr: float = 0.5
+    clip_norm: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("batch", "log_every", "train_size", "misreport_unroll", "lambda_every", "rho_every"):
+        for name in ("batch", "log_every", "train_size", "misreport_unroll", "lambda_every", "rho_every",
+                     "budget_decay"):  # fmt: skip
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.misreport_steps, "misreport_steps", minimum=0)
-        for name in ("learning_rate", "misreport_lr"):
+        check_choice(self.dual, DUALS, "dual")
+        for name in ("learning_rate", "misreport_lr", "budget_start", "budget_end", "budget_lr"):
             check_finite(getattr(self, name), name, positive=True)
         for name in ("lambda_init", "rho_init", "rho_increment"):
             check_finite(getattr(self, name), name, minimum=0.0)
+        if self.clip_norm is not None:
+            check_finite(self.clip_norm, "clip_norm", positive=True)
+        if self.budget_end > self.budget_start:
+            raise ValueError(f"budget_end ({self.budget_end}) must not exceed budget_start ({self.budget_start})")
+
+    def budget_target(self, iteration: Array) -> Array:
+        """The regret budget (regret over revenue) at ``iteration``: geometric from ``budget_start`` to
+        ``budget_end`` over ``budget_decay`` iterations, then constant."""
+        progress = jnp.minimum(iteration / self.budget_decay, 1.0)
+        return self.budget_start * (self.budget_end / self.budget_start) ** progress
 
 
 class LagrangianState(NamedTuple):
@@ -90,8 +129,8 @@ class LagrangianLog(NamedTuple):
     revenue: Array
     regret: Array  # mean over bidders of the batch regret on the cached misreports (0 when incentive compatible)
     loss: Array
-    lambda_mean: Array
-    rho: Array
+    lambda_mean: Array  # budget dual: gamma
+    rho: Array  # budget dual: the regret target
 
 
 class Trainer(NamedTuple):
@@ -105,29 +144,57 @@ class Trainer(NamedTuple):
 
 
 def make_lagrangian_trainer(
-    mechanism: Mechanism, schedule: Schedule, surrogate: Callable[[Params, Array], Outcome] | None = None
+    mechanism: Mechanism,
+    schedule: Schedule,
+    surrogate: Callable[[Params, Array], Outcome] | None = None,
+    mixture: Sequence[Mechanism] = (),
 ) -> Trainer:
     """``init`` and ``step`` training ``mechanism`` under ``schedule`` (module docstring). ``surrogate(params, bids
-    [n, m]) -> Outcome``: what an incentive-compatible mechanism trains on (default: its ``apply``)."""
-    if not mechanism.trainable:
-        raise ValueError(f"mechanism {mechanism.name!r} has no trainable params")
+    [n, m]) -> Outcome``: what an incentive-compatible mechanism trains on (default: its ``apply``).
+
+    ``mixture``: mechanisms of other sizes that share ``mechanism``'s params (a size-independent, regret-trained
+    network: EquivariantNet, RegretFormer), trained jointly: each size has its own training profiles, cached
+    misreports and multipliers, and the loss is the mean of the sizes' losses. ``values``, ``misreports`` and
+    ``lambdas`` of the state are then tuples, one entry per size (``mechanism`` first); the log's revenue and
+    regret are ``mechanism``'s."""
+    mechanisms = (mechanism, *mixture)
+    for mk in mechanisms:
+        if not mk.trainable:
+            raise ValueError(f"mechanism {mk.name!r} has no trainable params")
     exact = mechanism.incentive_compatible  # revenue alone, on fresh batches
+    if mixture:
+        shapes = {str(jax.tree.structure(jax.eval_shape(mk.init, jax.random.key(0)))) for mk in mechanisms}
+        if exact or any(mk.incentive_compatible for mk in mixture) or len(shapes) > 1:
+            raise ValueError("a mixture of sizes needs regret-trained mechanisms with the same params (one "
+                             f"size-independent network); got {[mk.name for mk in mechanisms]}")  # fmt: skip
     if not exact and schedule.train_size < schedule.batch:
         raise ValueError(f"train_size ({schedule.train_size}) must be at least the batch ({schedule.batch})")
-    n, m = mechanism.n_bidders, mechanism.n_items
-    prior, prior_params = schedule.prior, schedule.prior.init_params(n, m)
-    low, high = prior.support(prior_params)
+    n = mechanism.n_bidders
+    prior = schedule.prior
+    prior_params = [prior.init_params(mk.n_bidders, mk.n_items) for mk in mechanisms]
+    supports = [prior.support(pp) for pp in prior_params]
+    low, high = supports[0]
     batch = schedule.batch
     optimizer = optax.adam(schedule.learning_rate)
-    draw = jax.vmap(lambda k: prior.sample(k, prior_params).values)
+    if schedule.clip_norm is not None:
+        optimizer = optax.chain(optax.clip_by_global_norm(schedule.clip_norm), optimizer)
+    budget = schedule.dual == "budget"
+    draws = [jax.vmap(lambda k, pp=pp: prior.sample(k, pp).values) for pp in prior_params]
+    draw = draws[0]
     n_batches = schedule.train_size // batch
     keys = jnp.broadcast_to(jax.random.key(0), (batch,))  # the learned mechanisms are deterministic
     train_apply = surrogate or (lambda params, bids: mechanism.apply(params, bids, keys[0]))
+    unpack = (lambda x: (x,)) if not mixture else tuple  # noqa: E731  the state holds one array per size
+    pack = (lambda xs: xs[0]) if not mixture else tuple  # noqa: E731
 
-    def lagrangian(params: Params, values: Array, misreports: Array, lambdas: Array, rho: Array):
-        regret, revenue = batch_regret(mechanism, params, values, misreports, keys)
-        loss = -revenue + jnp.sum(lambdas * regret) + rho / 2 * jnp.sum(regret**2)
-        return loss, (revenue, regret)
+    def lagrangian(params: Params, values: tuple, misreports: tuple, lambdas: tuple, rho: Array):
+        losses, revenues, regrets = [], [], []
+        for mk, v, mis, lam in zip(mechanisms, values, misreports, lambdas, strict=True):
+            regret, revenue = batch_regret(mk, params, v, mis, keys)
+            losses.append(-revenue + jnp.sum(lam * regret) + rho / 2 * jnp.sum(regret**2))
+            revenues.append(revenue)
+            regrets.append(regret)
+        return sum(losses) / len(losses), (revenues, regrets)
 
     def revenue_loss(params: Params, values: Array):
         revenue = jnp.mean(jax.vmap(lambda v: jnp.sum(train_apply(params, v).payments))(values))
@@ -138,15 +205,19 @@ def make_lagrangian_trainer(
     def init(key: PRNGKey) -> LagrangianState:
         k_params, k_values, k_mis, k_run = jax.random.split(key, 4)
         params = mechanism.init(k_params)
-        values = draw(jax.random.split(k_values, 1 if exact else schedule.train_size))
-        misreports = jax.random.uniform(k_mis, values.shape) * (high - low) + low  # one random start each
+        values, misreports = [], []
+        for k, (d, (lo, hi)) in enumerate(zip(draws, supports, strict=True)):
+            kv, km = (k_values, k_mis) if k == 0 else jax.random.split(jax.random.fold_in(k_values, k))
+            v = d(jax.random.split(kv, 1 if exact else schedule.train_size))
+            values.append(v)
+            misreports.append(jax.random.uniform(km, v.shape) * (hi - lo) + lo)  # one random start each
         return LagrangianState(
             params=params,
             opt_state=optimizer.init(params),
-            values=values,
-            misreports=misreports,
-            lambdas=jnp.full((n,), schedule.lambda_init, jnp.float32),
-            rho=jnp.float32(schedule.rho_init),
+            values=pack(values),
+            misreports=pack(misreports),
+            lambdas=pack([jnp.full((mk.n_bidders,), schedule.lambda_init, jnp.float32) for mk in mechanisms]),
+            rho=jnp.float32(0.0 if budget else schedule.rho_init),
             iteration=jnp.int32(0),
             key=k_run,
         )
@@ -161,27 +232,44 @@ def make_lagrangian_trainer(
     def regret_iteration(state: LagrangianState, _) -> tuple[LagrangianState, LagrangianLog]:
         t = state.iteration
         start = (t % n_batches) * batch
-        values = jax.lax.dynamic_slice_in_dim(state.values, start, batch)
-        cached = jax.lax.dynamic_slice_in_dim(state.misreports, start, batch)
-        misreports = refine_misreports(mechanism, state.params, values, cached, keys, low, high,
-                                       schedule.misreport_steps, schedule.misreport_lr,
-                                       schedule.misreport_unroll)  # fmt: skip
-        result = update(state.params, state.opt_state, values, misreports, state.lambdas, state.rho)
-        revenue, regret = result.aux
+        values, refined = [], []
+        for mk, v_all, cached_all, (lo, hi) in zip(mechanisms, unpack(state.values), unpack(state.misreports),
+                                                   supports, strict=True):  # fmt: skip
+            v = jax.lax.dynamic_slice_in_dim(v_all, start, batch)
+            cached = jax.lax.dynamic_slice_in_dim(cached_all, start, batch)
+            values.append(v)
+            refined.append(refine_misreports(mk, state.params, v, cached, keys, lo, hi, schedule.misreport_steps,
+                                             schedule.misreport_lr, schedule.misreport_unroll))  # fmt: skip
+        result = update(state.params, state.opt_state, values, refined, unpack(state.lambdas), state.rho)
+        revenues, regrets = result.aux
         t1 = t + 1
-        lambdas = jnp.where(t1 % schedule.lambda_every == 0, state.lambdas + state.rho * regret, state.lambdas)
-        rho = jnp.where(t1 % schedule.rho_every == 0, state.rho + schedule.rho_increment, state.rho)
+        lambdas = []
+        for lam, regret, revenue in zip(unpack(state.lambdas), regrets, revenues, strict=True):
+            if budget:
+                excess = jnp.log(jnp.maximum(jnp.sum(regret), 1e-30) / (revenue + 1e-8))
+                lambdas.append(jnp.maximum(lam + schedule.budget_lr * (excess - jnp.log(schedule.budget_target(t))),
+                                           0.0))  # fmt: skip
+            else:
+                lambdas.append(jnp.where(t1 % schedule.lambda_every == 0, lam + state.rho * regret, lam))
+        if budget:
+            rho, logged = state.rho, schedule.budget_target(t)
+        else:
+            rho = jnp.where(t1 % schedule.rho_every == 0, state.rho + schedule.rho_increment, state.rho)
+            logged = state.rho
+        misreports = [jax.lax.dynamic_update_slice_in_dim(all_, new, start, 0)
+                      for all_, new in zip(unpack(state.misreports), refined, strict=True)]  # fmt: skip
         new = LagrangianState(
             params=result.params,
             opt_state=result.opt_state,
             values=state.values,
-            misreports=jax.lax.dynamic_update_slice_in_dim(state.misreports, misreports, start, 0),
-            lambdas=lambdas,
+            misreports=pack(misreports),
+            lambdas=pack(lambdas),
             rho=rho,
             iteration=t1,
             key=state.key,
         )
-        return new, LagrangianLog(revenue, jnp.mean(regret), result.loss, jnp.mean(state.lambdas), state.rho)
+        log = LagrangianLog(revenues[0], jnp.mean(regrets[0]), result.loss, jnp.mean(unpack(state.lambdas)[0]), logged)
+        return new, log
 
     def step(state: LagrangianState) -> tuple[LagrangianState, LagrangianLog]:
         iteration = revenue_iteration if exact else regret_iteration

@@ -46,6 +46,7 @@ from jaxauction.mechanisms.affine_maximizer import MENUS, affine_maximizer, affi
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.equivariant import equivariantnet
 from jaxauction.mechanisms.myersonnet import myersonnet, myersonnet_soft
+from jaxauction.mechanisms.regretformer import reference_size, regretformer
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
 from jaxauction.priors import default_support, top_value
 from jaxauction.settings import Setting, setting
@@ -65,7 +66,8 @@ RegretNetLog = LagrangianLog
 RHO_INCREMENT = {"additive_1x2": 50.0, "additive_2x2": 5.0, "additive_2x3": 10.0, "additive_3x10": 1.0,
                  "additive_5x10": 0.25}  # fmt: skip
 LARGE = ("additive_3x10", "additive_5x10")  # 5 hidden layers
-REGRET_TRAINED = ("regretnet", "equivariantnet")  # trained with regret (the others are exactly DSIC)
+REGRET_TRAINED = ("regretnet", "equivariantnet", "regretformer")  # trained with regret (the others: exactly DSIC)
+SIZE_FREE = ("equivariantnet", "regretformer")  # one set of weights for every size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,25 +78,34 @@ class RegretNetConfig:
     """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, single3_irregular,
     single5_asym, additive_1x2, unit_1x2, unit_1x2_23, additive_1x2_416_47, additive_2x2, additive_2x3,
     additive_2x5, additive_3x10, additive_5x10"""
-    model: Literal["regretnet", "equivariantnet", "rochetnet", "affine_maximizer", "myersonnet"] = "regretnet"
-    """regretnet or equivariantnet (any setting; trained with regret), rochetnet (one bidder), affine_maximizer
-    (any setting; exactly DSIC) or myersonnet (one item; exactly DSIC)"""
+    model: Literal["regretnet", "equivariantnet", "regretformer", "rochetnet", "affine_maximizer", "myersonnet"] = (
+        "regretnet"
+    )
+    """regretnet, equivariantnet or regretformer (any setting; trained with regret), rochetnet (one bidder),
+    affine_maximizer (any setting; exactly DSIC) or myersonnet (one item; exactly DSIC)"""
     iterations: int = 400_000
     """optimizer steps"""
     log_every: int = 1_000
     """iterations per logged step (one row of rounds.csv)"""
     batch: int | None = None
-    """profiles per step (regretnet and equivariantnet 128, the exactly DSIC ones 1,024)"""
+    """profiles per step (regretnet and equivariantnet 128, regretformer 512, the exactly DSIC ones 1,024)"""
     train_size: int = 640_000
-    """regretnet, equivariantnet: fixed training profiles (their misreports are cached)"""
+    """regretnet, equivariantnet, regretformer: fixed training profiles (their misreports are cached)"""
     learning_rate: float | None = None
     """Adam's learning rate for the mechanism (regretnet, equivariantnet and myersonnet 1e-3, the others 0.01)"""
     hidden_layers: int | None = None
-    """regretnet: hidden layers per network (2; 5 for 3x10 and 5x10); equivariantnet: exchangeable layers"""
-    hidden_units: int = 100
-    """regretnet: units per hidden layer; equivariantnet: channels per layer"""
-    misreport_steps: int = 25
-    """regretnet, equivariantnet: projected Adam steps refining the cached misreports per iteration"""
+    """regretnet: hidden layers per network (2; 5 for 3x10 and 5x10); equivariantnet: exchangeable layers (2);
+    regretformer: attention blocks (its reference size, jaxauction.mechanisms.regretformer)"""
+    hidden_units: int | None = None
+    """regretnet: units per hidden layer (100); equivariantnet: channels per layer (100); regretformer: channels
+    per token (its reference size)"""
+    heads: int | None = None
+    """regretformer: attention heads (its reference size)"""
+    attention_units: int | None = None
+    """regretformer: features per attention head (its reference size)"""
+    misreport_steps: int | None = None
+    """regretnet, equivariantnet, regretformer: projected Adam steps refining the cached misreports per iteration
+    (25; regretformer 50)"""
     misreport_lr: float = 0.1
     """regretnet, equivariantnet: their step size, as a fraction of the support's width"""
     misreport_unroll: int = 1
@@ -110,6 +121,21 @@ class RegretNetConfig:
     """regretnet, equivariantnet: penalty weight increment (per setting, see the module)"""
     rho_every: int | None = None
     """regretnet, equivariantnet: iterations between increments (10,000; 100,000 for 5x10)"""
+    dual: Literal["augmented", "budget"] | None = None
+    """the regret-trained models' dual: augmented (RegretNet's augmented Lagrangian; regretnet, equivariantnet) or
+    budget (RegretFormer's regret budget; regretformer); see jaxauction.train.lagrangian"""
+    budget_start: float = 0.01
+    """budget dual: the regret budget (regret over revenue) at the start"""
+    budget_end: float = 0.001
+    """budget dual: the budget after two thirds of the iterations (geometric decay), and from then on"""
+    budget_lr: float = 0.5
+    """budget dual: the step of gamma on log(regret / revenue) - log(budget)"""
+    clip_norm: float | None = None
+    """the gradient's global-norm clip before Adam (budget dual 1, as RegretFormer's reference; else none)"""
+    mixture: tuple[str, ...] = ()
+    """equivariantnet, regretformer: more settings (same prior and demand, other sizes) trained jointly with
+    setting, sharing the weights; each with its own training profiles, misreports and multipliers (the loss is
+    the mean over sizes; the log and the evaluation are setting's)"""
     menu_size: int = 1_000
     """rochetnet, affine_maximizer (lottery menu): lotteries on the menu"""
     ama_menu: Literal["lottery", "deterministic"] = "lottery"
@@ -132,7 +158,6 @@ class RegretNetConfig:
             "iterations",
             "log_every",
             "train_size",
-            "hidden_units",
             "lambda_every",
             "menu_size",
             "misreport_unroll",
@@ -140,8 +165,9 @@ class RegretNetConfig:
             "lines",
         ):
             check_positive_int(getattr(self, name), name)
-        check_positive_int(self.misreport_steps, "misreport_steps", minimum=0)
-        for name in ("batch", "hidden_layers", "rho_every"):
+        if self.misreport_steps is not None:
+            check_positive_int(self.misreport_steps, "misreport_steps", minimum=0)
+        for name in ("batch", "hidden_layers", "hidden_units", "heads", "attention_units", "rho_every"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
         if self.iterations % self.log_every:
@@ -157,22 +183,42 @@ class RegretNetConfig:
             deterministic_menu(s.n_bidders, s.n_items, s.demand)  # refuses a menu too large to enumerate
         if self.model in REGRET_TRAINED and self.train_size < self.resolved("batch"):
             raise ValueError(f"train_size ({self.train_size}) must be at least the batch ({self.resolved('batch')})")
-        for name in ("learning_rate", "misreport_lr", "softness"):
-            check_finite(self.resolved(name), name, positive=True)
-        for name in ("lambda_init", "rho_init", "rho_increment"):
-            check_finite(self.resolved(name), name, minimum=0.0)
+        check_finite(self.softness, "softness", positive=True)
+        if self.dual is not None and self.model not in REGRET_TRAINED:
+            raise ValueError(f"dual applies to the regret-trained models {REGRET_TRAINED}, not {self.model}")
+        Schedule(prior=s.prior, **self._schedule_fields())  # the trainer's own checks, before anything runs
+        if self.mixture and self.model not in SIZE_FREE:
+            raise ValueError(f"mixture needs a size-independent network {SIZE_FREE}, not {self.model}")
+        for other in self.mixture:
+            o = setting(other)
+            if other == self.setting or self.mixture.count(other) > 1:
+                raise ValueError(f"mixture repeats setting {other!r}")
+            if o.prior != s.prior or o.demand != s.demand:
+                raise ValueError(f"mixture setting {other} has another prior or demand than {self.setting}: a mixture "
+                                 "varies the size only")  # fmt: skip
 
     def resolved(self, name: str) -> Any:
         """A setting with the reference configuration filled in for ``None``."""
         value = getattr(self, name)
         if value is not None:
             return value
-        large = self.setting == "additive_5x10"
+        if name == "dual":
+            return "budget" if self.model == "regretformer" else "augmented"
+        large, former = self.setting == "additive_5x10", self.model == "regretformer"
+        budget = self.resolved("dual") == "budget"
+        s = self.the_setting
+        size = dict(zip(("hidden_units", "attention_units", "heads", "hidden_layers"),
+                        reference_size(s.n_bidders, s.n_items), strict=True))  # fmt: skip
         return {
-            "batch": 128 if self.model in REGRET_TRAINED else 1024,
+            "batch": 512 if former else 128 if self.model in REGRET_TRAINED else 1024,
             "learning_rate": 1e-3 if self.model in (*REGRET_TRAINED, "myersonnet") else 0.01,
-            "hidden_layers": 5 if self.setting in LARGE else 2,
-            "lambda_init": 1.0 if large else 5.0,
+            "hidden_layers": size["hidden_layers"] if former else 5 if self.setting in LARGE else 2,
+            "hidden_units": size["hidden_units"] if former else 100,
+            "heads": size["heads"],
+            "attention_units": size["attention_units"],
+            "misreport_steps": 50 if former else 25,
+            "clip_norm": 1.0 if budget else None,
+            "lambda_init": 1.0 if large or budget else 5.0,
             "rho_init": 0.25 if large else 1.0,
             "rho_increment": RHO_INCREMENT.get(self.setting, 1.0),
             "rho_every": 100_000 if large else 10_000,
@@ -182,15 +228,19 @@ class RegretNetConfig:
     def the_setting(self) -> Setting:
         return setting(self.setting)
 
+    def _schedule_fields(self) -> dict[str, Any]:
+        return {
+            **{name: self.resolved(name) for name in ("batch", "learning_rate", "lambda_init", "rho_init",
+                                                      "rho_increment", "rho_every", "misreport_steps", "dual",
+                                                      "clip_norm")},
+            **{name: getattr(self, name) for name in ("log_every", "train_size", "misreport_lr", "misreport_unroll",
+                                                      "lambda_every", "budget_start", "budget_end", "budget_lr")},
+            "budget_decay": max(1, -(-2 * self.iterations // 3)),  # the reference: the end budget at 2/3
+        }  # fmt: skip
+
     def schedule(self) -> Schedule:
         """The trainer's schedule, every reference value filled in (resolved here, once, not in the step)."""
-        return Schedule(
-            prior=self.the_setting.prior,
-            **{name: self.resolved(name) for name in ("batch", "learning_rate", "lambda_init", "rho_init",
-                                                      "rho_increment", "rho_every")},
-            **{name: getattr(self, name) for name in ("log_every", "train_size", "misreport_steps", "misreport_lr",
-                                                      "misreport_unroll", "lambda_every")},
-        )  # fmt: skip
+        return Schedule(prior=self.the_setting.prior, **self._schedule_fields())
 
 
 class Architecture(NamedTuple):
@@ -207,10 +257,16 @@ def _network(build: Callable[..., Mechanism]) -> Callable[[RegretNetConfig], Mec
 
     def network(config: RegretNetConfig) -> Mechanism:
         s = config.the_setting
-        hidden = (config.hidden_units,) * config.resolved("hidden_layers")
+        hidden = (config.resolved("hidden_units"),) * config.resolved("hidden_layers")
         return build(s.n_bidders, s.n_items, s.demand, hidden, bid_scale=top_value(s.prior, s.n_bidders, s.n_items))
 
     return network
+
+
+def _regretformer(config: RegretNetConfig) -> Mechanism:
+    s = config.the_setting
+    sizes = [config.resolved(name) for name in ("hidden_units", "attention_units", "heads", "hidden_layers")]
+    return regretformer(s.n_bidders, s.n_items, s.demand, *sizes, bid_scale=top_value(s.prior, s.n_bidders, s.n_items))
 
 
 def _rochetnet(config: RegretNetConfig) -> Mechanism:
@@ -254,6 +310,7 @@ def _myersonnet_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], 
 ARCHITECTURES = {
     "regretnet": Architecture(_network(regretnet)),
     "equivariantnet": Architecture(_network(equivariantnet)),
+    "regretformer": Architecture(_regretformer),
     "rochetnet": Architecture(_rochetnet, _rochetnet_surrogate),
     "affine_maximizer": Architecture(_affine_maximizer, _affine_maximizer_surrogate),
     "myersonnet": Architecture(_myersonnet, _myersonnet_surrogate),
@@ -265,9 +322,19 @@ def build_mechanism(config: RegretNetConfig) -> Mechanism:
     return ARCHITECTURES[config.model].build(config)
 
 
+def build_mechanism_on(config: RegretNetConfig, other: str) -> Mechanism:
+    """``config``'s size-independent network (same sizes, hence the same params) on the setting ``other``: a
+    mixture's other sizes, or a trained network evaluated on a size it never saw."""
+    if config.model not in SIZE_FREE:
+        raise ValueError(f"{config.model} has weights of one size; only {SIZE_FREE} run on another setting")
+    sizes = {name: config.resolved(name) for name in ("hidden_units", "attention_units", "heads", "hidden_layers")}
+    return build_mechanism(dataclasses.replace(config, setting=other, mixture=(), **sizes))
+
+
 def make_regretnet(config: RegretNetConfig) -> Trainer:
     """The shared trainer (``make_lagrangian_trainer``) for ``config``'s architecture and resolved schedule."""
     mechanism = build_mechanism(config)
     surrogate = ARCHITECTURES[config.model].surrogate
-    return make_lagrangian_trainer(mechanism, config.schedule(),
-                                   None if surrogate is None else surrogate(config))  # fmt: skip
+    mixture = [build_mechanism_on(config, other) for other in config.mixture]
+    return make_lagrangian_trainer(mechanism, config.schedule(), None if surrogate is None else surrogate(config),
+                                   mixture)  # fmt: skip

@@ -95,13 +95,10 @@ def run(argv: list[str] | None) -> dict[str, Any]:
             what = {"audited": f"{rule.config.model} run", "regretnet_run": str(folder), "train": rule.config,
                     "setting": rule.config.setting, "iterations": rule.steps}  # fmt: skip
             if config.on_setting is not None:
-                other, trained = get_setting(config.on_setting), rule.config.the_setting
-                if other.prior != trained.prior or other.demand != trained.demand:
-                    raise ValueError(f"--on-setting {other.name}: another prior or demand than the run's "
-                                     f"{trained.name}; only the size may change")  # fmt: skip
-                mechanism = build_mechanism_on(rule.config, other.name)
+                other = get_setting(config.on_setting)
+                mechanism = build_mechanism_on(rule.config, other.name)  # refuses another prior or demand
                 prior, utility = other.prior, other.utility()
-                what.update(setting=other.name, trained_on=[trained.name, *rule.config.mixture],
+                what.update(setting=other.name, trained_on=[rule.config.setting, *rule.config.mixture],
                             optimum=other.optimum)  # fmt: skip
     else:
         setting = get_setting(config.setting)

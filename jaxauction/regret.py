@@ -322,23 +322,22 @@ def _line(values: Array, i: int, j: int, low: Array, high: Array, points: int) -
 def _coordinate_search(utilities, values, key, base, low, high, points, sweeps):
     """Best gain per bidder ``[n]`` of a coordinate search: from the truthful report, ``sweeps`` passes over the
     items, each moving one item's report to the best point of its line (grid and breakpoints, ``_line``), the
-    others held. Beyond two items, where the grid stops; each pass cannot lose utility (the current report is on
-    no line, so a move must beat it)."""
+    others held, when it beats the current report's utility (carried, from the truthful ``base``): no pass
+    loses utility. Beyond two items, where the grid stops."""
     n, m = values.shape
     low, high = jnp.asarray(low), jnp.asarray(high)  # indexed by a traced item
 
     def bidder(i: int) -> Array:
-        def move(report: Array, j: Array) -> tuple[Array, Array]:
+        def move(carry: tuple[Array, Array], j: Array) -> tuple[tuple[Array, Array], None]:
+            report, here = carry
             line = _line(values, i, j, low, high, points)
             tried = jax.vmap(lambda r: report.at[j].set(r))(line)  # [C, m]
-            gains = jax.vmap(lambda r: utilities(values, values.at[i].set(r), key)[i])(tried)
-            here = utilities(values, values.at[i].set(report), key)[i]
-            better = jnp.max(gains) > here
-            return jnp.where(better, tried[jnp.argmax(gains)], report), jnp.maximum(jnp.max(gains), here)
+            utils = jax.vmap(lambda r: utilities(values, values.at[i].set(r), key)[i])(tried)
+            better = jnp.max(utils) > here
+            return (jnp.where(better, tried[jnp.argmax(utils)], report), jnp.maximum(jnp.max(utils), here)), None
 
-        order = jnp.tile(jnp.arange(m), sweeps)
-        _, best = jax.lax.scan(move, values[i], order)
-        return jnp.max(best) - base[i]
+        (_, best), _ = jax.lax.scan(move, (values[i], base[i]), jnp.tile(jnp.arange(m), sweeps))
+        return best - base[i]
 
     return jnp.stack([bidder(i) for i in range(n)])
 

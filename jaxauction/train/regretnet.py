@@ -190,12 +190,9 @@ class RegretNetConfig:
         if self.mixture and self.model not in SIZE_FREE:
             raise ValueError(f"mixture needs a size-independent network {SIZE_FREE}, not {self.model}")
         for other in self.mixture:
-            o = setting(other)
             if other == self.setting or self.mixture.count(other) > 1:
                 raise ValueError(f"mixture repeats setting {other!r}")
-            if o.prior != s.prior or o.demand != s.demand:
-                raise ValueError(f"mixture setting {other} has another prior or demand than {self.setting}: a mixture "
-                                 "varies the size only")  # fmt: skip
+            check_resized(s, setting(other))
 
     def resolved(self, name: str) -> Any:
         """A setting with the reference configuration filled in for ``None``."""
@@ -322,11 +319,19 @@ def build_mechanism(config: RegretNetConfig) -> Mechanism:
     return ARCHITECTURES[config.model].build(config)
 
 
+def check_resized(trained: Setting, other: Setting) -> None:
+    """Refuse ``other`` unless it is ``trained`` at another size: the same prior and demand."""
+    if other.prior != trained.prior or other.demand != trained.demand:
+        raise ValueError(f"setting {other.name} has another prior or demand than {trained.name}: only the size may "
+                         "change")  # fmt: skip
+
+
 def build_mechanism_on(config: RegretNetConfig, other: str) -> Mechanism:
-    """``config``'s size-independent network (same sizes, hence the same params) on the setting ``other``: a
-    mixture's other sizes, or a trained network evaluated on a size it never saw."""
+    """``config``'s size-independent network (same sizes, hence the same params) on the setting ``other`` (the
+    same prior and demand): a mixture's other sizes, or a trained network evaluated on a size it never saw."""
     if config.model not in SIZE_FREE:
         raise ValueError(f"{config.model} has weights of one size; only {SIZE_FREE} run on another setting")
+    check_resized(config.the_setting, setting(other))
     sizes = {name: config.resolved(name) for name in ("hidden_units", "attention_units", "heads", "hidden_layers")}
     return build_mechanism(dataclasses.replace(config, setting=other, mixture=(), **sizes))
 

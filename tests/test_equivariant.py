@@ -27,13 +27,14 @@ def test_permuting_bidders_or_items_permutes_the_outcome(demand, network):
     n, m = 3, 4
     mechanism = NETWORKS[network](n, m, demand)
     params = mechanism.init(KEY)
+    apply = jax.jit(mechanism.apply)
     rng = np.random.default_rng(0)
     for _ in range(10):
         bids = jnp.asarray(rng.uniform(0, 1, (n, m)), jnp.float32)
         rows, cols = rng.permutation(n), rng.permutation(m)
-        out = mechanism.apply(params, bids, KEY)
-        by_bidder = mechanism.apply(params, bids[rows], KEY)
-        by_item = mechanism.apply(params, bids[:, cols], KEY)
+        out = apply(params, bids, KEY)
+        by_bidder = apply(params, bids[rows], KEY)
+        by_item = apply(params, bids[:, cols], KEY)
         np.testing.assert_allclose(by_bidder.allocation, out.allocation[rows], atol=1e-6)
         np.testing.assert_allclose(by_bidder.payments, out.payments[rows], atol=1e-6)
         np.testing.assert_allclose(by_item.allocation, out.allocation[:, cols], atol=1e-6)
@@ -51,7 +52,7 @@ def test_allocations_are_feasible_and_payments_individually_rational(n, m, deman
     rng = np.random.default_rng(n)
     bids = rng.uniform(0, 1, (64, n, m)).astype(np.float32)
     bids[:16] = np.round(bids[:16] * 2) / 2  # ties and zeros
-    out = jax.vmap(lambda b: mechanism.apply(params, b, KEY))(jnp.asarray(bids))
+    out = jax.jit(jax.vmap(lambda b: mechanism.apply(params, b, KEY)))(jnp.asarray(bids))
     a, p = np.asarray(out.allocation), np.asarray(out.payments)
     assert np.all(a >= 0) and np.all(a.sum(axis=1) <= 1 + 1e-6)
     if demand == "unit":
@@ -64,10 +65,10 @@ def test_one_set_of_weights_serves_every_size_and_the_gradient_is_right():
     finite differences."""
     small = ja.equivariantnet(2, 2, hidden=(8,))
     params = small.init(KEY)
-    big = ja.equivariantnet(3, 10, hidden=(8,)).apply(params, jnp.full((3, 10), 0.5), KEY)
+    big = jax.jit(ja.equivariantnet(3, 10, hidden=(8,)).apply)(params, jnp.full((3, 10), 0.5), KEY)
     assert big.allocation.shape == (3, 10) and np.all(np.isfinite(np.asarray(big.payments)))
     bids = jax.random.uniform(jax.random.key(3), (2, 2))
-    check_grads(lambda p: jnp.sum(small.apply(p, bids, KEY).payments), (params,), order=1, modes=["rev"],
+    check_grads(jax.jit(lambda p: jnp.sum(small.apply(p, bids, KEY).payments)), (params,), order=1, modes=["rev"],
                 atol=1e-2, rtol=1e-2)  # fmt: skip
 
 

@@ -24,12 +24,12 @@ def test_one_set_of_weights_serves_every_size_and_the_gradient_is_right():
     The revenue's gradient matches central finite differences."""
     small = ja.regretformer(2, 2, **SMALL)
     params = small.init(KEY)
-    big = ja.regretformer(3, 10, **SMALL).apply(params, jnp.full((3, 10), 0.5), KEY)
+    big = jax.jit(ja.regretformer(3, 10, **SMALL).apply)(params, jnp.full((3, 10), 0.5), KEY)
     assert big.allocation.shape == (3, 10) and np.all(np.isfinite(np.asarray(big.payments)))
     assert reference_size(2, 2) == (64, 32, 2, 1)
     assert reference_size(3, 10) == (128, 32, 4, 2)
     bids = jax.random.uniform(jax.random.key(3), (2, 2))
-    check_grads(lambda p: jnp.sum(small.apply(p, bids, KEY).payments), (params,), order=1, modes=["rev"],
+    check_grads(jax.jit(lambda p: jnp.sum(small.apply(p, bids, KEY).payments)), (params,), order=1, modes=["rev"],
                 atol=1e-2, rtol=1e-2)  # fmt: skip
     with pytest.raises(ValueError, match="heads"):
         ja.regretformer(2, 2, heads=0)

@@ -5,6 +5,7 @@
     python -m experiments.regret_audit --dmo-run results/deep_mechanism_optimization/<run>
     python -m experiments.regret_audit --regretnet-run results/regretnet/<run> --profiles 10000
     python -m experiments.regret_audit --regretnet-run results/regretnet/<run> --on-setting additive_3x10
+    python -m experiments.regret_audit --setting additive_2x3 --mechanism first_price --audit quick --curve 1 2 4
 
 Classical rules (``--mechanism``, with ``--reserve``) are sold item by item
 (simultaneous auctions) on additive settings. ``--dmo-run DIR`` loads the
@@ -18,6 +19,10 @@ network (EquivariantNet, RegretFormer) of such a run on setting ``S``, a size
 it may never have seen (same prior and demand). Writes ``metrics.json`` with the
 same keys as ``experiments.regretnet`` (``revenue``, ``regret_mean``,
 ``regret_max``, ``regret_over_revenue``, ...) and which searches ran.
+``--curve K1 K2 ...`` also writes the regret estimate against search effort
+(``jaxauction.convergence_curve``: the protocol strengthened ``k`` times, the
+same profiles) to ``curve.csv`` and ``metrics.json``: a curve still rising at
+its largest ``k`` says the audit has not converged.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from jaxauction import cli, io
 from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.driver import Session
 from jaxauction.mechanisms import RULES, make_mechanism
-from jaxauction.regret import Protocol, check_words, evaluate
+from jaxauction.regret import Protocol, check_words, convergence_curve, evaluate
 from jaxauction.runs import load_rule
 from jaxauction.settings import setting as get_setting
 from jaxauction.train.regretnet import build_mechanism_on
@@ -60,6 +65,9 @@ class AuditConfig:
     on_setting: str | None = None
     """with --regretnet-run of a size-independent network (equivariantnet, regretformer): audit its weights on this
     setting instead (another size, the same prior and demand), e.g. a size it never saw in training"""
+    curve: tuple[int, ...] = ()
+    """also the regret estimate against search effort: the protocol strengthened k times for each k given (for
+    example 1 2 4 8), on the same profiles; rows in metrics.json ("curve") and curve.csv"""
     run_seed: Annotated[int, tyro.conf.arg(aliases=("--dmo-seed",))] = 0
     """which seed of that run"""
     evaluation: Protocol = Protocol()
@@ -75,6 +83,8 @@ class AuditConfig:
             get_setting(self.on_setting)
             if self.regretnet_run is None:
                 raise ValueError("--on-setting audits a --regretnet-run's network on another size: give the run")
+        if any(k < 1 for k in self.curve):
+            raise ValueError(f"curve: strengthening factors are integers >= 1, got {self.curve}")
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -108,10 +118,16 @@ def run(argv: list[str] | None) -> dict[str, Any]:
     session = Session(NAME, config, spec)
     report = evaluate(mechanism, params, prior, jax.random.key(spec.seed), config.evaluation, utility=utility,
                       progress=spec.progress)
+    curve = None
+    if config.curve:
+        curve = session.cached("curve", lambda: convergence_curve(
+            mechanism, params, prior, jax.random.key(spec.seed), config.evaluation, config.curve,
+            utility=utility))  # fmt: skip
     m = {
         "config": config,
         **what,
         **report.as_dict(),
+        "curve": curve,
         "device": f"{jax.device_count()} x {jax.devices()[0].device_kind}",
     }
     if session.leader:
@@ -123,6 +139,13 @@ def run(argv: list[str] | None) -> dict[str, Any]:
               f"{report.regret_max:.3g}; {attack}), "
               f"regret/revenue {report.regret_over_revenue:.3g}, IR violations {report.ir_violation_rate:.3g}; "
               f"searches: {', '.join(report.searches)}")  # fmt: skip
+        if curve:
+            header = tuple(curve[0])
+            io.write_csv(session.out / "curve.csv", header, [tuple(f"{row[h]:.6g}" for h in header) for row in curve])
+            for row in curve:
+                print(f"x{row['factor']}: {row['work_per_profile']:,} evaluations per profile, regret "
+                      f"{row['regret_mean']:.4g} +- {row['regret_se']:.2g} (max {row['regret_max']:.3g}), "
+                      f"{row['seconds']:.1f} s")  # fmt: skip
         print(f"results in {session.out}/")
     return m
 

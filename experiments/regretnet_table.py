@@ -3,10 +3,12 @@
     python -m experiments.regretnet_table results/regretnet/* --out regretnet_table.md
 
 One row per run: setting, model, our revenue (+- standard error), our mean
-per-bidder regret under the run's evaluation protocol (and its convergence
-check: the protocol's search against a stronger attack on a subsample), the
-setting's optimum or best simple mechanism, the published RegretNet revenue,
-iterations, train time and device. Writes Markdown (and the
+and largest per-bidder regret and IR violation rate under the run's
+evaluation protocol (named: preset, profiles, searches), its convergence
+check (the protocol's search against a stronger attack on a subsample), the
+setting's optimum or best simple mechanism, the published figure of the
+model's family (else RegretNet's), iterations (of how many planned, when
+``--time-limit`` stopped the run), train time and device. Writes Markdown (and the
 same rows as ``.csv`` beside it) atomically, and prints it.
 """
 
@@ -25,8 +27,9 @@ from jaxauction.io import plus_minus
 from jaxauction.regret import check_words
 from jaxauction.settings import setting as get_setting
 
-HEADER = ("setting", "model", "revenue", "regret (mean per bidder)", "convergence check", "optimum",
-          "best simple mechanism", "published (its protocol)", "iterations", "train time", "device")  # fmt: skip
+HEADER = ("setting", "model", "revenue", "regret (mean per bidder, max)", "IR violations", "protocol",
+          "convergence check", "optimum", "best simple mechanism", "published (its protocol)", "iterations",
+          "train time", "device")  # fmt: skip
 # the published figure a model's row is set beside: its own family's, else RegretNet's
 FAMILY = {"affine_maximizer": "AMenuNet", "regretformer": "RegretFormer"}
 
@@ -40,9 +43,18 @@ class TableArgs:
 
 
 def iterations(metrics: dict) -> str:
-    """Iterations trained, and of how many planned when ``--time-limit`` stopped the run."""
+    """Iterations trained, and of how many planned (how far through its schedule) when ``--time-limit`` stopped
+    the run."""
     done, planned = metrics["iterations"], metrics.get("iterations_planned", metrics["iterations"])
-    return f"{done:,}" if done == planned else f"{done:,} of {planned:,} (stopped by --time-limit)"
+    return f"{done:,}" if done == planned else f"{done:,} of {planned:,} ({done / planned:.1%}; --time-limit)"
+
+
+def protocol(metrics: dict) -> str:
+    """The audit preset, its profiles and the searches that ran (``jaxauction.regret``)."""
+    if "audit" not in metrics:
+        return ""
+    searches = "+".join(metrics["searches"]) or "no search"
+    return f"{metrics['audit']}: {metrics['protocol']['profiles']:,} profiles, {searches}"
 
 
 def published(s, model: str) -> str:
@@ -62,7 +74,9 @@ def row(metrics: dict) -> tuple[str, ...]:
         s.name,
         metrics["model"],
         plus_minus(metrics["revenue"], metrics["revenue_se"]),
-        f"{metrics['regret_mean']:.2e}",
+        f"{metrics['regret_mean']:.2e}, {metrics['regret_max']:.2e}",
+        f"{metrics['ir_violation_rate']:.2g}",
+        protocol(metrics),
         check_words(metrics) if "audit" in metrics else ("" if stronger is None else f"{stronger:.2e}"),
         optimum,
         "" if simple is None else f"{simple[1]:.4f} ({simple[0]})",

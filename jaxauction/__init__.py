@@ -156,6 +156,7 @@ from jaxauction.registry import (
 from jaxauction.regret import (
     Protocol,
     RegretReport,
+    convergence_curve,
     interim_regret,
     profile_regret,
 )
@@ -342,6 +343,7 @@ __all__ = [
     "checked",
     "classical",
     "collect",
+    "convergence_curve",
     "crra",
     "declining_reserve_first_price",
     "declining_reserve_schedule",

@@ -208,6 +208,15 @@ class Protocol:
         return dataclasses.replace(p, random_starts=p.random_starts * k, steps=p.steps * k, grid=per_item,
                                    coordinate=0 if line == 0 else (line - 1) * k + 1, sweeps=p.sweeps * k)  # fmt: skip
 
+    def searches(self, n_items: int, enumerated: bool = False) -> dict[str, int]:
+        """The searches run on ``n_items`` items, with their sizes (0: not run): gradient steps, grid and line
+        points per item, and whether a menu is enumerated. A mechanism whose menu is ``enumerated`` (``menu``
+        or ``bidder_menu``) gets no gradient search (its gradient is 0 almost everywhere) and no coordinate
+        search (the enumeration is exact, or an upper bound); the grid still runs for 1-2 items."""
+        p = self.resolved()
+        return {"gradient": 0 if enumerated else p.steps, "grid": p.grid_points(n_items),
+                "coordinate": 0 if enumerated else p.coordinate_points(n_items), "menu": int(enumerated)}  # fmt: skip
+
     def grid_reports(self, n_bidders: int, n_items: int) -> int:
         """Reports the grid search tries per bidder: each item's grid and the others' breakpoints, combined."""
         points = self.resolved().grid_points(n_items)
@@ -409,11 +418,10 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
     if values.shape[1:] != (n, m):
         raise ValueError(f"values must be [profiles, {n}, {m}] for {mechanism.name}, got {list(values.shape)}")
     utilities = _utilities(mechanism, params, utility, utility_params)
-    points = protocol.grid_points(m)
     menu = mechanism.menu is not None
     per_bidder = mechanism.bidder_menu is not None and not menu
-    use_gradient = protocol.steps > 0 and not (menu or per_bidder)  # a menu's gradient is 0 almost everywhere
-    lines = 0 if menu or per_bidder else protocol.coordinate_points(m)  # a menu is enumerated: exact
+    plan = protocol.searches(m, enumerated=menu or per_bidder)
+    use_gradient, points, lines = plan["gradient"] > 0, plan["grid"], plan["coordinate"]
 
     none = jnp.full((values.shape[0], n), -jnp.inf, jnp.float32)
 
@@ -624,6 +632,7 @@ class RegretReport(NamedTuple):
     audit: str  # the preset
     protocol: dict[str, Any]  # the protocol as run (the preset's sizes filled in)
     audit_seconds: float  # the searches' time, compilation included
+    work_per_profile: int  # the protocol's mechanism evaluations (a menu's scored entries) per profile
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in self._asdict().items()}
@@ -688,19 +697,20 @@ def evaluate(
 def describe(protocol: Protocol, n_bidders: int, n_items: int, menu: int = 0, per_bidder: bool = False) -> str:
     """The searches a protocol runs per profile, in words."""
     p = protocol.resolved()
+    plan = p.searches(n_items, enumerated=menu > 0)
     parts = []
     if per_bidder:
         parts.append(f"bidder menu: {menu:,} entries")
     elif menu:
         parts.append(f"menu: {menu:,} entries")
-    elif p.steps:
+    if plan["gradient"]:
         parts.append(f"gradient: {p.random_starts + 1} starts x {p.steps} steps")
     reports = p.grid_reports(n_bidders, n_items)
     if reports:
         parts.append(f"grid: {reports:,} reports" + (" (outcomes computed once)" if menu and not per_bidder else ""))
-    if p.coordinate_points(n_items) and not menu:
+    if plan["coordinate"]:
         parts.append(f"coordinate: {p.sweeps} sweeps x {n_items} items x "
-                     f"{p.coordinate_points(n_items) + 2 * (n_bidders - 1)} points")  # fmt: skip
+                     f"{plan['coordinate'] + 2 * (n_bidders - 1)} points")  # fmt: skip
     return f"{n_bidders} bidder(s) x ({', '.join(parts) or 'no search'}) per profile"
 
 
@@ -822,11 +832,9 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
         fn = jax.jit(lambda p, k: interim_regret(mechanism, p, prior, k, prior_params=prior_params, utility=utility,
                                                  utility_params=utility_params))  # fmt: skip
         interim = float(jnp.mean(fn(params, jax.random.fold_in(search_key, 1))))
-    on = (("gradient", protocol.steps > 0 and not menu), ("grid", protocol.grid_points(m) > 0),
-          ("coordinate", protocol.coordinate_points(m) > 0 and not menu), ("menu", menu > 0))
     return RegretReport(
         **stats,
-        searches=tuple(name for name, ran in on if ran),
+        searches=tuple(name for name, size in protocol.searches(m, enumerated=menu > 0).items() if size),
         skipped=tuple(skipped),
         interim_regret_mean=interim,
         check_profiles=check if check_on else None,
@@ -837,4 +845,35 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
         audit=protocol.audit,
         protocol=dataclasses.asdict(protocol),
         audit_seconds=seconds,
+        work_per_profile=main_work,
     )
+
+
+def convergence_curve(
+    mechanism: Mechanism,
+    params: Params,
+    prior: Any,
+    key: PRNGKey,
+    protocol: Protocol = Protocol(audit="quick"),  # noqa: B008 - frozen
+    factors: tuple[int, ...] = (1, 2, 4, 8),
+    prior_params: Params | None = None,
+    utility: Utility | None = None,
+    utility_params: Params = (),
+) -> list[dict[str, Any]]:
+    """The regret estimate against search effort: ``protocol`` strengthened ``k`` times (``Protocol.strengthened``:
+    random starts, steps, sweeps and grid and line points multiplied) for each ``k`` of ``factors``, on the same
+    profiles (the same ``key``), without the convergence check or extra revenue profiles. One row per ``k``:
+    mechanism evaluations per profile, regret mean (+- s.e.) and max, and the audit's seconds (compile
+    included). A curve that is still rising at the largest ``k`` says the estimate has not converged."""
+    if not factors or any(int(k) != k or k < 1 for k in factors):
+        raise ValueError(f"factors must be positive integers, got {factors!r}")
+    base = dataclasses.replace(protocol.resolved(), interim=False, revenue_profiles=0)
+    rows = []
+    for k in factors:
+        stronger = dataclasses.replace(base, stronger=int(k)).strengthened(mechanism.n_items)
+        report = evaluate(mechanism, params, prior, key, dataclasses.replace(stronger, stronger=1), prior_params,
+                          utility, utility_params)  # fmt: skip
+        rows.append({"factor": int(k), "work_per_profile": report.work_per_profile, "regret_mean": report.regret_mean,
+                     "regret_se": report.regret_se, "regret_max": report.regret_max,
+                     "seconds": report.audit_seconds})  # fmt: skip
+    return rows

@@ -243,3 +243,23 @@ def test_the_coordinate_search_matches_numpy_and_is_exact_for_items_sold_separat
     assert Protocol(audit="quick").strengthened(10).coordinate == 129 and Protocol().strengthened(10).sweeps == 8
     with pytest.raises(ValueError, match="coordinate must be"):
         Protocol(coordinate=1)
+
+
+def test_the_convergence_curve_strengthens_the_protocol_on_the_same_profiles():
+    """First price, 2 bidders x 3 items, the coordinate search alone: each factor k multiplies the line's points
+    and the sweeps (its reports contain the weaker search's), so on the same profiles the estimate never falls;
+    the work per profile grows with k; factor 1 is the protocol's own audit; the estimate is the closed form's
+    mean 1/2 (the best deviation bids just above the other's value on each item it values more)."""
+    mechanism = ja.make_mechanism("first_price", 2, 3)
+    params = mechanism.init(KEY)
+    protocol = Protocol(profiles=100, coordinate=5, sweeps=1, stronger=1, **GRID_ONLY)
+    rows = ja.convergence_curve(mechanism, params, U01, KEY, protocol, (1, 2, 4))
+    assert [r["factor"] for r in rows] == [1, 2, 4]
+    regret, work = [r["regret_mean"] for r in rows], [r["work_per_profile"] for r in rows]
+    assert regret[0] <= regret[1] <= regret[2] and work[0] < work[1] < work[2]
+    assert work[0] == 1 + 2 * 1 * 3 * (5 + 2) and work[1] == 1 + 2 * 2 * 3 * (9 + 2)  # truthful + sweeps x m x line
+    own = evaluate(mechanism, params, U01, KEY, dataclasses.replace(protocol, revenue_profiles=0, interim=False))
+    assert own.regret_mean == regret[0] and own.work_per_profile == work[0]
+    assert abs(regret[2] - 0.5) < 4 * rows[2]["regret_se"]  # E sum_j max(0, v_ij - v_-i,j) = 3 x 1/6
+    with pytest.raises(ValueError, match="factors must be positive integers"):
+        ja.convergence_curve(mechanism, params, U01, KEY, protocol, (0,))

@@ -43,6 +43,7 @@ BAD = [
     ("regret_audit", ["--setting", "nope"], "unknown setting 'nope'"),
     ("regret_audit", ["--reserve", "nan"], "--reserve must be finite"),
     ("regret_audit", ["--reserve", "-1"], "--reserve must be >= 0"),
+    ("regret_audit", ["--curve", "1", "0"], "strengthening factors are integers >= 1"),
     ("regret_audit", ["--mechanism", "nope"], "unknown mechanism 'nope'"),
     ("reserve_sweep", ["--reserves", "1"], "--reserves must be an integer >= 2"),
     ("reserve_sweep", ["--learner", "epsilon_greedy"], "--auctions (20000) must exceed --explore-steps"),

@@ -83,13 +83,13 @@ def test_auctions_per_call_budget():
     assert throughput.auctions_per_call(2_097_152, 200_000_000, 2_000) == 100
 
 
-@pytest.mark.parametrize("script", ["gpu.sh", "gpu_regretnet.sh", "gpu_dynamic.sh"])
+@pytest.mark.parametrize("script", ["gpu.sh", "gpu_regretnet.sh", "gpu_dynamic.sh", "gpu_zoo.sh"])
 def test_gpu_script_parses(script):
     subprocess.run(["bash", "-n", str(ROOT / "benchmarks" / script)], check=True)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("script", ["gpu.sh", "gpu_regretnet.sh", "gpu_dynamic.sh"])
+@pytest.mark.parametrize("script", ["gpu.sh", "gpu_regretnet.sh", "gpu_dynamic.sh", "gpu_zoo.sh"])
 def test_gpu_script_dry_run_on_cpu(script, tmp_path):
     env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path), "RUNS": str(tmp_path / "runs")}
     env.pop("XLA_FLAGS", None)
@@ -101,5 +101,7 @@ def test_gpu_script_dry_run_on_cpu(script, tmp_path):
     assert "summary.log" in names and "device.json" in names
     if script == "gpu_regretnet.sh":
         assert {"3x10_metrics.json", "5x10_metrics.json", "params_3x10.npz", "regretnet_unrolled.json"} <= names
+    if script == "gpu_zoo.sh":  # both cells trained through their 200 iterations, audited and tabled
+        assert {"zoo_bench.json", "zoo_table.md", "rochetnet_additive_1x2_metrics.json"} <= names
     if script == "gpu_dynamic.sh":  # the table, the sweep, the designs and the one-buyer cells, all finished
         assert {"metrics.json", "design.json", "horizon1000-hedge.json", "single-hedge-natural_format_lp.json"} <= names

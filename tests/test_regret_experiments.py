@@ -6,6 +6,7 @@ import pytest
 
 from experiments import deep_mechanism_optimization as dmo_experiment
 from experiments import regret_audit, regretnet
+from jaxauction import runs
 
 GRID_ONLY = ["--steps", "0", "--grid", "1001", "--stronger", "1", "--revenue-profiles", "0", "--no-interim",
              "--no-progress", "--no-shard"]  # fmt: skip
@@ -114,7 +115,28 @@ def test_table_collects_finished_runs(tmp_path):
                                   "--out", str(tmp_path / "t.md")])  # fmt: skip
     assert "| additive_1x2 | rochetnet |" in table and "0.5492" in table and "0.550 (RegretNet" in table
     assert "| additive_2x5 | affine_maximizer |" in table and "2.280 (AMenuNet (Duan et al. 2023))" in table
-    assert "10 of 30 (stopped by --time-limit)" in table
+    assert "10 of 30 (33.3%; --time-limit)" in table and "| strong: 200 profiles, grid+menu |" in table
     assert (tmp_path / "t.csv").exists()
     with pytest.raises(SystemExit):
         regretnet_table.main([str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path):
+    """Two cells planned for 200 iterations: the first's share (1 ms) stops it after one chunk (100), the
+    second (what is left) finishes; both are audited and tabled. A second call resumes the first from its
+    checkpoint to 200 and skips the finished second (its metrics.json untouched); a third only writes the table."""
+    from experiments import zoo
+
+    argv = ["--runs", str(tmp_path / "zoo"), "--cells", "rochetnet:additive_1x2", "myersonnet:single3_irregular",
+            "--flags=--batch 32 --menu-size 8 --profiles 200 --revenue-profiles 0 --no-interim --lines 2",
+            "--iterations", "200", "--budget", "1000", "--audit-seconds", "499.999", "--out", str(tmp_path / "z.md")]
+    table = zoo.main(argv)
+    rochet, myerson = tmp_path / "zoo" / "rochetnet_additive_1x2", tmp_path / "zoo" / "myersonnet_single3_irregular"
+    assert [runs.finished_metrics(p)["iterations"] for p in (rochet, myerson)] == [100, 200]
+    assert "100 of 200 (50.0%; --time-limit)" in table and "| quick: 200 profiles, grid+menu |" in table
+    stamp = (myerson / "metrics.json").stat().st_mtime_ns
+    zoo.main(argv)
+    assert runs.finished_metrics(rochet)["iterations"] == 200 and zoo.finished(rochet)
+    assert (myerson / "metrics.json").stat().st_mtime_ns == stamp
+    assert "100 of 200" not in zoo.main(argv) and (tmp_path / "z.csv").exists()

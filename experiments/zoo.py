@@ -1,0 +1,131 @@
+"""The learned-auction zoo: every method x setting trained and audited by jaxauction under one protocol, in
+chunks under a time budget, resumable, and written as one table.
+
+    python -m experiments.zoo --budget 1800 --runs results/zoo --out docs/zoo_table.md
+
+Each cell (``model:setting``) is one ``experiments.regretnet`` run in
+``RUNS/<model>_<setting>``, planned for its method's reference schedule
+(``SCHEDULES``) and stopped by ``--time-limit`` after its share of the budget
+(what is left, split evenly over the unfinished cells, less ``--audit-seconds``
+for its audit). Calling again with the same ``--runs`` resumes every
+unfinished cell from its checkpoint and skips the finished ones, so a long
+table fills over several calls (or GPU leases) and an interrupted call loses
+at most one chunk of one cell. Every run is audited (``--audit``) after each
+call; the table (``experiments.regretnet_table``'s columns) then says, per row,
+how far through its schedule it got, on which device, under which protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+import sys
+import time
+from pathlib import Path
+
+from experiments import regretnet, regretnet_table
+from jaxauction import checkpoint, cli, runs
+from jaxauction._checks import check_choice
+from jaxauction.driver import RunError
+from jaxauction.settings import setting as get_setting
+from jaxauction.train.regretnet import ARCHITECTURES
+
+# Iterations a row is measured against: the method's reference schedule where its public code fixes one
+# (RegretNet: Duetting et al., 400,000; EquivariantNet and RegretFormer: the 200,000-iteration networks shipped
+# by dimonenka/optimaler), else this project's (20,000 for the exactly DSIC ones, where their revenue is flat
+# on CPU runs: docs/incentive_compatibility.md).
+SCHEDULES = {"regretnet": 400_000, "equivariantnet": 200_000, "regretformer": 200_000, "rochetnet": 20_000,
+             "affine_maximizer": 20_000, "myersonnet": 20_000}  # fmt: skip
+CELLS = ("rochetnet:additive_1x2", "regretnet:additive_1x2", "regretnet:additive_2x2", "equivariantnet:additive_2x2",
+         "regretformer:additive_2x2", "affine_maximizer:additive_2x2", "affine_maximizer:additive_2x5",
+         "affine_maximizer:additive_3x10", "myersonnet:single3_irregular", "myersonnet:single5_asym")  # fmt: skip
+LOG_EVERY = 100  # iterations per chunk: what a time limit or an interruption can cost
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooArgs:
+    budget: float = 1800.0
+    """seconds for this call: training and audits of every unfinished cell"""
+    runs: Path = Path("results/zoo")
+    """the cells' run folders (RUNS/<model>_<setting>); an existing one is resumed or, finished, skipped"""
+    cells: tuple[str, ...] = CELLS
+    """model:setting pairs, one run each"""
+    audit: str = "quick"
+    """the audit preset of every cell (quick, standard, strong): the table states it per row"""
+    audit_seconds: float = 60.0
+    """seconds kept back from each cell's share for its compile and audit"""
+    iterations: int | None = None
+    """plan every new cell for this many iterations instead of its method's schedule (a shorter table)"""
+    flags: str = ""
+    """further experiments.regretnet flags for every new cell, after an equals sign: --flags='--batch 64 --lines 5'"""
+    out: Path | None = None
+    """write the table here (Markdown; a .csv beside it)"""
+
+
+def parse_cell(cell: str) -> tuple[str, str]:
+    """``model:setting`` checked against the registries; a clear error names what is wrong."""
+    model, sep, name = cell.partition(":")
+    if not sep:
+        raise ValueError(f"cell {cell!r}: expected model:setting, for example regretnet:additive_2x2")
+    check_choice(model, ARCHITECTURES, "model")
+    get_setting(name)
+    return model, name
+
+
+def folder(args: ZooArgs, model: str, name: str) -> Path:
+    return args.runs / f"{model}_{name}"
+
+
+def finished(path: Path) -> bool:
+    """Trained through its schedule and audited."""
+    try:
+        m = runs.finished_metrics(path)
+    except RunError:
+        return False
+    return m["iterations"] >= m["iterations_planned"]
+
+
+def train_cell(args: ZooArgs, model: str, name: str, seconds: float) -> None:
+    """One call of the cell's run: a new one, or its checkpoint resumed, stopped after ``seconds`` of training."""
+    path = folder(args, model, name)
+    common = ["--time-limit", f"{seconds:.3g}", "--no-progress", "--no-plots"]
+    if checkpoint.exists(path):
+        argv = ["--resume", str(path), *common]
+    else:
+        planned = args.iterations or SCHEDULES[model]
+        argv = ["--setting", name, "--model", model, "--iterations", str(planned), "--log-every", str(LOG_EVERY),
+                "--audit", args.audit, "--out", str(path), *shlex.split(args.flags), *common]  # fmt: skip
+    print(f"== {model}:{name}: {seconds:.0f} s of training ({' '.join(argv)})", flush=True)
+    regretnet.run(argv)
+
+
+def run(argv: list[str] | None) -> str:
+    args = cli.quiet_cli(ZooArgs, sys.argv[1:] if argv is None else argv, prog="python -m experiments.zoo")
+    if not args.budget > 0 or args.audit_seconds < 0:
+        raise ValueError(f"budget must be positive and audit_seconds not negative, got {args.budget}, "
+                         f"{args.audit_seconds}")  # fmt: skip
+    if args.iterations is not None and (args.iterations <= 0 or args.iterations % LOG_EVERY):
+        raise ValueError(f"iterations must be a positive multiple of {LOG_EVERY}, got {args.iterations}")
+    check_choice(args.audit, ("quick", "standard", "strong"), "audit")
+    cells = [parse_cell(c) for c in args.cells]
+    if len(set(cells)) != len(cells):
+        raise ValueError(f"cells repeat: {', '.join(args.cells)}")
+    start = time.perf_counter()
+    todo = [c for c in cells if not finished(folder(args, *c))]
+    for k, (model, name) in enumerate(todo):
+        left = args.budget - (time.perf_counter() - start)
+        share = left / (len(todo) - k) - args.audit_seconds
+        if share <= 0:
+            print(f"== {model}:{name}: skipped, {left:.0f} s of the budget left", flush=True)
+            continue
+        train_cell(args, model, name, share)
+    done = [str(folder(args, *c)) for c in cells]
+    return regretnet_table.run([*done, *(["--out", str(args.out)] if args.out else [])])
+
+
+def main(argv: list[str] | None = None) -> str:
+    return cli.main(lambda: run(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -170,6 +170,13 @@ SETTINGS: dict[str, Setting] = {
             published=(("RegretNet (Duetting et al. 2019)", 0.550),),
         ),
         Setting(
+            "additive_1x10",
+            1,
+            10,
+            UniformPrior(0.0, 1.0),
+            baselines=(("item prices 1/2", 2.5), ("grand bundle at price 3.9292", 3.4483)),
+        ),
+        Setting(
             "unit_1x2",
             1,
             2,
@@ -190,8 +197,8 @@ SETTINGS: dict[str, Setting] = {
         ),
         _additive(2, 2, 0.8333, (("bundle with reserve", 0.8393), ("affine maximizer (VVCA/AMA)", 0.862)), 0.878,
                   regretformer=0.908),
-        _additive(2, 3, 1.2500, (("bundle", 1.2775),), None),
-        _additive(2, 5, 2.0833, (("bundle", 2.1888),), None, 2.28),
+        _additive(2, 3, 1.2500, (("bundle with reserve", 1.2778),), None),
+        _additive(2, 5, 2.0833, (("bundle with reserve", 2.1884),), None, 2.28),
         _additive(3, 10, 5.3125, (), 5.541, 5.59, 6.121),
         _additive(5, 10, 6.7188, (), 6.778),
     )

@@ -43,6 +43,7 @@ normal with standard deviation ``logit_scale``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
@@ -59,9 +60,11 @@ DEMANDS = ("additive", "unit")
 MAX_DETERMINISTIC = 65_536  # the deterministic menu's largest size: (n + 1) ** m allocations
 
 
+@functools.cache
 def deterministic_menu(n_bidders: int, n_items: int, demand: str = "additive") -> np.ndarray:
     """``[K, n, m]`` every deterministic allocation: each item to one bidder or to nobody (unit demand: no bidder
-    gets two items), the empty allocation first."""
+    gets two items), the empty allocation first. Built once per size (read-only: the config check, the rule and
+    its training relaxation share it)."""
     size = (n_bidders + 1) ** n_items
     if size > MAX_DETERMINISTIC:
         raise ValueError(f"the deterministic menu of {n_bidders} bidders and {n_items} items has {size:,} "
@@ -75,7 +78,9 @@ def deterministic_menu(n_bidders: int, n_items: int, demand: str = "additive") -
         if demand == "additive" or np.all(a.sum(axis=1) <= 1):
             out.append(a)
     out.sort(key=lambda a: a.sum())  # the empty allocation first (index 0 wins ties)
-    return np.stack(out)
+    menu = np.stack(out)
+    menu.setflags(write=False)
+    return menu
 
 
 def lottery_allocations(logits: Array, n_bidders: int, demand: str = "additive") -> Array:

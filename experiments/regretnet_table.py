@@ -64,12 +64,21 @@ def published(s, model: str) -> str:
     return "" if label is None else f"{value:.3f} ({label})"
 
 
+def convergence(metrics: dict) -> str:
+    """The convergence check in words; for an enumerated menu, why there is none (exact, or an upper bound)."""
+    if "audit" not in metrics:
+        stronger = metrics.get("regret_mean_stronger")
+        return "" if stronger is None else f"{stronger:.2e}"
+    if metrics.get("regret_mean_stronger") is None and "menu" in metrics["searches"]:
+        return "none needed: the menu is enumerated"
+    return check_words(metrics)
+
+
 def row(metrics: dict) -> tuple[str, ...]:
     this_call = metrics.get("iterations_this_call", metrics["iterations"])
     s = get_setting(metrics["config"]["train"]["setting"])
     optimum = "" if s.optimum is None else f"{s.optimum:.4f}" + ("" if s.optimum_exact else " (reported)")
     simple = max(s.baselines, key=lambda b: b[1], default=None)
-    stronger = metrics.get("regret_mean_stronger")
     return (
         s.name,
         metrics["model"],
@@ -77,7 +86,7 @@ def row(metrics: dict) -> tuple[str, ...]:
         f"{metrics['regret_mean']:.2e}, {metrics['regret_max']:.2e}",
         f"{metrics['ir_violation_rate']:.2g}",
         protocol(metrics),
-        check_words(metrics) if "audit" in metrics else ("" if stronger is None else f"{stronger:.2e}"),
+        convergence(metrics),
         optimum,
         "" if simple is None else f"{simple[1]:.4f} ({simple[0]})",
         published(s, metrics["model"]),

@@ -81,6 +81,9 @@ time expected on this device, measured on the first chunk.
 grid reports, coordinate points and sweeps multiplied) and reports both estimates on that subsample
 (``regret_mean_check`` against ``regret_mean_stronger``), so they compare like
 for like at a fraction of the cost of repeating the whole audit.
+``convergence_curve`` goes further: the whole audit under the protocol
+strengthened 1, 2, 4, ... times on the same profiles, the regret estimate
+against the evaluations spent.
 
 **Presets** (``Protocol(audit=...)``, ``--audit``; a field set explicitly
 overrides its preset): ``quick`` (1,000 profiles, 4 starts x 100 steps, x2

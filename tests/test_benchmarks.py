@@ -105,3 +105,13 @@ def test_gpu_script_dry_run_on_cpu(script, tmp_path):
         assert {"zoo_bench.json", "zoo_table.md", "rochetnet_additive_1x2_metrics.json"} <= names
     if script == "gpu_dynamic.sh":  # the table, the sweep, the designs and the one-buyer cells, all finished
         assert {"metrics.json", "design.json", "horizon1000-hedge.json", "single-hedge-natural_format_lp.json"} <= names
+
+
+def test_pytorch_reference_refuses_a_folder_that_is_not_the_reference_checkout(tmp_path, capsys):
+    """The comparison runs the public repository's own trainer: without its checkout it stops before anything."""
+    from benchmarks import pytorch_reference
+
+    with pytest.raises(SystemExit, match="not a checkout of dimonenka/optimaler"):
+        pytorch_reference.main(["--repo", str(tmp_path)])
+    with pytest.raises(SystemExit, match="unknown model 'regretnet'"):
+        pytorch_reference.main(["--repo", str(tmp_path), "--models", "regretnet"])

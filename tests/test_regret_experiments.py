@@ -140,3 +140,19 @@ def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path):
     assert runs.finished_metrics(rochet)["iterations"] == 200 and zoo.finished(rochet)
     assert (myerson / "metrics.json").stat().st_mtime_ns == stamp
     assert "100 of 200" not in zoo.main(argv) and (tmp_path / "z.csv").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--cells", "regretnet"], "expected model:setting"),
+    (["--cells", "nope:additive_2x2"], "unknown model 'nope'"),
+    (["--cells", "regretnet:nope"], "unknown setting 'nope'"),
+    (["--cells", "regretnet:additive_2x2", "regretnet:additive_2x2"], "cells repeat"),
+    (["--iterations", "150"], "positive multiple of 100"),
+    (["--budget", "0"], "budget must be positive"),
+])  # fmt: skip
+def test_zoo_refuses_bad_cells_and_budgets_before_anything_runs(argv, message, tmp_path, capsys):
+    from experiments import zoo
+
+    with pytest.raises(SystemExit):
+        zoo.main(["--runs", str(tmp_path / "zoo"), *argv])
+    assert message in capsys.readouterr().err and not (tmp_path / "zoo").exists()

@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxauction import cli, io
+from jaxauction._checks import check_choice, check_positive_int
 from jaxauction.driver import Session
-from jaxauction.regret import Protocol, check_words, evaluate
-from jaxauction.train.regretnet import RegretNetConfig, RegretNetLog, make_regretnet
+from jaxauction.regret import Protocol, check_words, evaluate, sampled_revenue
+from jaxauction.train.regretnet import REGRET_TRAINED, RegretNetConfig, RegretNetLog, make_regretnet
 
 NAME = "regretnet"
 EXTENDABLE = ("iterations", "misreport_unroll")  # what a resumed run may change: its length, and a speed knob
@@ -38,6 +39,20 @@ class Config:
 
     train: RegretNetConfig = RegretNetConfig()
     evaluation: Protocol = Protocol()
+    select: Literal["all", "best"] = "all"
+    """all: audit every seed and report their mean; best (exactly DSIC models, several --seeds): the seeds are
+    random restarts, and only the one with the most revenue on --validation-profiles fresh profiles is audited
+    and reported (on the audit's own profiles, so its figure is not inflated by the choice)"""
+    validation_profiles: int = 100_000
+    """--select best: profiles the restarts are compared on (the same for all, drawn apart from training's and
+    the audit's)"""
+
+    def __post_init__(self) -> None:
+        check_positive_int(self.validation_profiles, "validation_profiles")
+        check_choice(self.select, ("all", "best"), "select")
+        if self.select == "best" and self.train.model in REGRET_TRAINED:
+            raise ValueError(f"--select best is for the exactly DSIC models: {self.train.model} is trained with "
+                             "regret, and the restart with the most revenue may be the one that leaks the most")
 
 
 def summarize(logs: RegretNetLog, first: int, log_every: int) -> list[dict[str, Any]]:
@@ -86,6 +101,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
 def run(argv: list[str] | None) -> dict[str, Any] | None:
     config, spec = cli.parse(Config, argv, experiment=NAME, description=__doc__.split("\n\n")[0], extendable=EXTENDABLE)
+    if config.select == "best" and spec.seeds < 2:
+        raise ValueError("--select best picks among random restarts: pass --seeds 2 or more")
     session = Session(NAME, config, spec)
     train = config.train
     trainer = make_regretnet(train)
@@ -110,9 +127,21 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     timing = session.cached("training_time", lambda: {  # the training call's figures, read back on resume
         "train_seconds": result.run_seconds, "compile_seconds": result.compile_seconds,
         "iterations_this_call": result.steps_run * train.log_every})  # what train_seconds timed  # fmt: skip
+
+    def seed_params(s: int) -> Any:
+        return jax.tree.map(lambda x: x[s], result.state.params)
+
+    audited, selection = list(range(spec.seeds)), {}
+    if config.select == "best":
+        key = jax.random.fold_in(jax.random.key(spec.seed), 2_000_000)  # the same profiles for every restart
+        selection = session.cached("selection", lambda: {"validation_revenue": [float(np.mean(sampled_revenue(
+            trainer.mechanism, seed_params(s), setting.prior, key, config.validation_profiles)))
+            for s in range(spec.seeds)]})  # fmt: skip
+        selection["selected_seed"] = int(np.argmax(selection["validation_revenue"]))
+        audited = [selection["selected_seed"]]
     reports = []
-    for s in range(spec.seeds):
-        params = jax.tree.map(lambda x, s=s: x[s], result.state.params)
+    for s in audited:
+        params = seed_params(s)
         key = jax.random.fold_in(jax.random.key(spec.seed), 1_000_000 + s)  # evaluation profiles: not training's
         reports.append(session.cached(f"audit_seed{s}", lambda params=params, key=key: evaluate(
             trainer.mechanism, params, setting.prior, key, config.evaluation, utility=setting.utility(),
@@ -124,6 +153,8 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
         **pooled(reports),
         "per_seed": reports,
         "seeds": spec.seeds,
+        "select": config.select,
+        **selection,
         **timing,
         "seconds_per_iteration": timing["train_seconds"] / max(timing["iterations_this_call"], 1),
         "iterations": (result.done_before + result.steps_run) * train.log_every,  # trained (all calls)
@@ -146,6 +177,10 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
           f"{m['ir_violation_rate']:.3g}; trained {m['train_seconds']:.1f}s "
           f"({m['seconds_per_iteration'] * 1e3:.2f} ms/iteration), audited ({m['audit']}) in "
           f"{m['audit_seconds']:.1f}s on {m['device']}")  # fmt: skip
+    if selection:
+        print(f"the best of {spec.seeds} restarts: seed {selection['selected_seed']}, revenue on "
+              f"{config.validation_profiles:,} validation profiles "
+              + ", ".join(f"{r:.4f}" for r in selection["validation_revenue"]))  # fmt: skip
     if setting.optimum is not None:
         print(f"optimum for this setting: {setting.optimum}{' (exact)' if setting.optimum_exact else ' (reported)'}")
     if spec.plots:

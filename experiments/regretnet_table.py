@@ -81,7 +81,7 @@ def row(metrics: dict) -> tuple[str, ...]:
     simple = max(s.baselines, key=lambda b: b[1], default=None)
     return (
         s.name,
-        metrics["model"],
+        metrics["model"] + (f" (best of {metrics['seeds']} restarts)" if metrics.get("select") == "best" else ""),
         plus_minus(metrics["revenue"], metrics["revenue_se"]),
         f"{metrics['regret_mean']:.2e}, {metrics['regret_max']:.2e}",
         f"{metrics['ir_violation_rate']:.2g}",

@@ -159,6 +159,7 @@ from jaxauction.regret import (
     convergence_curve,
     interim_regret,
     profile_regret,
+    sampled_revenue,
 )
 from jaxauction.runs import (
     Rule,
@@ -424,6 +425,7 @@ __all__ = [
     "rochetnet",
     "run_round",
     "runs",
+    "sampled_revenue",
     "second_price",
     "seller",
     "shading",

@@ -852,6 +852,25 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
     )
 
 
+def sampled_revenue(mechanism: Mechanism, params: Params, prior: Any, key: PRNGKey, profiles: int,
+                    prior_params: Any = None) -> np.ndarray:  # fmt: skip
+    """``[profiles]`` the revenue of truthful reports on ``profiles`` fresh value profiles drawn with ``key`` (no
+    search: what choosing among trained starts by revenue needs; compiled, 4,096 profiles at a time)."""
+    check_positive_int(profiles, "profiles")
+    n, m = mechanism.n_bidders, mechanism.n_items
+    prior_params = prior.init_params(n, m) if prior_params is None else prior_params
+    prior.check_params(prior_params)
+    value_key, mech_key = jax.random.split(key)
+
+    @jax.jit
+    def run(params: Params) -> Array:
+        values = jax.vmap(lambda k: prior.sample(k, prior_params).values)(jax.random.split(value_key, profiles))
+        keys = jax.random.split(mech_key, profiles)
+        return jax.lax.map(lambda a: revenue_of(mechanism.apply(params, *a)), (values, keys), batch_size=4096)
+
+    return np.asarray(run(params), np.float64)
+
+
 def convergence_curve(
     mechanism: Mechanism,
     params: Params,

@@ -160,16 +160,16 @@ def test_the_shared_trainer_beats_second_price_and_the_audit_finds_no_regret():
 # the least *integer* report that still wins, which a rule open to every real report cannot; MyersonNet trained
 # there earns 4.6-4.8 (docs/incentive_compatibility.md).
 ITERATIONS = {"single2": 5_000, "single3": 5_000, "single5": 5_000, "single3_exp": 10_000,
-              "single3_irregular": 20_000, "single5_asym": 20_000}  # fmt: skip
+              "single3_irregular": 40_000, "single5_asym": 20_000}  # fmt: skip
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(ITERATIONS))
 def test_myersonnet_reaches_the_optimum_of_every_single_item_preset(name):
     """The reference configuration (10 x 10 lines per bidder, Adam 1e-3, batch 1,024) on each continuous
-    single-item setting: revenue on 1,000,000 fresh profiles within 0.01 of the exact optimum (irregular: 0.03,
-    what four other seeds reach, 2.347-2.361; this key happens to reach 0.01), and not above it by more than
-    4 s.e. (no DSIC rule can beat it: a higher figure would be a bug)."""
+    single-item setting: revenue on 1,000,000 fresh profiles within 0.01 of the exact optimum, and not above it by
+    more than 4 s.e. (no DSIC rule can beat it: a higher figure would be a bug). The irregular prior trains for
+    40,000 iterations: at 20,000 three keys were 0.006-0.009 short, at 40,000 0.003-0.004."""
     s = setting(name)
     config = RegretNetConfig(setting=name, model="myersonnet", iterations=ITERATIONS[name], log_every=1_000)
     trainer = make_regretnet(config)
@@ -178,7 +178,7 @@ def test_myersonnet_reaches_the_optimum_of_every_single_item_preset(name):
     for _ in range(config.iterations // config.log_every):
         state, _ = step(state)
     revenue, se = sampled_revenue(trainer.mechanism, state.params, name, count=1_000_000)
-    assert s.optimum - (0.03 if name == "single3_irregular" else 0.01) < revenue < s.optimum + 4 * se, (revenue, se)
+    assert s.optimum - 0.01 < revenue < s.optimum + 4 * se, (revenue, se)
 
 
 def test_bad_configurations_are_refused():

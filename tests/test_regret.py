@@ -135,3 +135,20 @@ def test_unit_demand_evaluator_does_not_credit_a_bundle():
     unit_menu = ja.mechanisms.rochetnet(2, menu_size=1, demand="unit")
     out = unit_menu.apply({"logits": jnp.full((1, 2), 30.0), "prices": jnp.array([1.0])}, jnp.ones((1, 2)), KEY)
     assert float(out.allocation.sum()) <= 1 + 1e-6  # a lottery over single items: half of each
+
+
+def test_sampled_revenue_is_the_exact_expectation_and_reproducible():
+    """Second price with reserve 1/2, 3 bidders U[0,1]: Myerson's 17/32 within 4 s.e. on 200,000 profiles (and
+    the plain second price's 1/2 without the reserve); the same key gives the same draws bit for bit, another
+    key other draws; a count below 1 is refused."""
+    prior = ja.UniformPrior(0.0, 1.0)
+    myerson = ja.second_price(3, reserve=0.5)
+    revenue = ja.sampled_revenue(myerson, myerson.init(None), prior, jax.random.key(3), 200_000)
+    assert revenue.shape == (200_000,) and abs(revenue.mean() - 17 / 32) < 4 * revenue.std() / np.sqrt(200_000)
+    plain = ja.second_price(3)
+    again = ja.sampled_revenue(plain, plain.init(None), prior, jax.random.key(3), 200_000)
+    assert abs(again.mean() - 0.5) < 4 * again.std() / np.sqrt(200_000)
+    np.testing.assert_array_equal(again, ja.sampled_revenue(plain, plain.init(None), prior, jax.random.key(3), 200_000))
+    assert not np.array_equal(again, ja.sampled_revenue(plain, plain.init(None), prior, jax.random.key(4), 200_000))
+    with pytest.raises(ValueError, match="profiles"):
+        ja.sampled_revenue(plain, plain.init(None), prior, jax.random.key(3), 0)

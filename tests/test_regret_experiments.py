@@ -96,6 +96,39 @@ def test_regretformer_trained_on_a_mixture_is_audited_on_a_size_it_never_saw(tmp
     assert resumed["iterations"] == 15  # the mixture's tuple state checkpoints and resumes
 
 
+def test_select_best_audits_the_restart_with_the_most_validation_revenue(tmp_path):
+    """Three MyersonNet restarts: --select best audits only the one with the most revenue on the validation
+    profiles, and its audit is the very report --select all gives that seed (same seeds, same audit key); the
+    table names the restarts. The validation figures are each restart's mean on one shared sample."""
+    from experiments import regretnet_table
+
+    args = ["--setting", "single3", "--model", "myersonnet", "--iterations", "20", "--log-every", "10", "--batch",
+            "64", "--lines", "2", "--groups", "2", "--seeds", "3", "--validation-profiles", "5000", *TINY_ATTACK,
+            "--profiles", "50", "--no-plots"]  # fmt: skip
+    best = regretnet.main([*args, "--select", "best", "--out", str(tmp_path / "best")])
+    every = regretnet.main([*args, "--out", str(tmp_path / "all")])
+    chosen = best["selected_seed"]
+    assert len(best["validation_revenue"]) == 3 and len(set(best["validation_revenue"])) == 3
+    assert chosen == max(range(3), key=lambda s: best["validation_revenue"][s])
+    assert len(best["per_seed"]) == 1 and len(every["per_seed"]) == 3 and "selected_seed" not in every
+    one, same = ({k: v for k, v in r.items() if k != "audit_seconds"} for r in (best["per_seed"][0],
+                                                                               every["per_seed"][chosen]))  # fmt: skip
+    assert one == same
+    assert (best["revenue"], best["revenue_se"]) == (every["per_seed"][chosen]["revenue"],
+                                                     every["per_seed"][chosen]["revenue_se"])  # fmt: skip
+    table = regretnet_table.main([str(tmp_path / "best"), str(tmp_path / "all")])
+    assert "| single3 | myersonnet (best of 3 restarts) |" in table and "| single3 | myersonnet |" in table
+
+
+def test_select_best_is_refused_where_it_would_mislead(tmp_path):
+    with pytest.raises(SystemExit):  # a regret-trained model: the richest restart may leak the most
+        regretnet.main(["--setting", "additive_1x2", "--seeds", "2", "--select", "best", "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit):  # one seed: nothing to choose from
+        regretnet.main(["--setting", "single3", "--model", "myersonnet", "--select", "best",
+                        "--out", str(tmp_path / "b")])  # fmt: skip
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
 @pytest.mark.slow
 def test_table_collects_finished_runs(tmp_path):
     from experiments import regretnet_table
@@ -125,7 +158,8 @@ def test_table_collects_finished_runs(tmp_path):
 def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path):
     """Two cells planned for 200 iterations: the first's share (1 ms) stops it after one chunk (100), the
     second (what is left) finishes; both are audited and tabled. A second call resumes the first from its
-    checkpoint to 200 and skips the finished second (its metrics.json untouched); a third only writes the table."""
+    checkpoint to 200 and skips the finished second (its metrics.json untouched); a third only writes the table.
+    MyersonNet's cell takes its method's flags (4 restarts, the best audited), --flags after them."""
     from experiments import zoo
 
     argv = ["--runs", str(tmp_path / "zoo"), "--cells", "rochetnet:additive_1x2", "myersonnet:single3_irregular",
@@ -135,6 +169,7 @@ def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path):
     rochet, myerson = tmp_path / "zoo" / "rochetnet_additive_1x2", tmp_path / "zoo" / "myersonnet_single3_irregular"
     assert [runs.finished_metrics(p)["iterations"] for p in (rochet, myerson)] == [100, 200]
     assert "100 of 200 (50.0%; --time-limit)" in table and "| quick: 200 profiles, grid+menu |" in table
+    assert "| myersonnet (best of 4 restarts) |" in table and runs.finished_metrics(myerson)["seeds"] == 4
     stamp = (myerson / "metrics.json").stat().st_mtime_ns
     zoo.main(argv)
     assert runs.finished_metrics(rochet)["iterations"] == 200 and zoo.finished(rochet)

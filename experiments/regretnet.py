@@ -134,9 +134,9 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     audited, selection = list(range(spec.seeds)), {}
     if config.select == "best":
         key = jax.random.fold_in(jax.random.key(spec.seed), 2_000_000)  # the same profiles for every restart
-        selection = session.cached("selection", lambda: {"validation_revenue": [float(np.mean(sampled_revenue(
-            trainer.mechanism, seed_params(s), setting.prior, key, config.validation_profiles)))
-            for s in range(spec.seeds)]})  # fmt: skip
+        selection = session.cached("selection", lambda: {"validation_revenue": [float(r) for r in sampled_revenue(
+            trainer.mechanism, result.state.params, setting.prior, key, config.validation_profiles,
+            stacked=True).mean(axis=1)]})  # every restart on the same profiles, one compile  # fmt: skip
         selection["selected_seed"] = int(np.argmax(selection["validation_revenue"]))
         audited = [selection["selected_seed"]]
     reports = []

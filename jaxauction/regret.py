@@ -808,17 +808,9 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
     revenue, truthful = found.revenue, found.truthful_utility
     extra = protocol.revenue_profiles - protocol.profiles
     if extra > 0:  # revenue and IR on more profiles: cheap, no search
-
-        def outcome(v: Array, k: PRNGKey) -> tuple[Array, Array]:
-            out = mechanism.apply(params, v, k)
-            return revenue_of(out), (utility or quasi_linear()).apply(Types(values=v), out, utility_params)
-
-        more_key = jax.random.fold_in(value_key, 1)
-        more = jax.vmap(lambda k: prior.sample(k, prior_params).values)(jax.random.split(more_key, extra))
-        more_keys = jax.random.split(jax.random.fold_in(mech_key, 1), extra)
-        rev_more, util_more = jax.jit(lambda v, k: jax.lax.map(lambda a: outcome(*a), (v, k), batch_size=4096))(
-            more, more_keys
-        )
+        run = _truthful_outcomes(mechanism, prior, prior_params, jax.random.fold_in(value_key, 1),
+                                 jax.random.fold_in(mech_key, 1), extra, utility, utility_params)  # fmt: skip
+        rev_more, util_more = run(params)
         revenue = jnp.concatenate([revenue, rev_more])
         truthful = jnp.concatenate([truthful, util_more])
     stats = summarize(found, revenue, truthful)
@@ -852,23 +844,41 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
     )
 
 
+def _truthful_outcomes(mechanism: Mechanism, prior: Any, prior_params: Any, value_key: PRNGKey, mech_key: PRNGKey,
+                       count: int, utility: Utility | None = None, utility_params: Params = ()) -> Callable:
+    """A compiled ``params -> (revenue [count], truthful utility [count, n])`` on ``count`` value profiles drawn
+    with ``value_key`` (the mechanism's randomness from ``mech_key``), 4,096 profiles at a time: the revenue of
+    truthful reports without any search, shared by the audit's extra revenue profiles and ``sampled_revenue``."""
+    utility = utility or quasi_linear()
+
+    @jax.jit
+    def run(params: Params) -> tuple[Array, Array]:
+        values = jax.vmap(lambda k: prior.sample(k, prior_params).values)(jax.random.split(value_key, count))
+        keys = jax.random.split(mech_key, count)
+
+        def outcome(a: tuple[Array, PRNGKey]) -> tuple[Array, Array]:
+            out = mechanism.apply(params, *a)
+            return revenue_of(out), utility.apply(Types(values=a[0]), out, utility_params)
+
+        return jax.lax.map(outcome, (values, keys), batch_size=4096)
+
+    return run
+
+
 def sampled_revenue(mechanism: Mechanism, params: Params, prior: Any, key: PRNGKey, profiles: int,
-                    prior_params: Any = None) -> np.ndarray:  # fmt: skip
+                    prior_params: Any = None, stacked: bool = False) -> np.ndarray:  # fmt: skip
     """``[profiles]`` the revenue of truthful reports on ``profiles`` fresh value profiles drawn with ``key`` (no
-    search: what choosing among trained starts by revenue needs; compiled, 4,096 profiles at a time)."""
+    search: what choosing among trained starts by revenue needs; compiled, 4,096 profiles at a time).
+    ``stacked``: ``params`` carry a leading axis of ``R`` trained starts (as ``init`` under ``vmap`` makes
+    them), all scored on the same profiles in one compiled call; the result is ``[R, profiles]``."""
     check_positive_int(profiles, "profiles")
     n, m = mechanism.n_bidders, mechanism.n_items
     prior_params = prior.init_params(n, m) if prior_params is None else prior_params
     prior.check_params(prior_params)
     value_key, mech_key = jax.random.split(key)
-
-    @jax.jit
-    def run(params: Params) -> Array:
-        values = jax.vmap(lambda k: prior.sample(k, prior_params).values)(jax.random.split(value_key, profiles))
-        keys = jax.random.split(mech_key, profiles)
-        return jax.lax.map(lambda a: revenue_of(mechanism.apply(params, *a)), (values, keys), batch_size=4096)
-
-    return np.asarray(run(params), np.float64)
+    run = _truthful_outcomes(mechanism, prior, prior_params, value_key, mech_key, profiles)
+    revenue = jax.jit(jax.vmap(lambda p: run(p)[0]))(params) if stacked else run(params)[0]
+    return np.asarray(revenue, np.float64)
 
 
 def convergence_curve(

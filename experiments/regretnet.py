@@ -103,6 +103,9 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     config, spec = cli.parse(Config, argv, experiment=NAME, description=__doc__.split("\n\n")[0], extendable=EXTENDABLE)
     if config.select == "best" and spec.seeds < 2:
         raise ValueError("--select best picks among random restarts: pass --seeds 2 or more")
+    if config.train.budget_decay is None and config.train.resolved("dual") == "budget":  # recorded, so that
+        config = dataclasses.replace(config, train=dataclasses.replace(  # extending the run keeps its decay
+            config.train, budget_decay=config.train.resolved("budget_decay")))  # fmt: skip
     session = Session(NAME, config, spec)
     train = config.train
     trainer = make_regretnet(train)

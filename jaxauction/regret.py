@@ -413,6 +413,12 @@ def profile_regret(
     return _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys, utility, utility_params)
 
 
+def _per_bidder(mechanism: Mechanism) -> bool:
+    """Whether the mechanism's misreports are enumerated per bidder (``bidder_menu``; a one-bidder ``menu`` is
+    enumerated whole instead)."""
+    return mechanism.bidder_menu is not None and mechanism.menu is None
+
+
 def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys, utility, utility_params):
     """``profile_regret`` with one search key per profile (so a chunk of profiles is searched as in the whole)."""
     utility = utility or quasi_linear()
@@ -422,7 +428,7 @@ def _profiles(mechanism, params, values, keys, low, high, protocol, profile_keys
         raise ValueError(f"values must be [profiles, {n}, {m}] for {mechanism.name}, got {list(values.shape)}")
     utilities = _utilities(mechanism, params, utility, utility_params)
     menu = mechanism.menu is not None
-    per_bidder = mechanism.bidder_menu is not None and not menu
+    per_bidder = _per_bidder(mechanism)
     plan = protocol.searches(m, enumerated=menu or per_bidder)
     use_gradient, points, lines = plan["gradient"] > 0, plan["grid"], plan["coordinate"]
 
@@ -758,7 +764,7 @@ def _evaluate(mechanism, params, prior, key, protocol, prior_params, utility, ut
         if n != 1:
             raise ValueError(f"{mechanism.name}: a menu mechanism sells to one bidder, this one has {n}")
         menu = int(jax.eval_shape(mechanism.menu, params)[1].shape[0])
-    per_bidder = mechanism.bidder_menu is not None and not menu
+    per_bidder = _per_bidder(mechanism)
     if per_bidder:
         zeros = jax.ShapeDtypeStruct((n, m), jnp.float32)
         menu = int(jax.eval_shape(lambda p, b: mechanism.bidder_menu(p, b, 0), params, zeros)[1].shape[0])

@@ -96,6 +96,26 @@ def test_regretformer_trained_on_a_mixture_is_audited_on_a_size_it_never_saw(tmp
     assert resumed["iterations"] == 15  # the mixture's tuple state checkpoints and resumes
 
 
+@pytest.mark.slow  # a run and its extension, about 30 s: mostly compilation
+def test_extending_a_budget_dual_run_keeps_its_decay(tmp_path):
+    """The budget's decay (two thirds of --iterations unless given) is recorded when the run starts: extended from
+    6 to 30 iterations it stays at the end budget from iteration 4 on, instead of decaying again over 20 (the
+    logged target is each window's mean)."""
+    import csv
+
+    out = tmp_path / "b"
+    regretnet.main(["--setting", "additive_1x2", "--dual", "budget", "--iterations", "6", "--log-every", "3",
+                    "--batch", "16", "--train-size", "64", "--hidden-units", "8", "--misreport-steps", "2",
+                    *TINY_ATTACK, "--profiles", "50", "--no-plots", "--out", str(out)])  # fmt: skip
+    m = regretnet.main(["--resume", str(out), "--iterations", "30", "--no-progress"])
+    assert m["config"].train.budget_decay == 4 and m["iterations"] == 30
+    with open(out / "rounds.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["iteration"]) for r in rows] == list(range(3, 31, 3))
+    assert float(rows[0]["rho"]) > float(rows[1]["rho"]) > 0.001  # the window's mean target: decaying until 4
+    assert all(float(r["rho"]) == pytest.approx(0.001) for r in rows[2:])
+
+
 @pytest.mark.slow  # two small runs, about 20 s: mostly compilation
 def test_select_best_audits_the_restart_with_the_most_validation_revenue(tmp_path):
     """Two MyersonNet restarts: --select best audits only the one with the most revenue on the validation

@@ -127,7 +127,10 @@ class RegretNetConfig:
     budget_start: float = 0.01
     """budget dual: the regret budget (regret over revenue) at the start"""
     budget_end: float = 0.001
-    """budget dual: the budget after two thirds of the iterations (geometric decay), and from then on"""
+    """budget dual: the budget after budget_decay iterations (geometric decay), and from then on"""
+    budget_decay: int | None = None
+    """budget dual: iterations over which the budget decays (two thirds of iterations, the reference's); a run
+    records the value it started with, so extending it with --iterations does not stretch its decay"""
     budget_lr: float = 0.5
     """budget dual: the step of gamma on log(regret / revenue) - log(budget)"""
     clip_norm: float | None = None
@@ -167,7 +170,8 @@ class RegretNetConfig:
             check_positive_int(getattr(self, name), name)
         if self.misreport_steps is not None:
             check_positive_int(self.misreport_steps, "misreport_steps", minimum=0)
-        for name in ("batch", "hidden_layers", "hidden_units", "heads", "attention_units", "rho_every"):
+        for name in ("batch", "hidden_layers", "hidden_units", "heads", "attention_units", "rho_every",
+                     "budget_decay"):
             if getattr(self, name) is not None:
                 check_positive_int(getattr(self, name), name)
         if self.iterations % self.log_every:
@@ -219,6 +223,7 @@ class RegretNetConfig:
             "rho_init": 0.25 if large else 1.0,
             "rho_increment": RHO_INCREMENT.get(self.setting, 1.0),
             "rho_every": 100_000 if large else 10_000,
+            "budget_decay": max(1, -(-2 * self.iterations // 3)),  # the reference: the end budget at 2/3
         }[name]
 
     @property
@@ -229,10 +234,9 @@ class RegretNetConfig:
         return {
             **{name: self.resolved(name) for name in ("batch", "learning_rate", "lambda_init", "rho_init",
                                                       "rho_increment", "rho_every", "misreport_steps", "dual",
-                                                      "clip_norm")},
+                                                      "clip_norm", "budget_decay")},
             **{name: getattr(self, name) for name in ("log_every", "train_size", "misreport_lr", "misreport_unroll",
                                                       "lambda_every", "budget_start", "budget_end", "budget_lr")},
-            "budget_decay": max(1, -(-2 * self.iterations // 3)),  # the reference: the end budget at 2/3
         }  # fmt: skip
 
     def schedule(self) -> Schedule:

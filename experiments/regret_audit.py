@@ -73,7 +73,9 @@ class AuditConfig:
     evaluation: Protocol = Protocol()
 
     def __post_init__(self) -> None:
-        get_setting(self.setting)
+        if get_setting(self.setting).demand == "combinatorial" and self.dmo_run is None and self.regretnet_run is None:
+            raise ValueError(f"setting {self.setting} is combinatorial (two items and their bundle): the rules here "
+                             "sell items one by one; audit a --regretnet-run trained on it")  # fmt: skip
         check_choice(self.mechanism, RULES, "mechanism")
         check_finite(self.reserve, "reserve", minimum=0.0)
         check_positive_int(self.run_seed, "run_seed", minimum=0)

@@ -135,6 +135,7 @@ from jaxauction.metrics import (
     welfare,
 )
 from jaxauction.priors import (
+    ComplementsPrior,
     ExponentialPrior,
     PiecewiseUniformPrior,
     RangeParams,
@@ -251,6 +252,7 @@ __all__ = [
     "BANDIT",
     "BudgetParams",
     "ClassicalOptions",
+    "ComplementsPrior",
     "DMO",
     "DMOConfig",
     "DQNOptions",

@@ -347,7 +347,79 @@ class PiecewiseUniformPrior:
         return Types(values=invert(u, params.cdf, params.breaks))
 
 
-Prior = UniformIntPrior | UniformPrior | ExponentialPrior | TruncatedGaussianPrior | WalletPrior | PiecewiseUniformPrior
+class ComplementsParams(NamedTuple):
+    """Item bounds ``[n, 2]`` and complementarity bounds ``[n]``, float32."""
+
+    low: Array
+    high: Array
+    c_low: Array
+    c_high: Array
+
+
+@dataclasses.dataclass(frozen=True)
+class ComplementsPrior:
+    """Two items and their bundle (the 2x2 combinatorial settings of RegretNet, after Sandholm and Likhodedov):
+    bidder ``i``'s item values are uniform on ``[low_i, high_i)``, and its value for the bundle is
+    ``v_i1 + v_i2 + C_i`` with ``C_i`` uniform on ``[c_low, c_high)`` (complements when positive, substitutes
+    when negative), all independent. Values are ``[n, 3]``: item 1, item 2, the bundle (``demand
+    "combinatorial"``); ``low``/``high`` are one number or one per bidder."""
+
+    low: Bound = 1.0
+    high: Bound = 2.0
+    c_low: float = -1.0
+    c_high: float = 1.0
+    name = "complements"
+    integer = False
+    private_values = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "low", _as_tuple(self.low))
+        object.__setattr__(self, "high", _as_tuple(self.high))
+        lo, hi = np.asarray(self.low, np.float64), np.asarray(self.high, np.float64)
+        if lo.ndim > 1 or hi.ndim > 1 or (lo.ndim == hi.ndim == 1 and lo.shape != hi.shape):
+            raise ValueError(f"complements prior low and high are a number or one per bidder, got {self.low!r}, "
+                             f"{self.high!r}")  # fmt: skip
+        check_range(*np.broadcast_arrays(lo, hi), integer=False, where="complements prior")
+        c = np.asarray([self.c_low, self.c_high], np.float64)
+        if c.ndim != 1 or not np.all(np.isfinite(c)) or c[1] <= c[0]:
+            raise ValueError(f"complements prior needs finite c_low < c_high, got {self.c_low!r}, {self.c_high!r}")
+        if np.any(2 * lo + c[0] < 0):
+            raise ValueError(f"complements prior: a bundle value 2 low + c_low = {(2 * lo + c[0]).tolist()} would be "
+                             "negative (values are non-negative)")  # fmt: skip
+
+    def init_params(self, n_bidders: int, n_items: int = 3) -> ComplementsParams:
+        check_positive_int(n_bidders, "n_bidders")
+        if n_items != 3:
+            raise ValueError(f"the complements prior draws [n, 3] values (item 1, item 2, the bundle), not {n_items} "
+                             "columns")  # fmt: skip
+        low = broadcast_bound(self.low, n_bidders, 2, "low")
+        high = broadcast_bound(self.high, n_bidders, 2, "high")
+        c = np.broadcast_to(np.asarray([self.c_low, self.c_high], np.float32), (n_bidders, 2))
+        return ComplementsParams(jnp.asarray(low, jnp.float32), jnp.asarray(high, jnp.float32),
+                                 jnp.asarray(c[:, 0]), jnp.asarray(c[:, 1]))  # fmt: skip
+
+    def check_params(self, params: ComplementsParams) -> None:
+        if all(is_concrete(x) for x in params):
+            low, high, c_low, c_high = (np.asarray(x, np.float64) for x in params)
+            check_range(low, high, integer=False, where="complements prior")
+            if np.any(c_high <= c_low) or np.any(2 * low.min(axis=-1) + c_low < 0):
+                raise ValueError("complements prior params need c_low < c_high and bundle values 2 low + c_low >= 0")
+
+    def support(self, params: ComplementsParams) -> tuple[Array, Array]:
+        """``[n, 3]``: the items' bounds, and the bundle's ``[low_1 + low_2 + c_low, high_1 + high_2 + c_high]``."""
+        low = jnp.concatenate([params.low, (params.low.sum(-1) + params.c_low)[..., None]], axis=-1)
+        high = jnp.concatenate([params.high, (params.high.sum(-1) + params.c_high)[..., None]], axis=-1)
+        return low, high
+
+    def sample(self, key: PRNGKey, params: ComplementsParams) -> Types:
+        u = uniform(key, params.low.shape[:-1] + (3,))
+        items = params.low + u[..., :2] * (params.high - params.low)
+        c = params.c_low + u[..., 2] * (params.c_high - params.c_low)
+        return Types(values=jnp.concatenate([items, (items.sum(-1) + c)[..., None]], axis=-1))
+
+
+Prior = (UniformIntPrior | UniformPrior | ExponentialPrior | TruncatedGaussianPrior | WalletPrior
+         | PiecewiseUniformPrior | ComplementsPrior)
 
 
 def default_support(prior: Prior, n_bidders: int, n_items: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -38,7 +38,13 @@ result (a target, not a truth). Values are i.i.d. across bidders.
   optimum 9.777778 exact;
 * ``additive_2x2``, ``_2x3``, ``_2x5``, ``_3x10``, ``_5x10``: n bidders, m
   items, additive U[0,1]; optimum unknown: item-wise Myerson and the best
-  simple mechanisms (lower bounds), published RegretNet (targets).
+  simple mechanisms (lower bounds), published RegretNet (targets);
+* ``ca_2x2_sym``, ``ca_2x2_asym``: 2 bidders, 2 items and their bundle
+  (RegretNet's combinatorial settings, ``demand="combinatorial"``, values
+  ``[n, 3]``: item 1, item 2, the bundle ``v_1 + v_2 + C``, ``C`` uniform on
+  [-1, 1]); item values U[1, 2] for both bidders (sym) or U[1, 2] and U[1, 5]
+  (asym); optimum unknown: the VVCA and AMA_bsym affine maximizers of
+  RegretNet's reference code (lower bounds), published RegretNet (targets).
 
 The names are one vocabulary: RegretNet trains on them (``--setting``), and a
 market takes its prior and items from one (``PriorSpec(setting=...)``, the
@@ -52,10 +58,10 @@ import math
 from typing import Any
 
 from jaxauction._checks import check_choice
-from jaxauction.priors import ExponentialPrior, PiecewiseUniformPrior, UniformIntPrior, UniformPrior
+from jaxauction.priors import ComplementsPrior, ExponentialPrior, PiecewiseUniformPrior, UniformIntPrior, UniformPrior
 from jaxauction.utilities import Utility, quasi_linear, unit_demand
 
-DEMANDS = ("additive", "unit")
+DEMANDS = ("additive", "unit", "combinatorial")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,8 +69,11 @@ class Setting:
     """One auction-design setting and its reference revenues ``(label, revenue)``.
 
     ``demand``: ``additive`` (a bidder's value for a set is the sum of its
-    item values) or ``unit`` (a bidder wants at most one item; mechanisms for
-    it allocate each bidder a total probability of at most 1).
+    item values), ``unit`` (a bidder wants at most one item; mechanisms for
+    it allocate each bidder a total probability of at most 1) or
+    ``combinatorial`` (two items and their bundle: ``n_items`` is 3, the
+    columns item 1, item 2 and the bundle, and a bidder gets at most one of
+    them, each item going out at most once).
     """
 
     name: str
@@ -79,6 +88,8 @@ class Setting:
 
     def __post_init__(self) -> None:
         check_choice(self.demand, DEMANDS, "demand")
+        if (self.demand == "combinatorial") != (self.n_items == 3 and isinstance(self.prior, ComplementsPrior)):
+            raise ValueError(f"setting {self.name}: combinatorial demand goes with a ComplementsPrior over 3 columns")
 
     def utility(self) -> Utility:
         """The bidders' utility: quasi-linear, for additive or unit-demand valuations (what regret is scored by)."""
@@ -114,6 +125,14 @@ def _additive(n: int, m: int, itemwise: float, simple: tuple[tuple[str, float], 
         + ((("AMenuNet (Duan et al. 2023)", amenunet),) if amenunet else ())
         + ((("RegretFormer (Ivanov et al. 2022)", regretformer),) if regretformer else ()),
     )
+
+
+def _combinatorial(name: str, prior: ComplementsPrior, vvca: float, ama: float, published: float) -> Setting:
+    """A 2x2 combinatorial setting: its baselines are the affine maximizers of RegretNet's reference code (its
+    weights and boosts, its allocation list's typo mended; measured on 2,000,000 profiles, s.e. under 0.0015)."""
+    return Setting(name, 2, 3, prior, demand="combinatorial",
+                   baselines=(("VVCA (reference parameters)", vvca), ("AMA_bsym (reference parameters)", ama)),
+                   published=(("RegretNet (Duetting et al. 2019)", published),))  # fmt: skip
 
 
 SETTINGS: dict[str, Setting] = {
@@ -201,6 +220,8 @@ SETTINGS: dict[str, Setting] = {
         _additive(2, 5, 2.0833, (("bundle with reserve", 2.1884),), None, 2.28),
         _additive(3, 10, 5.3125, (), 5.541, 5.59, 6.121),
         _additive(5, 10, 6.7188, (), 6.778),
+        _combinatorial("ca_2x2_sym", ComplementsPrior(1.0, 2.0), 2.7512, 2.7766, 2.871),
+        _combinatorial("ca_2x2_asym", ComplementsPrior((1.0, 1.0), (2.0, 5.0)), 4.2080, 3.7468, 4.270),
     )
 }
 

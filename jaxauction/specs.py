@@ -174,6 +174,9 @@ class PriorSpec:
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.setting is not None:  # it gives the prior and items (the command line refuses both spelled out)
+            if setting(self.setting).demand == "combinatorial":
+                raise ValueError(f"setting {self.setting!r} is combinatorial (two items and their bundle): a market "
+                                 "sells each item by its own rule, so only the regret experiments take it")  # fmt: skip
             object.__setattr__(self, "n_items", setting(self.setting).n_items)
         self.build()  # validates the range
 

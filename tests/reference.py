@@ -584,3 +584,47 @@ RULES: dict[str, Callable[..., Outcomes]] = {
     "affine_maximizer": affine_maximizer,
     "myersonnet": myersonnet,
 }
+
+
+# The 2x2 combinatorial settings' affine maximizers with the parameters of RegretNet's reference code
+# (saisrivatsan/deep-opt-auctions, regretNet/baseline/baseline.py): weights mu per bidder, a boost lambda per entry
+# of its 9 allocations [bidder][item 1, item 2, bundle]. Its list repeats "bidder 1 gets item 1" (entry 3) where
+# "bidder 1 gets item 2" belongs (the boosts mirror entries 1 and 2); CA_ENTRIES holds the intended list,
+# CA_ENTRIES_AS_CODED the one the code runs.
+CA_ENTRIES = np.array([[[0, 0, 0], [0, 0, 0]], [[1, 0, 0], [0, 0, 0]], [[0, 0, 0], [0, 1, 0]],
+                       [[0, 1, 0], [0, 0, 0]], [[0, 0, 0], [1, 0, 0]], [[1, 0, 0], [0, 1, 0]],
+                       [[0, 1, 0], [1, 0, 0]], [[0, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 1]]], np.float64)  # fmt: skip
+CA_ENTRIES_AS_CODED = CA_ENTRIES.copy()
+CA_ENTRIES_AS_CODED[3] = CA_ENTRIES[1]
+CA_AMAS = {  # (setting, name): (weights, boosts)
+    ("ca_2x2_sym", "VVCA"): ((1.0, 1.43), (3.50, 2.25, 1.88, 2.25, 1.88, 0.63, 0.63, 1.52, 0.0)),
+    ("ca_2x2_sym", "AMA_bsym"): ((1.0, 1.0), (2.95, 1.53, 1.53, 1.485, 1.48, 0.27, 0.27, 0.44, 0.44)),
+    ("ca_2x2_asym", "VVCA"): ((1.0, 0.88), (3.88, 2.63, 1.38, 2.75, 1.25, 0.25, 0.0, 1.88, 0.06)),
+    ("ca_2x2_asym", "AMA_bsym"): ((1.0, 1.0), (5.14, 1.70, 1.70, 1.70, 1.70, 0.60, 0.60, 0.03, 0.03)),
+}
+
+
+def combinatorial_allocations(n: int) -> list[np.ndarray]:
+    """Every deterministic allocation ``[n, 3]`` of two items and their bundle: each bidder gets item 1, item 2,
+    the bundle or nothing, and no item goes out twice (alone or in the bundle)."""
+    out = []
+    for choice in itertools.product(range(4), repeat=n):  # 0 nothing, 1 item 1, 2 item 2, 3 the bundle
+        a = np.zeros((n, 3))
+        for i, c in enumerate(choice):
+            if c:
+                a[i, c - 1] = 1.0
+        if a[:, 0].sum() + a[:, 2].sum() <= 1 and a[:, 1].sum() + a[:, 2].sum() <= 1:
+            out.append(a)
+    return out
+
+
+def affine_maximizer_revenue(values: np.ndarray, allocations, weights, boosts) -> np.ndarray:
+    """``[P]`` the revenue of ``affine_maximizer`` on profiles ``values [P, n, m]``, vectorised over profiles (the
+    same formulas: the first entry of largest affine welfare, weighted Clarke pivot payments)."""
+    allocations, weights = np.asarray(allocations, np.float64), np.asarray(weights, np.float64)
+    own = np.einsum("knm,pnm->pkn", allocations, values) * weights  # [P, K, n] w_i b_i(A_k)
+    total = own.sum(-1) + np.asarray(boosts, np.float64)  # [P, K]
+    without = total[..., None] - own  # [P, K, n]
+    best = np.argmax(total, axis=1)
+    chosen = np.take_along_axis(without, best[:, None, None], axis=1)[:, 0]  # [P, n]
+    return ((without.max(axis=1) - chosen) / weights).sum(-1)

@@ -19,7 +19,7 @@ def test_single_item_optimum_is_myerson(name, optimum):
 
 
 def test_every_setting_builds_its_prior():
-    assert len(SETTINGS) == 17
+    assert len(SETTINGS) == 19
     for s in SETTINGS.values():
         params = s.prior.init_params(s.n_bidders, s.n_items)
         low, high = s.prior.support(params)

@@ -30,9 +30,12 @@ Two menus (``menu``):
   Unit-demand bidders: RegretNet's construction, the elementwise minimum of
   that and a softmax over items with a dummy item per bidder, so rows sum to
   at most 1 too and a bidder's value of an entry is ``sum_j A_ij v_ij``.
+  Combinatorial bidders (two items and their bundle, bids ``[n, 3]``):
+  RegretNet's 2x2 combinatorial head (``regretnet.combinatorial_allocation``).
 * ``deterministic``: every deterministic allocation (``(n + 1) ** m`` of
   them, each item to one bidder or unsold; unit demand: at most one item per
-  bidder), with learned weights and boosts only: the classical
+  bidder; combinatorial: each bidder gets item 1, item 2, the bundle or
+  nothing, each item once: 9 allocations for two bidders), with learned weights and boosts only: the classical
   lambda-auction / VVCA family (Sandholm and Likhodedov 2015). Capped at
   ``MAX_DETERMINISTIC`` entries.
 
@@ -53,11 +56,16 @@ import numpy as np
 
 from jaxauction._checks import check_bids, check_choice, check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
+from jaxauction.mechanisms.regretnet import DEMANDS, check_demand, combinatorial_allocation, combinatorial_width
 from jaxauction.types import Array, Outcome, PRNGKey
 
 MENUS = ("lottery", "deterministic")
-DEMANDS = ("additive", "unit")
 MAX_DETERMINISTIC = 65_536  # the deterministic menu's largest size: (n + 1) ** m allocations
+
+
+def _bundle_feasible(a: np.ndarray) -> bool:
+    """Whether a combinatorial allocation ``[n, 3]`` gives each item out at most once, alone or in the bundle."""
+    return bool(np.all(a[:, :2].sum(axis=0) + a[:, 2].sum() <= 1))
 
 
 @functools.cache
@@ -65,6 +73,7 @@ def deterministic_menu(n_bidders: int, n_items: int, demand: str = "additive") -
     """``[K, n, m]`` every deterministic allocation: each item to one bidder or to nobody (unit demand: no bidder
     gets two items), the empty allocation first. Built once per size (read-only: the config check, the rule and
     its training relaxation share it)."""
+    check_demand(demand, n_items, DEMANDS, "the affine maximizer")
     size = (n_bidders + 1) ** n_items
     if size > MAX_DETERMINISTIC:
         raise ValueError(f"the deterministic menu of {n_bidders} bidders and {n_items} items has {size:,} "
@@ -75,7 +84,7 @@ def deterministic_menu(n_bidders: int, n_items: int, demand: str = "additive") -
         for j, i in enumerate(owners):
             if i < n_bidders:
                 a[i, j] = 1.0
-        if demand == "additive" or np.all(a.sum(axis=1) <= 1):
+        if demand == "additive" or np.all(a.sum(axis=1) <= 1) and (demand == "unit" or _bundle_feasible(a)):
             out.append(a)
     out.sort(key=lambda a: a.sum())  # the empty allocation first (index 0 wins ties)
     menu = np.stack(out)
@@ -84,10 +93,13 @@ def deterministic_menu(n_bidders: int, n_items: int, demand: str = "additive") -
 
 
 def lottery_allocations(logits: Array, n_bidders: int, demand: str = "additive") -> Array:
-    """``[K, n, m]`` the lotteries of ``logits``: ``[K, n + 1, m]`` (additive) or, for unit demand, that plus
+    """``[K, n, m]`` the lotteries of ``logits``: ``[K, n + 1, m]`` (additive), ``[K, combinatorial_width(n)]``
+    (combinatorial) or, for unit demand, ``[K, n + 1, m]`` plus
     ``[K, n, m + 1]`` flattened into one ``[K, (n + 1) m + n (m + 1)]`` array (module docstring)."""
     if demand == "additive":
         return jax.nn.softmax(logits, axis=-2)[..., :n_bidders, :]
+    if demand == "combinatorial":
+        return combinatorial_allocation(logits, n_bidders)
     k = logits.shape[0]
     m = (logits.shape[-1] - n_bidders) // (2 * n_bidders + 1)
     over_bidders = jax.nn.softmax(logits[:, : (n_bidders + 1) * m].reshape(k, n_bidders + 1, m), axis=-2)
@@ -130,13 +142,14 @@ def affine_maximizer(
     check_positive_int(n_bidders, "n_bidders")
     check_positive_int(n_items, "n_items")
     check_choice(menu, MENUS, "menu")
-    check_choice(demand, DEMANDS, "demand")
+    check_demand(demand, n_items, DEMANDS, "the affine maximizer")
     check_positive_int(menu_size, "menu_size")
     check_finite(logit_scale, "logit_scale", positive=True)
     n, m = n_bidders, n_items
     fixed = jnp.asarray(deterministic_menu(n, m, demand)) if menu == "deterministic" else None
     size = menu_size if fixed is None else fixed.shape[0]
-    width = (n + 1) * m if demand == "additive" else (n + 1) * m + n * (m + 1)
+    widths = {"additive": (n + 1) * m, "unit": (n + 1) * m + n * (m + 1), "combinatorial": combinatorial_width(n)}
+    width = widths[demand]
 
     def init(key: PRNGKey) -> Any:
         params = {"log_weights": jnp.zeros((n,), jnp.float32), "boosts": jnp.zeros((size,), jnp.float32)}

@@ -11,6 +11,8 @@ units per hidden layer, 2 hidden layers for small settings, 5 for 3x10 and
 * allocation, **unit-demand** bidders: the elementwise minimum of a softmax
   over bidders (with a dummy bidder, per item) and a softmax over items (with
   a dummy item, per bidder), so columns and rows both sum to at most 1;
+* allocation, **combinatorial** bidders (two items and their bundle, bids ``[n, 3]``: item 1, item 2, the
+  bundle; RegretNet's 2x2 combinatorial head): ``combinatorial_allocation``;
 * payment: ``p_i = sigmoid(z_i) * sum_j a_ij * b_ij``, a fraction of the
   reported value of the bidder's allocation, so a truthful bidder's utility is
   never negative: individually rational by construction.
@@ -44,7 +46,8 @@ from jaxauction._checks import check_bids, check_choice, check_finite, check_pos
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.types import Array, Outcome, PRNGKey
 
-DEMANDS = ("additive", "unit")
+DEMANDS = ("additive", "unit", "combinatorial")
+ITEM_DEMANDS = ("additive", "unit")  # the architectures without a head for the combinatorial 2x2 setting
 # Unit-demand menus start with logits of this scale, so that the first lotteries spread over the simplex (single
 # items, even splits, mostly nothing): on unit_1x2_23 (4,000 iterations) 2.120 against 2.111 with scale 1.
 UNIT_LOGIT_SCALE = 3.0
@@ -64,6 +67,26 @@ class _MLP(nn.Module):
         return dense(self.outputs)(x)
 
 
+def combinatorial_width(n_bidders: int) -> int:
+    """The logits ``combinatorial_allocation`` reads: ``2 (2n + 1)`` for the items, ``3n`` for the bidders."""
+    return 2 * (2 * n_bidders + 1) + 3 * n_bidders
+
+
+def combinatorial_allocation(logits: Array, n_bidders: int) -> Array:
+    """``[..., n, 3]``: a feasible allocation of two items and their bundle (columns: item 1, item 2, the bundle)
+    from ``[..., combinatorial_width(n)]`` logits, RegretNet's 2x2 combinatorial head. Per item ``k``, a softmax
+    over bidder ``i`` getting ``k`` alone (``n`` entries), bidder ``i`` getting the bundle (``n``) and nobody;
+    per bidder, a softmax over item 1, item 2 and the bundle. ``a_ik = min(item_k[i], bidder_i[k])`` and
+    ``a_i,bundle = min(item_1[n + i], item_2[n + i], bidder_i[bundle])``, so each item goes out at most once,
+    alone or in the bundle, and each bidder gets at most one of the three."""
+    n, lead = n_bidders, logits.shape[:-1]
+    items = jax.nn.softmax(logits[..., : 2 * (2 * n + 1)].reshape(*lead, 2, 2 * n + 1), axis=-1)
+    bidders = jax.nn.softmax(logits[..., 2 * (2 * n + 1) :].reshape(*lead, n, 3), axis=-1)
+    alone = jnp.swapaxes(items[..., :n], -1, -2)  # [..., n, 2]
+    bundle = jnp.min(items[..., n : 2 * n], axis=-2)[..., None]  # [..., n, 1]
+    return jnp.minimum(jnp.concatenate([alone, bundle], axis=-1), bidders)
+
+
 class RegretNetModule(nn.Module):
     """The allocation and payment networks of RegretNet: ``bids [n, m] -> (allocation [n, m], fractions [n])``."""
 
@@ -79,6 +102,8 @@ class RegretNetModule(nn.Module):
         if self.demand == "additive":
             logits = _MLP(self.hidden, (n + 1) * m, name="allocation")(x).reshape(n + 1, m)
             allocation = jax.nn.softmax(logits, axis=0)[:n]
+        elif self.demand == "combinatorial":
+            allocation = combinatorial_allocation(_MLP(self.hidden, combinatorial_width(n), name="allocation")(x), n)
         else:
             logits = _MLP(self.hidden, (n + 1) * m + n * (m + 1), name="allocation")(x)
             over_bidders = jax.nn.softmax(logits[: (n + 1) * m].reshape(n + 1, m), axis=0)[:n]
@@ -100,6 +125,16 @@ def regretnet(
     return fraction_mechanism("regretnet", n_bidders, n_items, demand, module, bid_scale)
 
 
+def check_demand(demand: str, n_items: int, allowed: tuple[str, ...], family: str) -> None:
+    """Refuse a demand ``family`` has no head for, and a combinatorial setting that is not two items and the
+    bundle (``n_items`` 3)."""
+    check_choice(demand, DEMANDS, "demand")
+    if demand not in allowed:
+        raise ValueError(f"{family} has no allocation for {demand} bidders; it takes {', '.join(allowed)}")
+    if demand == "combinatorial" and n_items != 3:
+        raise ValueError(f"combinatorial bids are [n, 3] (item 1, item 2, the bundle), got {n_items} columns")
+
+
 def fraction_mechanism(family: str, n_bidders: int, n_items: int, demand: str, module: nn.Module,
                        bid_scale: float) -> Mechanism:  # fmt: skip
     """The mechanism ``{family}_{demand}`` of a Flax ``module``, ``bids / bid_scale [n, m] -> (allocation [n, m],
@@ -107,7 +142,7 @@ def fraction_mechanism(family: str, n_bidders: int, n_items: int, demand: str, m
     rational). RegretNet and EquivariantNet are two such modules."""
     check_positive_int(n_bidders, "n_bidders")
     check_positive_int(n_items, "n_items")
-    check_choice(demand, DEMANDS, "demand")
+    check_demand(demand, n_items, DEMANDS if family == "regretnet" else ITEM_DEMANDS, family)
     check_finite(bid_scale, "bid_scale", positive=True)
     scale = float(bid_scale)
 
@@ -147,7 +182,7 @@ def rochetnet(n_items: int, menu_size: int = 1000, price_scale: float = 1.0, dem
     check_positive_int(n_items, "n_items")
     check_positive_int(menu_size, "menu_size")
     check_finite(price_scale, "price_scale", positive=True)
-    check_choice(demand, DEMANDS, "demand")
+    check_demand(demand, n_items, ITEM_DEMANDS, "rochetnet")
     top_price = price_scale * (n_items if demand == "additive" else 1)
 
     def init(key: PRNGKey) -> Any:

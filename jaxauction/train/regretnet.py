@@ -62,12 +62,14 @@ from jaxauction.types import Array, Outcome, Params
 RegretNetState = LagrangianState  # the names experiments and checkpoints use
 RegretNetLog = LagrangianLog
 
-# rho's increment per setting (known_results section 4); other settings use 1.
+# rho's increment per setting (known_results section 4; the combinatorial settings: the reference code's configs,
+# +20 every 10,000 iterations); other settings use 1.
 RHO_INCREMENT = {"additive_1x2": 50.0, "additive_2x2": 5.0, "additive_2x3": 10.0, "additive_3x10": 1.0,
-                 "additive_5x10": 0.25}  # fmt: skip
+                 "additive_5x10": 0.25, "ca_2x2_sym": 20.0, "ca_2x2_asym": 20.0}  # fmt: skip
 LARGE = ("additive_3x10", "additive_5x10")  # 5 hidden layers
 REGRET_TRAINED = ("regretnet", "equivariantnet", "regretformer")  # trained with regret (the others: exactly DSIC)
 SIZE_FREE = ("equivariantnet", "regretformer")  # one set of weights for every size
+COMBINATORIAL = ("regretnet", "affine_maximizer")  # the models with a head for two items and their bundle
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,6 +180,9 @@ class RegretNetConfig:
             raise ValueError(f"iterations ({self.iterations}) must be a multiple of log_every ({self.log_every})")
         if self.model == "rochetnet" and s.n_bidders != 1:
             raise ValueError(f"rochetnet is for one bidder; setting {self.setting} has {s.n_bidders}")
+        if s.demand == "combinatorial" and self.model not in COMBINATORIAL:
+            raise ValueError(f"setting {self.setting} is combinatorial: only {', '.join(COMBINATORIAL)} have a head "
+                             f"for two items and their bundle, not {self.model}")  # fmt: skip
         if self.model == "myersonnet" and s.n_items != 1:
             raise ValueError(f"myersonnet is for one item; setting {self.setting} has {s.n_items}")
         if self.model not in ARCHITECTURES:

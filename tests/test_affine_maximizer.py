@@ -155,3 +155,31 @@ def test_the_audit_enumerates_each_bidders_menu_and_catches_a_wrong_price():
     overcharge = dataclasses.replace(mechanism, apply=lambda p, b, k: (lambda o: o._replace(
         payments=o.payments * 1.1))(mechanism.apply(p, b, k)))  # fmt: skip
     assert evaluate(overcharge, params, ja.UniformPrior(0.0, 1.0), KEY, protocol).regret_mean > 1e-3
+
+
+@pytest.mark.parametrize(("n", "m", "demand", "low"), [(2, 2, "additive", 1.0), (2, 3, "combinatorial", 1.0),
+                                                       (3, 2, "unit", 2.0)])  # fmt: skip
+def test_value_low_starts_as_vcg_above_the_support_bottom(n, m, demand, low):
+    """Boosts starting at -sum_ij A_kij low_ij: the deterministic AMA's first outcome is the numpy reference's
+    with those boosts on profiles at or above ``low``, and for additive bidders VCG's itself (boosts 0); a bottom
+    of 0 keeps the boosts at 0; a negative bottom is refused."""
+    mechanism = ja.affine_maximizer(n, m, "deterministic", demand=demand, value_low=low)
+    params = mechanism.init(KEY)
+    menu = ja.deterministic_menu(n, m, demand).astype(np.float64)
+    boosts = -menu.sum(axis=(1, 2)) * low
+    np.testing.assert_allclose(np.asarray(params["boosts"]), boosts)
+    values = low + np.random.default_rng(0).random((40, n, m)) * 2.0
+    if demand == "combinatorial":
+        values[..., 2] = values[..., :2].sum(-1) - 1.0 + 2.0 * np.random.default_rng(1).random((40, n))
+    out = jax.vmap(lambda v: mechanism.apply(params, v, KEY))(jnp.asarray(values, jnp.float32))
+    for p, v in enumerate(values):
+        expected = [ref.affine_maximizer(v, menu, np.ones(n), boosts)]
+        if demand == "additive":
+            expected.append(ref.affine_maximizer(v, menu, np.ones(n), np.zeros(len(menu))))
+        for ((_, allocation, payments),) in expected:
+            np.testing.assert_array_equal(np.asarray(out.allocation[p]), allocation)
+            np.testing.assert_allclose(np.asarray(out.payments[p]), payments, rtol=1e-5, atol=1e-4)
+    zero = ja.affine_maximizer(n, m, "deterministic", demand=demand).init(KEY)["boosts"]
+    assert not np.any(np.asarray(zero))
+    with pytest.raises(ValueError, match="value_low"):
+        ja.affine_maximizer(n, m, demand=demand, value_low=-1.0)

@@ -136,9 +136,17 @@ def affine_maximizer(
     menu_size: int = 256,
     demand: str = "additive",
     logit_scale: float = 1.0,
+    value_low: Any = 0.0,
 ) -> Mechanism:
     """An affine maximizer auction (module docstring): exactly DSIC and IR for every params. ``params``:
-    ``{"log_weights": [n], "boosts": [K]}`` and, for the lottery menu, ``"logits"``."""
+    ``{"log_weights": [n], "boosts": [K]}`` and, for the lottery menu, ``"logits"``.
+
+    ``value_low``: the bottom of the values' support (a number or ``[n, m]``). The boosts start at ``-sum_ij
+    A_kij low_ij``, so the rule starts by maximising the welfare of the values above it, ``v - low`` (for
+    additive bidders VCG's own outcome wherever no value is below it), and a boost's first moves shift
+    reserves that bind; from boosts of 0, a support far from 0 (values in [1, 2]) leaves every small boost
+    without effect and without gradient (the 2x2 combinatorial settings: 2.63 from boosts of 0, 2.77 from
+    these, after 5,000 to 20,000 iterations)."""
     check_positive_int(n_bidders, "n_bidders")
     check_positive_int(n_items, "n_items")
     check_choice(menu, MENUS, "menu")
@@ -151,11 +159,18 @@ def affine_maximizer(
     widths = {"additive": (n + 1) * m, "unit": (n + 1) * m + n * (m + 1), "combinatorial": combinatorial_width(n)}
     width = widths[demand]
 
+    low = np.broadcast_to(np.asarray(value_low, np.float32), (n, m))
+    if not np.all(np.isfinite(low)) or np.any(low < 0):
+        raise ValueError(f"value_low must be finite and non-negative, got {np.asarray(value_low).tolist()}")
+
     def init(key: PRNGKey) -> Any:
         params = {"log_weights": jnp.zeros((n,), jnp.float32), "boosts": jnp.zeros((size,), jnp.float32)}
         if fixed is None:
             shape = (size, n + 1, m) if demand == "additive" else (size, width)
             params["logits"] = jax.random.normal(key, shape, jnp.float32) * logit_scale
+        if np.any(low > 0):
+            allocations = affine_maximizer_menu(params, n, demand, fixed)[0]
+            params["boosts"] = -jnp.einsum("knm,nm->k", allocations, jnp.asarray(low))
         return params
 
     def apply(params: Any, bids: Array, key: PRNGKey) -> Outcome:

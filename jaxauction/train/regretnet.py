@@ -288,7 +288,8 @@ def _rochetnet_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], O
 
 def _affine_maximizer(config: RegretNetConfig) -> Mechanism:
     s = config.the_setting
-    return affine_maximizer(s.n_bidders, s.n_items, config.ama_menu, config.menu_size, s.demand)
+    low = default_support(s.prior, s.n_bidders, s.n_items)[0]
+    return affine_maximizer(s.n_bidders, s.n_items, config.ama_menu, config.menu_size, s.demand, value_low=low)
 
 
 def _affine_maximizer_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], Outcome]:

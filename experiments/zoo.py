@@ -44,7 +44,9 @@ SCHEDULES = {"regretnet": 400_000, "equivariantnet": 200_000, "regretformer": 20
 METHOD_FLAGS = {"myersonnet": ("--seeds", "4", "--select", "best", "--revenue-profiles", "1000000")}
 CELLS = ("rochetnet:additive_1x2", "regretnet:additive_1x2", "regretnet:additive_2x2", "equivariantnet:additive_2x2",
          "regretformer:additive_2x2", "affine_maximizer:additive_2x2", "affine_maximizer:additive_2x5",
-         "affine_maximizer:additive_3x10", "myersonnet:single3_irregular", "myersonnet:single5_asym")  # fmt: skip
+         "affine_maximizer:additive_3x10", "myersonnet:single3_irregular", "myersonnet:single5_asym",
+         "regretnet:ca_2x2_sym", "regretnet:ca_2x2_asym", "affine_maximizer:ca_2x2_sym",
+         "affine_maximizer:ca_2x2_asym")  # fmt: skip
 LOG_EVERY = 100  # iterations per chunk: what a time limit or an interruption can cost
 
 

@@ -35,13 +35,14 @@ Two menus (``menu``):
 * ``deterministic``: every deterministic allocation (``(n + 1) ** m`` of
   them, each item to one bidder or unsold; unit demand: at most one item per
   bidder; combinatorial: each bidder gets item 1, item 2, the bundle or
-  nothing, each item once: 9 allocations for two bidders), with learned weights and boosts only: the classical
-  lambda-auction / VVCA family (Sandholm and Likhodedov 2015). Capped at
-  ``MAX_DETERMINISTIC`` entries.
+  nothing, each item once: 9 allocations for two bidders), with learned
+  weights and boosts only: the classical lambda-auction / VVCA family
+  (Sandholm and Likhodedov 2015). Capped at ``MAX_DETERMINISTIC`` entries.
 
 The weights are ``exp(log_weights)``, starting at 1; the boosts start at 0
-(so the deterministic AMA starts as VCG); the lotteries' logits start
-normal with standard deviation ``logit_scale``.
+(so the deterministic AMA starts as VCG), or, with ``value_low``, where
+the welfare of the values above the support's bottom is maximised; the
+lotteries' logits start normal with standard deviation ``logit_scale``.
 """
 
 from __future__ import annotations

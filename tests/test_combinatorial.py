@@ -105,7 +105,8 @@ def test_regretnet_and_lottery_heads_are_feasible_and_ir(n):
     for mechanism in (ja.mechanisms.regretnet(n, 3, demand="combinatorial", bid_scale=5.0),
                       ja.affine_maximizer(n, 3, menu_size=32, demand="combinatorial", logit_scale=3.0)):  # fmt: skip
         params = jax.tree.map(lambda x: x * 3.0, mechanism.init(jax.random.key(n)))
-        out = jax.vmap(lambda v, mechanism=mechanism, params=params: mechanism.apply(params, v, KEY))(values)
+        outcomes = jax.vmap(lambda v, mechanism=mechanism, params=params: mechanism.apply(params, v, KEY))
+        out = jax.jit(outcomes)(values)
         check_feasible(np.asarray(out.allocation))
         utility = np.einsum("pnm,pnm->pn", np.asarray(out.allocation), np.asarray(values)) - np.asarray(out.payments)
         assert utility.min() >= -1e-5
@@ -124,19 +125,21 @@ def test_regretnet_gradient_matches_finite_differences():
         check_grads(revenue, (params, bids), order=1, modes=("rev",), atol=1e-5, rtol=1e-5)
 
 
-def vvca(name: str, label: str, entries: np.ndarray = ref.CA_ENTRIES) -> tuple[ja.Mechanism, dict]:
-    """The reference code's affine maximizer as jaxauction's deterministic AMA: each of its entries' boost placed
-    on the same allocation of jaxauction's menu (the largest where an allocation repeats), the others never
-    chosen (boost -1,000)."""
+DETERMINISTIC = ja.affine_maximizer(2, 3, "deterministic", demand="combinatorial")
+OUTCOMES = jax.jit(jax.vmap(lambda params, v: DETERMINISTIC.apply(params, v, KEY), in_axes=(None, 0)))
+
+
+def vvca(name: str, label: str, entries: np.ndarray = ref.CA_ENTRIES) -> dict:
+    """The reference code's affine maximizer as params of jaxauction's deterministic AMA: each of its entries'
+    boost placed on the same allocation of jaxauction's menu (the largest where an allocation repeats), the
+    others never chosen (boost -1,000)."""
     weights, boosts = ref.CA_AMAS[(name, label)]
     menu = deterministic_menu(2, 3, "combinatorial")
     mine = np.full(len(menu), -1_000.0)
     for allocation, boost in zip(entries, boosts, strict=True):
         k = next(k for k, a in enumerate(menu) if np.array_equal(a, allocation))
         mine[k] = max(mine[k], boost)
-    mechanism = ja.affine_maximizer(2, 3, "deterministic", demand="combinatorial")
-    params = {"log_weights": jnp.log(jnp.asarray(weights, jnp.float32)), "boosts": jnp.asarray(mine, jnp.float32)}
-    return mechanism, params
+    return {"log_weights": jnp.log(jnp.asarray(weights, jnp.float32)), "boosts": jnp.asarray(mine, jnp.float32)}
 
 
 @pytest.mark.parametrize(("name", "label"), list(ref.CA_AMAS))
@@ -144,11 +147,11 @@ def test_reference_affine_maximizers_match_the_numpy_reference(name, label):
     """VVCA and AMA_bsym with the reference code's parameters: jaxauction's AMA gives the numpy reference's
     outcome on each of 300 profiles (float32 against float64), the vectorised reference agrees with the loop one,
     and no bidder gains by misreporting on a grid (exact DSIC, float64 reference search)."""
-    mechanism, params = vvca(name, label)
+    params = vvca(name, label)
     allocations, weights, boosts = (np.asarray(x, np.float64) for x in affine_maximizer_menu(
         params, 2, "combinatorial", deterministic_menu(2, 3, "combinatorial")))  # fmt: skip
     values = numpy_profiles(name, 300, 1)
-    out = jax.vmap(lambda v: mechanism.apply(params, v, KEY))(jnp.asarray(values, jnp.float32))
+    out = OUTCOMES(params, jnp.asarray(values, jnp.float32))
     for p, v in enumerate(values):
         ((_, allocation, payments),) = ref.affine_maximizer(v, ref.CA_ENTRIES, *ref.CA_AMAS[(name, label)])
         np.testing.assert_array_equal(np.asarray(out.allocation[p]), allocation)
@@ -181,10 +184,10 @@ def test_settings_baselines_are_the_reference_affine_maximizers(name):
 def test_reference_affine_maximizer_audits_at_zero_regret_and_its_revenue():
     """The regret audit on the sym VVCA: zero regret (each bidder's menu enumerated), revenue within 4 s.e. of the
     setting's figure on the audit's profiles drawn by the library's prior."""
-    mechanism, params = vvca("ca_2x2_sym", "VVCA")
     s = setting("ca_2x2_sym")
-    report = evaluate(mechanism, params, s.prior, jax.random.key(2), ja.Protocol(audit="quick", profiles=500,
-                         revenue_profiles=100_000), utility=s.utility())  # fmt: skip
+    protocol = ja.Protocol(audit="quick", profiles=500, revenue_profiles=100_000)
+    report = evaluate(DETERMINISTIC, vvca("ca_2x2_sym", "VVCA"), s.prior, jax.random.key(2), protocol,
+                      utility=s.utility())  # fmt: skip
     assert report.regret_max <= 1e-5
     assert abs(report.revenue - dict(s.baselines)["VVCA (reference parameters)"]) < 4 * report.revenue_se
 

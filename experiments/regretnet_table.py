@@ -74,6 +74,14 @@ def convergence(metrics: dict) -> str:
     return check_words(metrics)
 
 
+def model_label(metrics: dict) -> str:
+    """The model, with what tells its rows apart: the affine maximizer's deterministic menu, restarts chosen from."""
+    train = metrics["config"]["train"]
+    label = metrics["model"] + (" (deterministic menu)" if metrics["model"] == "affine_maximizer"
+                                and train.get("ama_menu") == "deterministic" else "")  # fmt: skip
+    return label + (f" (best of {metrics['seeds']} restarts)" if metrics.get("select") == "best" else "")
+
+
 def row(metrics: dict) -> tuple[str, ...]:
     this_call = metrics.get("iterations_this_call", metrics["iterations"])
     s = get_setting(metrics["config"]["train"]["setting"])
@@ -81,7 +89,7 @@ def row(metrics: dict) -> tuple[str, ...]:
     simple = max(s.baselines, key=lambda b: b[1], default=None)
     return (
         s.name,
-        metrics["model"] + (f" (best of {metrics['seeds']} restarts)" if metrics.get("select") == "best" else ""),
+        model_label(metrics),
         plus_minus(metrics["revenue"], metrics["revenue_se"]),
         f"{metrics['regret_mean']:.2e}, {metrics['regret_max']:.2e}",
         f"{metrics['ir_violation_rate']:.2g}",

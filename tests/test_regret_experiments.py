@@ -165,8 +165,12 @@ def test_table_collects_finished_runs(tmp_path):
                           "--log-every", "10", "--batch", "32", "--menu-size", "8", *TINY_ATTACK, "--no-plots",
                           "--out", str(tmp_path / "c")])  # fmt: skip
     assert ama["regret_max"] < 1e-5 and "menu" in ama["searches"]  # each bidder's menu enumerated
-    table = regretnet_table.main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c"),
+    regretnet.main(["--setting", "ca_2x2_sym", "--model", "affine_maximizer", "--ama-menu", "deterministic",
+                    "--iterations", "10", "--log-every", "10", "--batch", "32", *TINY_ATTACK, "--no-plots",
+                    "--out", str(tmp_path / "d")])  # fmt: skip
+    table = regretnet_table.main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c"), str(tmp_path / "d"),
                                   "--out", str(tmp_path / "t.md")])  # fmt: skip
+    assert "| ca_2x2_sym | affine_maximizer (deterministic menu) |" in table and "2.7766 (AMA_bsym" in table
     assert "| additive_1x2 | rochetnet |" in table and "0.5492" in table and "0.550 (RegretNet" in table
     assert "| additive_2x5 | affine_maximizer |" in table and "2.280 (AMenuNet (Duan et al. 2023))" in table
     assert "10 of 30 (33.3%; --time-limit)" in table and "| strong: 200 profiles, grid+menu |" in table

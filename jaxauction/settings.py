@@ -3,7 +3,8 @@
 Each setting carries the revenue figures a learned mechanism is compared
 with, and says what each one is: an exact optimum (theory), the revenue of a
 simple mechanism (a lower bound on the optimum), or a published learned
-result (a target, not a truth). Values are i.i.d. across bidders.
+result (a target, not a truth). Values are independent across bidders
+(identically distributed except in the asymmetric presets).
 
 * ``single2``, ``single3``, ``single5``: 1 item, n bidders, U[0,1]; Myerson's
   optimum (second price, reserve 1/2) and second price, both exact;

@@ -103,9 +103,10 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     config, spec = cli.parse(Config, argv, experiment=NAME, description=__doc__.split("\n\n")[0], extendable=EXTENDABLE)
     if config.select == "best" and spec.seeds < 2:
         raise ValueError("--select best picks among random restarts: pass --seeds 2 or more")
-    if config.train.budget_decay is None and config.train.resolved("dual") == "budget":  # recorded, so that
-        config = dataclasses.replace(config, train=dataclasses.replace(  # extending the run keeps its decay
-            config.train, budget_decay=config.train.resolved("budget_decay")))  # fmt: skip
+    if config.train.budget_decay is None and config.train.resolved("dual") == "budget":
+        # recorded in the run's settings, so that extending the run with --iterations keeps its decay
+        decay = config.train.resolved("budget_decay")
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, budget_decay=decay))
     session = Session(NAME, config, spec)
     train = config.train
     trainer = make_regretnet(train)

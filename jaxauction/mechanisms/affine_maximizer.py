@@ -157,8 +157,8 @@ def affine_maximizer(
     n, m = n_bidders, n_items
     fixed = jnp.asarray(deterministic_menu(n, m, demand)) if menu == "deterministic" else None
     size = menu_size if fixed is None else fixed.shape[0]
-    widths = {"additive": (n + 1) * m, "unit": (n + 1) * m + n * (m + 1), "combinatorial": combinatorial_width(n)}
-    width = widths[demand]
+    logit_shape = {"additive": (size, n + 1, m), "unit": (size, (n + 1) * m + n * (m + 1)),
+                   "combinatorial": (size, combinatorial_width(n))}[demand]  # fmt: skip
 
     low = np.broadcast_to(np.asarray(value_low, np.float32), (n, m))
     if not np.all(np.isfinite(low)) or np.any(low < 0):
@@ -167,8 +167,7 @@ def affine_maximizer(
     def init(key: PRNGKey) -> Any:
         params = {"log_weights": jnp.zeros((n,), jnp.float32), "boosts": jnp.zeros((size,), jnp.float32)}
         if fixed is None:
-            shape = (size, n + 1, m) if demand == "additive" else (size, width)
-            params["logits"] = jax.random.normal(key, shape, jnp.float32) * logit_scale
+            params["logits"] = jax.random.normal(key, logit_shape, jnp.float32) * logit_scale
         if np.any(low > 0):
             allocations = affine_maximizer_menu(params, n, demand, fixed)[0]
             params["boosts"] = -jnp.einsum("knm,nm->k", allocations, jnp.asarray(low))

@@ -6,6 +6,8 @@
     python -m experiments.regret_audit --regretnet-run results/regretnet/<run> --profiles 10000
     python -m experiments.regret_audit --regretnet-run results/regretnet/<run> --on-setting additive_3x10
     python -m experiments.regret_audit --setting additive_2x3 --mechanism first_price --audit quick --curve 1 2 4
+    python -m experiments.regret_audit --setting additive_2x2 --optimaler optimaler/target_nets/RegretFormer/\
+setting_additive_2x2_uniform/seed_0/model_200000
 
 Classical rules (``--mechanism``, with ``--reserve``) are sold item by item
 (simultaneous auctions) on additive settings. ``--dmo-run DIR`` loads the
@@ -35,10 +37,11 @@ from typing import Annotated, Any
 import jax
 import tyro
 
-from jaxauction import cli, io
+from jaxauction import cli, io, optimaler
 from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.driver import Session
 from jaxauction.mechanisms import RULES, make_mechanism
+from jaxauction.priors import UniformPrior
 from jaxauction.regret import Protocol, check_words, convergence_curve, evaluate
 from jaxauction.runs import load_rule
 from jaxauction.settings import setting as get_setting
@@ -65,6 +68,9 @@ class AuditConfig:
     on_setting: str | None = None
     """with --regretnet-run of a size-independent network (equivariantnet, regretformer): audit its weights on this
     setting instead (another size, the same prior and demand), e.g. a size it never saw in training"""
+    optimaler: Path | None = None
+    """audit this network shipped by dimonenka/optimaler instead (a target_nets/<Architecture>/setting_additive_<n>x<m>
+    _uniform/seed_<k>/model_200000 file) on --setting, an additive setting of its size"""
     curve: tuple[int, ...] = ()
     """also the regret estimate against search effort: the protocol strengthened k times for each k given (for
     example 1 2 4 8), on the same profiles; rows in metrics.json ("curve") and curve.csv"""
@@ -79,8 +85,15 @@ class AuditConfig:
         check_choice(self.mechanism, RULES, "mechanism")
         check_finite(self.reserve, "reserve", minimum=0.0)
         check_positive_int(self.run_seed, "run_seed", minimum=0)
-        if self.dmo_run is not None and self.regretnet_run is not None:
-            raise ValueError("--dmo-run and --regretnet-run each name a run to audit: give one")
+        if sum(x is not None for x in (self.dmo_run, self.regretnet_run, self.optimaler)) > 1:
+            raise ValueError("--dmo-run, --regretnet-run and --optimaler each name a rule to audit: give one")
+        if self.optimaler is not None:
+            target = get_setting(self.setting)
+            if target.demand != "additive" or target.prior != UniformPrior(0.0, 1.0):
+                raise ValueError(f"--optimaler: the shipped networks were trained on additive U[0,1] values; setting "
+                                 f"{self.setting} has {target.demand} bidders, {target.prior}")  # fmt: skip
+            if not self.optimaler.is_file():
+                raise ValueError(f"--optimaler: no file {self.optimaler}")
         if self.on_setting is not None:
             get_setting(self.on_setting)
             if self.regretnet_run is None:
@@ -112,6 +125,13 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                 prior, utility = other.prior, other.utility()
                 what.update(setting=other.name, trained_on=[rule.config.setting, *rule.config.mixture],
                             optimum=other.optimum)  # fmt: skip
+    elif config.optimaler is not None:
+        setting = get_setting(config.setting)
+        mechanism, params = optimaler.import_network(config.optimaler, setting.n_bidders, setting.n_items)
+        prior, utility = setting.prior, setting.utility()
+        kind = optimaler.architecture_of(optimaler.read_state_dict(config.optimaler))
+        what = {"audited": f"optimaler {kind}", "optimaler": str(config.optimaler), "setting": setting.name,
+                "optimum": setting.optimum}  # fmt: skip
     else:
         setting = get_setting(config.setting)
         mechanism = make_mechanism(config.mechanism, setting.n_bidders, setting.n_items, reserve=config.reserve)

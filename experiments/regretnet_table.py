@@ -8,7 +8,9 @@ evaluation protocol (named: preset, profiles, searches), its convergence
 check (the protocol's search against a stronger attack on a subsample), the
 setting's optimum or best simple mechanism, the published figure of the
 model's family (else RegretNet's), iterations (of how many planned, when
-``--time-limit`` stopped the run), train time and device. Writes Markdown (and the
+``--time-limit`` stopped the run), train time and device. A folder of an
+``experiments.regret_audit --optimaler FILE`` audit makes a row of that
+imported network (trained elsewhere: its device is the audit's). Writes Markdown (and the
 same rows as ``.csv`` beside it) atomically, and prints it.
 """
 
@@ -37,7 +39,8 @@ FAMILY = {"affine_maximizer": "AMenuNet", "regretformer": "RegretFormer"}
 @dataclasses.dataclass(frozen=True)
 class TableArgs:
     runs: tyro.conf.Positional[tuple[Path, ...]]
-    """folders of finished experiments.regretnet runs (each with metrics.json)"""
+    """folders of finished experiments.regretnet runs (each with metrics.json), or of experiments.regret_audit
+    --optimaler audits (a network shipped by dimonenka/optimaler, imported)"""
     out: Path | None = None
     """write the table here (Markdown; a .csv beside it)"""
 
@@ -82,14 +85,33 @@ def model_label(metrics: dict) -> str:
     return label + (f" (best of {metrics['seeds']} restarts)" if metrics.get("select") == "best" else "")
 
 
+def imported(metrics: dict) -> dict:
+    """An ``experiments.regret_audit --optimaler FILE`` audit as a row's fields: the network shipped by
+    dimonenka/optimaler, named with its seed, trained for the iterations its file name says, elsewhere."""
+    path = Path(metrics["optimaler"])
+    model = metrics["audited"].split()[-1].lower()
+    trained = path.name.rsplit("_", 1)[-1]
+    seed = path.parent.name.replace("_", " ") if path.parent.name.startswith("seed_") else path.name
+    return {"setting": metrics["setting"], "model": model, "label": f"{model} (optimaler {seed}, imported)",
+            "iterations": f"{int(trained):,} (the shipped file)" if trained.isdigit() else "(the shipped file)",
+            "train time": "(trained elsewhere)"}  # fmt: skip
+
+
 def row(metrics: dict) -> tuple[str, ...]:
-    this_call = metrics.get("iterations_this_call", metrics["iterations"])
-    s = get_setting(metrics["config"]["train"]["setting"])
+    if metrics["experiment"] == "regret_audit":
+        fields = imported(metrics)
+    else:
+        this_call = metrics.get("iterations_this_call", metrics["iterations"])
+        last = "" if this_call == metrics["iterations"] else f" (the last {this_call:,} iterations)"
+        fields = {"setting": metrics["config"]["train"]["setting"], "model": metrics["model"],
+                  "label": model_label(metrics), "iterations": iterations(metrics),
+                  "train time": f"{metrics['train_seconds']:.0f} s{last}"}  # fmt: skip
+    s = get_setting(fields["setting"])
     optimum = "" if s.optimum is None else f"{s.optimum:.4f}" + ("" if s.optimum_exact else " (reported)")
     simple = max(s.baselines, key=lambda b: b[1], default=None)
     return (
         s.name,
-        model_label(metrics),
+        fields["label"],
         plus_minus(metrics["revenue"], metrics["revenue_se"]),
         f"{metrics['regret_mean']:.2e}, {metrics['regret_max']:.2e}",
         f"{metrics['ir_violation_rate']:.2g}",
@@ -97,10 +119,9 @@ def row(metrics: dict) -> tuple[str, ...]:
         convergence(metrics),
         optimum,
         "" if simple is None else f"{simple[1]:.4f} ({simple[0]})",
-        published(s, metrics["model"]),
-        iterations(metrics),
-        f"{metrics['train_seconds']:.0f} s"
-        + ("" if this_call == metrics["iterations"] else f" (the last {this_call:,} iterations)"),
+        published(s, fields["model"]),
+        fields["iterations"],
+        fields["train time"],
         metrics["device"],
     )
 
@@ -116,8 +137,9 @@ def run(argv: list[str] | None) -> str:
     for folder in args.runs:
         try:
             m = runs.finished_metrics(folder)
-            if m["experiment"] != "regretnet":
-                raise RunError(f"{folder}: a {m['experiment']} run, not an experiments.regretnet run")
+            if m["experiment"] != "regretnet" and not (m["experiment"] == "regret_audit" and "optimaler" in m):
+                raise RunError(f"{folder}: a {m['experiment']} run, not an experiments.regretnet run or an "
+                               "experiments.regret_audit --optimaler audit")  # fmt: skip
             rows.append(row(m))
         except RunError as err:
             skipped.append(str(err))

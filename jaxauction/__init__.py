@@ -4,7 +4,7 @@ The public surface, grouped as in the documentation's API pages (``docs/api/``);
 test checks that it matches those pages name for name.
 """
 
-from jaxauction import evaluation, regret, runs
+from jaxauction import evaluation, optimaler, regret, runs
 from jaxauction.bidders import (
     DQNOptions,
     DQNParams,
@@ -405,6 +405,7 @@ __all__ = [
     "natural_format_lp",
     "no_swap_regret",
     "optimal_welfare",
+    "optimaler",
     "payment_shares",
     "per_bidder",
     "phased",

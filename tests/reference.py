@@ -628,3 +628,87 @@ def affine_maximizer_revenue(values: np.ndarray, allocations, weights, boosts) -
     best = np.argmax(total, axis=1)
     chosen = np.take_along_axis(without, best[:, None, None], axis=1)[:, 0]  # [P, n]
     return ((without.max(axis=1) - chosen) / weights).sum(-1)
+
+
+# --- the networks shipped by dimonenka/optimaler (jaxauction.optimaler) -----------------------------------------
+# Their forward passes transcribed from the reference's PyTorch modules (core/nets, layers/), on its state dict's
+# own names, float64, one profile [n, m] at a time.
+
+
+def _linear(state: dict, name: str, x: np.ndarray, bias: bool = True) -> np.ndarray:
+    out = x @ np.asarray(state[f"{name}.weight"], np.float64).T
+    return out + np.asarray(state[f"{name}.bias"], np.float64) if bias else out
+
+
+def _layer_norm(state: dict, name: str, x: np.ndarray, eps: float) -> np.ndarray:
+    mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps) * state[f"{name}.weight"] + state[f"{name}.bias"]
+
+
+def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _exchangeable(state: dict, name: str, x: np.ndarray) -> np.ndarray:
+    """``Exchangeable``: x [n, m, C] -> channel(x) + row(mean over bidders) + col(mean over items) + mat(mean)."""
+    row, col = x.mean(0, keepdims=True), x.mean(1, keepdims=True)
+    return (_linear(state, f"{name}.channel_layer", x) + _linear(state, f"{name}.row_layer", row, False)
+            + _linear(state, f"{name}.col_layer", col, False)
+            + _linear(state, f"{name}.mat_layer", row.mean(1, keepdims=True), False))  # fmt: skip
+
+
+def _with_dummy_row(logits: np.ndarray) -> np.ndarray:
+    """``cat([logits, -logits.sum(0)])``, softmax over bidders, the dummy row dropped."""
+    return _softmax(np.concatenate([logits, -logits.sum(0, keepdims=True)], 0), 0)[:-1]
+
+
+def _mh_attention(state: dict, name: str, x: np.ndarray, heads: int) -> np.ndarray:
+    """``MultiHeadAttention`` over the sequences x [batch, length, C]: pre-LayerNorm, no biases, residual."""
+    h = _layer_norm(state, f"{name}.layer_norm", x, 1e-6)
+    q, k, v = (_linear(state, f"{name}.w_{p}s", h, False) for p in "qkv")
+    b, length, width = q.shape
+    d = width // heads
+    q, k, v = (t.reshape(b, length, heads, d).transpose(0, 2, 1, 3) for t in (q, k, v))
+    attn = _softmax((q / math.sqrt(d)) @ k.transpose(0, 1, 3, 2), -1)
+    out = (attn @ v).transpose(0, 2, 1, 3).reshape(b, length, width)
+    return _linear(state, f"{name}.fc", out, False) + x
+
+
+def optimaler_network(state: dict, bids: np.ndarray, heads: int = 2, activation: str = "relu"
+                      ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``(allocation [n, m], payments [n])`` of an optimaler RegretNet (``AdditiveNet``), EquivariantNet
+    (``AdditiveNetExchangeable``, ``activation`` its ``activation_exch``) or RegretFormer
+    (``AdditiveNetAttention``, ``heads`` attention heads): each pays ``sigmoid(.) * sum_j a_ij b_ij``."""
+    x = np.asarray(bids, np.float64)
+    n, m = x.shape
+    if "alloc_layers.0.weight" in state:  # RegretNet: two tanh MLPs over the flattened bids
+        def mlp(part):
+            layers = len({k.split(".")[1] for k in state if k.startswith(f"{part}_layers.")})
+            h = x.reshape(-1)
+            for i in range(layers - 1):
+                h = np.tanh(_linear(state, f"{part}_layers.{i}", h))
+            return _linear(state, f"{part}_layers.{layers - 1}", h)
+
+        allocation = _softmax(mlp("alloc").reshape(n + 1, m), 0)[:-1]
+        fractions = 1 / (1 + np.exp(-mlp("pay")))
+    elif "head_layer.alloc_layer.channel_layer.weight" in state:  # EquivariantNet
+        act = np.tanh if activation == "tanh" else (lambda t: np.maximum(t, 0.0))
+        h = act(_exchangeable(state, "input_layer", x[..., None]))
+        for i in range(len({k.split(".")[1] for k in state if k.startswith("body_layers.")})):
+            h = act(_exchangeable(state, f"body_layers.{i}", h))
+        allocation = _with_dummy_row(_exchangeable(state, "head_layer.alloc_layer", h)[..., 0])
+        fractions = 1 / (1 + np.exp(-_exchangeable(state, "head_layer.pay_layer", h)[..., 0].mean(1)))
+    else:  # RegretFormer: tanh(exchangeable), blocks of row and column attention, the attention head
+        h = np.tanh(_exchangeable(state, "input_layer", x[..., None]))
+        for i in range(len({k.split(".")[1] for k in state if k.startswith("body_layers.")})):
+            name = f"body_layers.{i}"
+            items = _mh_attention(state, f"{name}.attention_item", h, heads)  # each bidder's row
+            agents = _mh_attention(state, f"{name}.attention_agent", h.transpose(1, 0, 2), heads).transpose(1, 0, 2)
+            h = np.tanh(_linear(state, f"{name}.fc", np.tanh(np.concatenate([items, agents], -1))) + h)
+        h = _layer_norm(state, "head_layer.layer_norm", h, 1e-6)
+        agent = _linear(state, "head_layer.encoder_agent", h, False).mean(1)  # [n, C]
+        item = _linear(state, "head_layer.encoder_item", h, False).mean(0)  # [m, C]
+        allocation = _with_dummy_row(agent / math.sqrt(h.shape[-1]) @ item.T)
+        fractions = 1 / (1 + np.exp(-_linear(state, "head_layer.fc_payment.0", agent)[:, 0]))
+    return allocation, fractions * np.sum(allocation * x, axis=1)

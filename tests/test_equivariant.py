@@ -15,6 +15,7 @@ KEY = jax.random.key(0)
 # the size-independent networks: EquivariantNet and RegretFormer share the equivariance and feasibility tests
 NETWORKS = {
     "equivariantnet": lambda n, m, demand: ja.equivariantnet(n, m, demand, hidden=(16, 16)),
+    "equivariantnet_relu": lambda n, m, demand: ja.equivariantnet(n, m, demand, hidden=(16, 16), activation="relu"),
     "regretformer": lambda n, m, demand: ja.regretformer(n, m, demand, channels=16, attention=8, heads=2, layers=1),
 }
 

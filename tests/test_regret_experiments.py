@@ -41,6 +41,35 @@ def test_audit_refuses_what_it_cannot_judge(tmp_path, capsys):
         regret_audit.main(["--regretnet-run", str(tmp_path / "nothing"), "--out", str(tmp_path / "c")])
 
 
+def test_a_network_shipped_by_optimaler_is_audited_and_tabled(tmp_path, capsys):
+    """experiments.regret_audit --optimaler imports the file (jaxauction.optimaler, tested against the reference's
+    forward pass in test_optimaler.py) and audits it; its folder makes a row of the results table, named as
+    imported, with the iterations its file name says and no training time of ours."""
+    import shutil
+    from pathlib import Path
+
+    from experiments import regretnet_table
+
+    shipped = tmp_path / "target_nets" / "EquivariantNet" / "setting_additive_2x2_uniform" / "seed_0" / "model_200000"
+    shipped.parent.mkdir(parents=True)
+    shutil.copy(Path(__file__).parent / "data" / "optimaler" / "EquivariantNet_2x2_seed0", shipped)
+    m = regret_audit.main(["--setting", "additive_2x2", "--optimaler", str(shipped), *TINY_ATTACK,
+                           "--out", str(tmp_path / "audit")])  # fmt: skip
+    assert m["audited"] == "optimaler EquivariantNet" and m["setting"] == "additive_2x2"
+    assert 0.8 < m["revenue"] < 1.0 and m["regret_mean"] > 0 and m["ir_violation_rate"] == 0
+    table = regretnet_table.main([str(tmp_path / "audit")])
+    assert "| additive_2x2 | equivariantnet (optimaler seed 0, imported) |" in table
+    assert "| 200,000 (the shipped file) | (trained elsewhere) |" in table
+    for argv, message in [(["--setting", "unit_1x2"], "unit bidders"), (["--setting", "additive_1x2_416_47"], "U[0,1]"),
+                          (["--regretnet-run", str(tmp_path)], "give one")]:  # fmt: skip
+        with pytest.raises(SystemExit):
+            regret_audit.main([*argv, "--optimaler", str(shipped), "--out", str(tmp_path / "x")])
+        assert message in capsys.readouterr().err, message
+    with pytest.raises(SystemExit):
+        regret_audit.main(["--optimaler", str(tmp_path / "none"), "--out", str(tmp_path / "y")])
+    assert "no file" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_audit_of_a_dmo_run_loads_its_checkpoint(tmp_path):
     dmo_experiment.main(["--rounds", "1", "--auctions-per-round", "1000", "--window", "500", "--no-final-eval",

@@ -39,7 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxauction._checks import hidden_widths
+from jaxauction._checks import check_choice, hidden_widths
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import fraction_mechanism
 from jaxauction.types import Array
@@ -65,12 +65,14 @@ class EquivariantModule(nn.Module):
 
     demand: str = "additive"
     hidden: tuple[int, ...] = (100, 100)
+    activation: str = "tanh"
 
     @nn.compact
     def __call__(self, bids: Array) -> tuple[Array, Array]:
         x = bids[..., None]
+        act = jnp.tanh if self.activation == "tanh" else jax.nn.relu
         for width in self.hidden:
-            x = jnp.tanh(Exchangeable(width)(x))
+            x = act(Exchangeable(width)(x))
         z = Exchangeable(4, name="out")(x)  # [n, m, 4]
         n = bids.shape[0]
         dummy_item = jnp.mean(z[..., 1], axis=0, keepdims=True)  # [1, m]: the "unsold" logit of each item
@@ -88,7 +90,10 @@ def equivariantnet(
     demand: str = "additive",
     hidden: Sequence[int] = (100, 100),
     bid_scale: float = 1.0,
+    activation: str = "tanh",
 ) -> Mechanism:
-    """EquivariantNet (module docstring); ``params`` are the Flax params of the exchangeable layers."""
-    module = EquivariantModule(demand, hidden_widths(hidden))
+    """EquivariantNet (module docstring); ``params`` are the Flax params of the exchangeable layers;
+    ``activation``: the hidden layers' (``tanh``, or ``relu`` as the public reimplementation's configuration)."""
+    check_choice(activation, ("tanh", "relu"), "activation")
+    module = EquivariantModule(demand, hidden_widths(hidden), activation)
     return fraction_mechanism("equivariantnet", n_bidders, n_items, demand, module, bid_scale)

@@ -63,11 +63,15 @@ class _Tensor:
         self.storage, self.offset, self.size, self.stride = storage, offset, tuple(size), tuple(stride)
 
     def array(self) -> np.ndarray:
-        flat = self.storage.data
-        if self.offset + sum((s - 1) * t for s, t in zip(self.size, self.stride, strict=True) if s) >= flat.size > 0:
-            raise ValueError(f"a tensor of size {self.size} reads past its storage of {flat.size} elements")
-        view = np.lib.stride_tricks.as_strided(flat[self.offset:], self.size,
-                                               tuple(t * flat.itemsize for t in self.stride))  # fmt: skip
+        flat, size, stride = self.storage.data, self.size, self.stride
+        if len(stride) != len(size) or min(stride, default=0) < 0 or self.offset < 0 or min(size, default=0) < 0:
+            raise ValueError(f"a tensor of size {size}, stride {stride} at offset {self.offset}: not a valid view")
+        if 0 in size:
+            return np.zeros(size, flat.dtype)
+        if self.offset + sum((s - 1) * t for s, t in zip(size, stride, strict=True)) >= flat.size:
+            raise ValueError(f"a tensor of size {size}, stride {stride} at offset {self.offset} reads past its "
+                             f"storage of {flat.size} elements")  # fmt: skip
+        view = np.lib.stride_tricks.as_strided(flat[self.offset:], size, tuple(t * flat.itemsize for t in stride))
         return np.array(view)
 
 

@@ -109,6 +109,18 @@ def test_files_it_cannot_read_are_refused_with_the_reason(tmp_path):
         optimaler.read_state_dict(tmp_path / "long")
 
 
+def test_a_tensor_outside_its_storage_is_refused():
+    """The views a file declares are checked against the bytes it holds before anything is read; a transposed
+    view (stride) and an empty tensor read right."""
+    storage = optimaler._Storage(np.float32, 6)
+    storage.data = np.arange(6, dtype=np.float32)
+    np.testing.assert_array_equal(optimaler._Tensor(storage, 0, (2, 3), (1, 2)).array(), [[0, 2, 4], [1, 3, 5]])
+    assert optimaler._Tensor(storage, 6, (0, 3), (3, 1)).array().shape == (0, 3)
+    for offset, size, stride in [(1, (2, 3), (3, 1)), (0, (7,), (1,)), (-1, (2,), (1,)), (0, (2, 2), (1,))]:
+        with pytest.raises(ValueError, match="reads past|not a valid view"):
+            optimaler._Tensor(storage, offset, size, stride).array()
+
+
 def test_a_network_of_another_size_or_configuration_is_refused():
     with pytest.raises(ValueError, match="not 2 x 2"):
         optimaler.import_network(FILES["RegretNet"], 2, 2)  # RegretNet's layers fix n x m

@@ -127,9 +127,9 @@ def run(argv: list[str] | None) -> dict[str, Any]:
                             optimum=other.optimum)  # fmt: skip
     elif config.optimaler is not None:
         setting = get_setting(config.setting)
-        mechanism, params = optimaler.import_network(config.optimaler, setting.n_bidders, setting.n_items)
-        prior, utility = setting.prior, setting.utility()
-        kind = optimaler.architecture_of(optimaler.read_state_dict(config.optimaler))
+        state = optimaler.read_state_dict(config.optimaler)
+        mechanism, params = optimaler.import_network(state, setting.n_bidders, setting.n_items)
+        prior, utility, kind = setting.prior, setting.utility(), optimaler.architecture_of(state)
         what = {"audited": f"optimaler {kind}", "optimaler": str(config.optimaler), "setting": setting.name,
                 "optimum": setting.optimum}  # fmt: skip
     else:

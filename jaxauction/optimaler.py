@@ -37,6 +37,7 @@ import collections
 import io as _io
 import os
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -246,12 +247,13 @@ def _regretformer(state: dict, n: int, m: int, heads: int | None) -> tuple[Mecha
     return mechanism, {"params": params}
 
 
-def import_network(path: str | os.PathLike, n_bidders: int, n_items: int, heads: int | None = None,
-                   activation: str = "relu") -> tuple[Mechanism, Any]:  # fmt: skip
-    """``(mechanism, params)`` of the optimaler network in ``path`` for ``n_bidders x n_items`` additive bidders
-    (module docstring). ``heads``: a RegretFormer's attention heads (not stored in the file; default the
-    reference configuration's); ``activation``: an EquivariantNet's (the reference's ``relu``, or ``tanh``).
-    The params are checked against the mechanism's own initialisation: same tree, same shapes."""
+def import_network(source: str | os.PathLike | Mapping[str, np.ndarray], n_bidders: int, n_items: int,
+                   heads: int | None = None, activation: str = "relu") -> tuple[Mechanism, Any]:  # fmt: skip
+    """``(mechanism, params)`` of the optimaler network in ``source`` (a file, or its state dict's arrays by name,
+    as ``read_state_dict`` or ``torch.load`` gives them) for ``n_bidders x n_items`` additive bidders (module
+    docstring). ``heads``: a RegretFormer's attention heads (not stored in the file; default the reference
+    configuration's); ``activation``: an EquivariantNet's (the reference's ``relu``, or ``tanh``). The params
+    are checked against the mechanism's own initialisation: same tree, same shapes."""
     import jax
 
     from jaxauction._checks import check_choice, check_positive_int
@@ -259,7 +261,10 @@ def import_network(path: str | os.PathLike, n_bidders: int, n_items: int, heads:
     check_positive_int(n_bidders, "n_bidders")
     check_positive_int(n_items, "n_items")
     check_choice(activation, ("relu", "tanh"), "activation")
-    state = read_state_dict(path)
+    if isinstance(source, Mapping):
+        state = {name: np.asarray(value, np.float32) for name, value in source.items()}
+    else:
+        state = read_state_dict(source)
     kind = architecture_of(state)
     if kind == "RegretNet":
         mechanism, params = _regretnet(state, n_bidders, n_items)
@@ -270,5 +275,5 @@ def import_network(path: str | os.PathLike, n_bidders: int, n_items: int, heads:
     expected = jax.tree_util.tree_map(lambda x: x.shape, mechanism.init(jax.random.key(0)))
     got = jax.tree_util.tree_map(lambda x: x.shape, params)
     if expected != got:
-        raise ValueError(f"the {kind} in {path} does not map onto jaxauction's: params {got} against {expected}")
+        raise ValueError(f"this {kind} does not map onto jaxauction's: params {got} against {expected}")
     return mechanism, jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x, jax.numpy.float32), params)

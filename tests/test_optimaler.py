@@ -75,6 +75,16 @@ def test_the_equivariantnet_activation_is_a_choice():
     assert not np.allclose(out.payments, ref.optimaler_network(state, bids)[1], atol=1e-4)
 
 
+def test_a_state_dict_of_arrays_imports_as_its_file():
+    """``import_network`` takes the arrays themselves too (a zip-format file loaded with torch, as numpy): the
+    same params, bit for bit, in float32 whatever dtype they come in."""
+    state = optimaler.read_state_dict(FILES["RegretFormer"])
+    from_file = optimaler.import_network(FILES["RegretFormer"], 1, 2)[1]
+    from_arrays = optimaler.import_network({k: v.astype(np.float64) for k, v in state.items()}, 1, 2)[1]
+    for a, b in zip(jax.tree_util.tree_leaves(from_file), jax.tree_util.tree_leaves(from_arrays), strict=True):
+        assert a.dtype == b.dtype == jnp.float32 and np.array_equal(a, b)
+
+
 def test_files_it_cannot_read_are_refused_with_the_reason(tmp_path):
     def write(name, chunks):
         path = tmp_path / name

@@ -6,7 +6,9 @@ al., ICML 2018): with ``X`` of shape ``[n, m, C]``,
 
     Y_ij = tanh( X_ij W1 + mean_i' X_i'j W2 + mean_j' X_ij' W3 + mean_i'j' X_i'j' W4 + b ),
 
-so relabelling the bidders or the items relabels the output the same way. A
+so relabelling the bidders or the items relabels the output the same way
+(``activation="relu"``: ReLU for tanh, as the public reimplementation's
+configuration, dimonenka/optimaler). A
 last exchangeable layer (linear) gives four channels per bidder and item:
 
 * allocation, **additive** bidders: per item, a softmax over the ``n``

@@ -108,27 +108,36 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if data[:2] == b"PK":
         raise ValueError(f"{path} is a zip-format torch.save file: load it with torch and save the state dict with "
                          "_use_new_zipfile_serialization=False, or pass its arrays")  # fmt: skip
-    f = _io.BytesIO(data)
     try:
-        magic, version = pickle.load(f), pickle.load(f)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing here
-        raise ValueError(f"{path} is not a legacy torch.save file ({e})") from None
+        return _parse(data)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    except Exception as e:  # noqa: BLE001 - a truncated or foreign pickle fails in many ways; all mean one thing
+        raise ValueError(f"{path} is not a readable legacy torch.save file ({type(e).__name__}: {e})") from None
+
+
+def _parse(data: bytes) -> dict[str, np.ndarray]:
+    f = _io.BytesIO(data)
+    magic, version = pickle.load(f), pickle.load(f)
     if magic != _MAGIC or version != 1001:
-        raise ValueError(f"{path} is not a legacy torch.save file (magic {magic!r}, protocol {version!r})")
+        raise ValueError(f"not a legacy torch.save file (magic {magic!r:.40}, protocol {version!r:.40})")
     pickle.load(f)  # system info: byte order and type sizes (little-endian in every file this reads)
     unpickler = _Unpickler(f)
     state = unpickler.load()
     if not isinstance(state, dict) or not all(isinstance(v, _Tensor) for v in state.values()):
-        raise ValueError(f"{path} holds a {type(state).__name__}, not a state dict of tensors")
+        raise ValueError(f"it holds a {type(state).__name__}, not a state dict of tensors")
     for key in pickle.load(f):  # the storages' bytes, in this order: an int64 element count, then the elements
-        storage = unpickler.storages[key]
-        (count,) = np.frombuffer(data, "<i8", 1, f.tell())
+        storage, at = unpickler.storages[key], f.tell()
+        (count,) = np.frombuffer(data[at : at + 8], "<i8")
         if count != storage.numel:
-            raise ValueError(f"{path}: storage {key} has {count} elements, its tensors say {storage.numel}")
-        storage.data = np.frombuffer(data, storage.dtype.newbyteorder("<"), count, f.tell() + 8)
-        f.seek(f.tell() + 8 + count * storage.dtype.itemsize)
+            raise ValueError(f"storage {key} has {count} elements, its tensors say {storage.numel}")
+        end = at + 8 + count * storage.dtype.itemsize
+        if end > len(data):
+            raise ValueError(f"truncated: storage {key} ends at byte {end} of {len(data)}")
+        storage.data = np.frombuffer(data[at + 8 : end], storage.dtype.newbyteorder("<"))
+        f.seek(end)
     if f.tell() != len(data):
-        raise ValueError(f"{path}: {len(data) - f.tell()} bytes left after the last storage")
+        raise ValueError(f"{len(data) - f.tell()} bytes left after the last storage")
     return {name: tensor.array() for name, tensor in state.items()}
 
 

@@ -94,9 +94,9 @@ def test_files_it_cannot_read_are_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match="zip-format"):
         (tmp_path / "zip").write_bytes(b"PK\x03\x04rest")
         optimaler.read_state_dict(tmp_path / "zip")
-    with pytest.raises(ValueError, match="not a legacy torch.save file"):
+    with pytest.raises(ValueError, match="legacy torch.save file"):
         optimaler.read_state_dict(write("other", [1, 2]))
-    with pytest.raises(ValueError, match="not a legacy torch.save file"):
+    with pytest.raises(ValueError, match="legacy torch.save file"):
         (tmp_path / "junk").write_bytes(b"\x00\x01junk")
         optimaler.read_state_dict(tmp_path / "junk")
 
@@ -111,9 +111,10 @@ def test_files_it_cannot_read_are_refused_with_the_reason(tmp_path):
     with pytest.raises(ValueError, match="refuses to load"):
         optimaler.read_state_dict(path)
     data = FILES["RegretNet"].read_bytes()
-    (tmp_path / "cut").write_bytes(data[:-10])
-    with pytest.raises(ValueError):
-        optimaler.read_state_dict(tmp_path / "cut")
+    for cut in (len(data) - 10, len(data) // 2, 200, 40):  # in the bytes, in the pickle, in the header
+        (tmp_path / "cut").write_bytes(data[:cut])
+        with pytest.raises(ValueError, match="truncated|not a readable legacy torch.save file"):
+            optimaler.read_state_dict(tmp_path / "cut")
     (tmp_path / "long").write_bytes(data + b"\x00" * 4)
     with pytest.raises(ValueError, match="bytes left"):
         optimaler.read_state_dict(tmp_path / "long")

@@ -14,7 +14,7 @@ LAYERS = [  # lowest first; a package name covers its submodules
     ("components", ["mechanisms", "bidders"]),
     ("markets", ["market", "metrics", "equilibria", "specs", "settings", "parallel", "envs"]),
     ("training and evaluation", ["train", "regret", "evaluation", "studies", "checkpoint"]),
-    ("operations", ["driver", "cli", "runs", "plots"]),
+    ("operations", ["driver", "cli", "runs", "optimaler", "plots"]),
 ]
 
 

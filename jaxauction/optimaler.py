@@ -40,9 +40,15 @@ import pickle
 from collections.abc import Mapping
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
+from jaxauction._checks import check_choice, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
+from jaxauction.mechanisms.equivariant import ACTIVATIONS, equivariantnet
+from jaxauction.mechanisms.regretformer import reference_size, regretformer
+from jaxauction.mechanisms.regretnet import regretnet
 
 ARCHITECTURES = ("RegretNet", "EquivariantNet", "RegretFormer")
 _MAGIC = 0x1950A86A20F9469CFC6C
@@ -152,24 +158,18 @@ def architecture_of(state: dict[str, np.ndarray]) -> str:
     raise ValueError(f"not a dimonenka/optimaler network: parameters {sorted(state)[:4]}...")
 
 
-def _dense(state: dict, name: str, bias: bool = True, scale: float = 1.0) -> dict:
-    out = {"kernel": scale * state[f"{name}.weight"].T}
+def _dense(state: dict, name: str, bias: bool = True) -> dict:
+    out = {"kernel": state[f"{name}.weight"].T}
     if bias:
-        out["bias"] = scale * state[f"{name}.bias"]
+        out["bias"] = state[f"{name}.bias"]
     return out
 
 
-def _exchangeable(state: dict, name: str, rows: slice | None = None, scale: float = 2.0) -> dict:
-    """An optimaler ``Exchangeable`` as jaxauction's (whose four terms are halved: ``scale`` 2), output rows
-    ``rows`` of it."""
-    def pick(array: np.ndarray) -> np.ndarray:
-        return array if rows is None else array[rows]
-
+def _exchangeable(state: dict, name: str) -> dict:
+    """An optimaler ``Exchangeable`` as jaxauction's, whose four terms are halved: every weight doubled."""
     terms = {"cell": "channel_layer", "item": "row_layer", "bidder": "col_layer", "all": "mat_layer"}
-    out = {}
-    for ours, theirs in terms.items():
-        out[ours] = {"kernel": scale * pick(state[f"{name}.{theirs}.weight"]).T}
-    out["cell"]["bias"] = scale * pick(state[f"{name}.channel_layer.bias"])
+    out = {ours: {"kernel": 2.0 * state[f"{name}.{theirs}.weight"].T} for ours, theirs in terms.items()}
+    out["cell"]["bias"] = 2.0 * state[f"{name}.channel_layer.bias"]
     return out
 
 
@@ -182,8 +182,6 @@ def _count(state: dict, prefix: str) -> int:
 
 
 def _regretnet(state: dict, n: int, m: int) -> tuple[Mechanism, Any]:
-    from jaxauction.mechanisms.regretnet import regretnet
-
     layers = {part: _count(state, f"{part}_layers") for part in ("alloc", "pay")}
     hidden = [state[f"alloc_layers.{i}.weight"].shape[0] for i in range(layers["alloc"] - 1)]
     pay_hidden = [state[f"pay_layers.{i}.weight"].shape[0] for i in range(layers["pay"] - 1)]
@@ -194,14 +192,12 @@ def _regretnet(state: dict, n: int, m: int) -> tuple[Mechanism, Any]:
               state[f"pay_layers.{layers['pay'] - 1}.weight"].shape[0])  # fmt: skip
     if shapes != (n * m, (n + 1) * m, n):
         raise ValueError(f"this RegretNet reads {shapes[0]} bids and pays {shapes[2]} bidders: not {n} x {m}")
-    params = {f"{ours}": {f"Dense_{i}": _dense(state, f"{theirs}_layers.{i}") for i in range(layers[theirs])}
+    params = {ours: {f"Dense_{i}": _dense(state, f"{theirs}_layers.{i}") for i in range(layers[theirs])}
               for ours, theirs in (("allocation", "alloc"), ("payment", "pay"))}  # fmt: skip
     return regretnet(n, m, hidden=hidden), {"params": params}
 
 
 def _equivariantnet(state: dict, n: int, m: int, activation: str) -> tuple[Mechanism, Any]:
-    from jaxauction.mechanisms.equivariant import equivariantnet
-
     hidden = [state["input_layer.channel_layer.weight"].shape[0]]
     hidden += [state[f"body_layers.{i}.channel_layer.weight"].shape[0] for i in range(_count(state, "body_layers"))]
     layers = {f"Exchangeable_{i}": _exchangeable(state, "input_layer" if i == 0 else f"body_layers.{i - 1}")
@@ -228,8 +224,6 @@ def _attention(state: dict, name: str, heads: int) -> dict:
 
 
 def _regretformer(state: dict, n: int, m: int, heads: int | None) -> tuple[Mechanism, Any]:
-    from jaxauction.mechanisms.regretformer import reference_size, regretformer
-
     if any(".pe" in k or k.startswith("input_layer.1") for k in state):
         raise ValueError("this RegretFormer has positional encodings (pos_enc), which jaxauction's does not")
     channels = state["input_layer.channel_layer.weight"].shape[0]
@@ -263,13 +257,9 @@ def import_network(source: str | os.PathLike | Mapping[str, np.ndarray], n_bidde
     docstring). ``heads``: a RegretFormer's attention heads (not stored in the file; default the reference
     configuration's); ``activation``: an EquivariantNet's (the reference's ``relu``, or ``tanh``). The params
     are checked against the mechanism's own initialisation: same tree, same shapes."""
-    import jax
-
-    from jaxauction._checks import check_choice, check_positive_int
-
     check_positive_int(n_bidders, "n_bidders")
     check_positive_int(n_items, "n_items")
-    check_choice(activation, ("relu", "tanh"), "activation")
+    check_choice(activation, ACTIVATIONS, "activation")
     if isinstance(source, Mapping):
         state = {name: np.asarray(value, np.float32) for name, value in source.items()}
     else:
@@ -285,4 +275,4 @@ def import_network(source: str | os.PathLike | Mapping[str, np.ndarray], n_bidde
     got = jax.tree_util.tree_map(lambda x: x.shape, params)
     if expected != got:
         raise ValueError(f"this {kind} does not map onto jaxauction's: params {got} against {expected}")
-    return mechanism, jax.tree_util.tree_map(lambda x: jax.numpy.asarray(x, jax.numpy.float32), params)
+    return mechanism, jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float32), params)

@@ -650,6 +650,15 @@ def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-x))
+
+
+def _layers(state: dict, prefix: str) -> int:
+    """How many numbered modules ``prefix.0``, ``prefix.1``, ... the state dict holds."""
+    return len({k.split(".")[1] for k in state if k.startswith(prefix + ".")})
+
+
 def _exchangeable(state: dict, name: str, x: np.ndarray) -> np.ndarray:
     """``Exchangeable``: x [n, m, C] -> channel(x) + row(mean over bidders) + col(mean over items) + mat(mean)."""
     row, col = x.mean(0, keepdims=True), x.mean(1, keepdims=True)
@@ -682,26 +691,27 @@ def optimaler_network(state: dict, bids: np.ndarray, heads: int = 2, activation:
     (``AdditiveNetAttention``, ``heads`` attention heads): each pays ``sigmoid(.) * sum_j a_ij b_ij``."""
     x = np.asarray(bids, np.float64)
     n, m = x.shape
+    body = _layers(state, "body_layers")
     if "alloc_layers.0.weight" in state:  # RegretNet: two tanh MLPs over the flattened bids
         def mlp(part):
-            layers = len({k.split(".")[1] for k in state if k.startswith(f"{part}_layers.")})
+            layers = _layers(state, f"{part}_layers")
             h = x.reshape(-1)
             for i in range(layers - 1):
                 h = np.tanh(_linear(state, f"{part}_layers.{i}", h))
             return _linear(state, f"{part}_layers.{layers - 1}", h)
 
         allocation = _softmax(mlp("alloc").reshape(n + 1, m), 0)[:-1]
-        fractions = 1 / (1 + np.exp(-mlp("pay")))
+        fractions = _sigmoid(mlp("pay"))
     elif "head_layer.alloc_layer.channel_layer.weight" in state:  # EquivariantNet
         act = np.tanh if activation == "tanh" else (lambda t: np.maximum(t, 0.0))
         h = act(_exchangeable(state, "input_layer", x[..., None]))
-        for i in range(len({k.split(".")[1] for k in state if k.startswith("body_layers.")})):
+        for i in range(body):
             h = act(_exchangeable(state, f"body_layers.{i}", h))
         allocation = _with_dummy_row(_exchangeable(state, "head_layer.alloc_layer", h)[..., 0])
-        fractions = 1 / (1 + np.exp(-_exchangeable(state, "head_layer.pay_layer", h)[..., 0].mean(1)))
+        fractions = _sigmoid(_exchangeable(state, "head_layer.pay_layer", h)[..., 0].mean(1))
     else:  # RegretFormer: tanh(exchangeable), blocks of row and column attention, the attention head
         h = np.tanh(_exchangeable(state, "input_layer", x[..., None]))
-        for i in range(len({k.split(".")[1] for k in state if k.startswith("body_layers.")})):
+        for i in range(body):
             name = f"body_layers.{i}"
             items = _mh_attention(state, f"{name}.attention_item", h, heads)  # each bidder's row
             agents = _mh_attention(state, f"{name}.attention_agent", h.transpose(1, 0, 2), heads).transpose(1, 0, 2)
@@ -710,5 +720,5 @@ def optimaler_network(state: dict, bids: np.ndarray, heads: int = 2, activation:
         agent = _linear(state, "head_layer.encoder_agent", h, False).mean(1)  # [n, C]
         item = _linear(state, "head_layer.encoder_item", h, False).mean(0)  # [m, C]
         allocation = _with_dummy_row(agent / math.sqrt(h.shape[-1]) @ item.T)
-        fractions = 1 / (1 + np.exp(-_linear(state, "head_layer.fc_payment.0", agent)[:, 0]))
+        fractions = _sigmoid(_linear(state, "head_layer.fc_payment.0", agent)[:, 0])
     return allocation, fractions * np.sum(allocation * x, axis=1)

@@ -46,6 +46,8 @@ from jaxauction.mechanisms.base import Mechanism
 from jaxauction.mechanisms.regretnet import fraction_mechanism
 from jaxauction.types import Array
 
+ACTIVATIONS = ("tanh", "relu")  # the hidden layers' choices (``equivariantnet``'s ``activation``)
+
 
 class Exchangeable(nn.Module):
     """One exchangeable matrix layer ``[n, m, C] -> [n, m, features]`` (linear; the caller adds the activation)."""
@@ -96,6 +98,6 @@ def equivariantnet(
 ) -> Mechanism:
     """EquivariantNet (module docstring); ``params`` are the Flax params of the exchangeable layers;
     ``activation``: the hidden layers' (``tanh``, or ``relu`` as the public reimplementation's configuration)."""
-    check_choice(activation, ("tanh", "relu"), "activation")
+    check_choice(activation, ACTIVATIONS, "activation")
     module = EquivariantModule(demand, hidden_widths(hidden), activation)
     return fraction_mechanism("equivariantnet", n_bidders, n_items, demand, module, bid_scale)

@@ -10,13 +10,17 @@ setting's optimum or best simple mechanism, the published figure of the
 model's family (else RegretNet's), iterations (of how many planned, when
 ``--time-limit`` stopped the run), train time and device. A folder of an
 ``experiments.regret_audit --optimaler FILE`` audit makes a row of that
-imported network (trained elsewhere: its device is the audit's). Writes Markdown (and the
-same rows as ``.csv`` beside it) atomically, and prints it.
+imported network (trained elsewhere: its device is the audit's), and a folder
+of an ``experiments.regret_audit --regretnet-run RUN`` audit a row of that run
+under the audit's protocol (its train time read from RUN when it is there).
+Writes Markdown (and the same rows as ``.csv`` beside it) atomically, and
+prints it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -40,7 +44,7 @@ FAMILY = {"affine_maximizer": "AMenuNet", "regretformer": "RegretFormer"}
 class TableArgs:
     runs: tyro.conf.Positional[tuple[Path, ...]]
     """folders of finished experiments.regretnet runs (each with metrics.json), or of experiments.regret_audit
-    --optimaler audits (a network shipped by dimonenka/optimaler, imported)"""
+    audits of such a run (--regretnet-run) or of a network shipped by dimonenka/optimaler (--optimaler)"""
     out: Path | None = None
     """write the table here (Markdown; a .csv beside it)"""
 
@@ -97,9 +101,23 @@ def imported(metrics: dict) -> dict:
             "train time": "(trained elsewhere)"}  # fmt: skip
 
 
+def audited_run(metrics: dict) -> dict:
+    """An ``experiments.regret_audit --regretnet-run RUN`` audit as a row's fields: the run's model and how far
+    through its schedule it was, its train time from RUN's own metrics when RUN is here and has them."""
+    train, done = metrics["train"], metrics["iterations"]
+    planned = train["iterations"]
+    run = Path(metrics["regretnet_run"]) / "metrics.json"
+    seconds = json.loads(run.read_text()).get("train_seconds") if run.is_file() else None
+    trained_on = metrics.get("trained_on", [train["setting"]])
+    on = "" if trained_on == [metrics["setting"]] else f", trained on {' + '.join(trained_on)}"
+    return {"setting": metrics["setting"], "model": train["model"], "label": f"{train['model']} (audited apart{on})",
+            "iterations": f"{done:,}" if done == planned else f"{done:,} of {planned:,} ({done / planned:.1%})",
+            "train time": "not in the audit" if seconds is None else f"{seconds:.0f} s"}  # fmt: skip
+
+
 def row(metrics: dict) -> tuple[str, ...]:
     if metrics["experiment"] == "regret_audit":
-        fields = imported(metrics)
+        fields = imported(metrics) if metrics.get("optimaler") else audited_run(metrics)
     else:
         this_call = metrics.get("iterations_this_call", metrics["iterations"])
         last = "" if this_call == metrics["iterations"] else f" (the last {this_call:,} iterations)"
@@ -137,9 +155,10 @@ def run(argv: list[str] | None) -> str:
     for folder in args.runs:
         try:
             m = runs.finished_metrics(folder)
-            if m["experiment"] != "regretnet" and not (m["experiment"] == "regret_audit" and "optimaler" in m):
+            audit = m["experiment"] == "regret_audit" and (m.get("optimaler") or m.get("regretnet_run"))
+            if m["experiment"] != "regretnet" and not audit:
                 raise RunError(f"{folder}: a {m['experiment']} run, not an experiments.regretnet run or an "
-                               "experiments.regret_audit --optimaler audit")  # fmt: skip
+                               "experiments.regret_audit audit of one (or of an --optimaler file)")  # fmt: skip
             rows.append(row(m))
         except RunError as err:
             skipped.append(str(err))

@@ -98,6 +98,8 @@ def test_rochetnet_run_writes_metrics_plots_and_resumes(tmp_path):
 
 @pytest.mark.slow
 def test_regretnet_run_on_two_bidders(tmp_path):
+    from experiments import regretnet_table
+
     m = regretnet.main(["--setting", "additive_2x2", "--iterations", "10", "--log-every", "5", "--batch", "16",
                         "--train-size", "64", "--hidden-units", "8", "--misreport-steps", "2", *TINY_ATTACK,
                         "--no-plots", "--out", str(tmp_path / "rn")])  # fmt: skip
@@ -107,10 +109,15 @@ def test_regretnet_run_on_two_bidders(tmp_path):
     assert audit["audited"] == "regretnet run" and audit["setting"] == "additive_2x2" and audit["iterations"] == 10
     assert audit["ir_violation_rate"] == 0.0 and audit["regret_mean"] >= 0.0
     assert abs(audit["revenue"] - m["revenue"]) < 0.1  # the same rule on other profiles
+    table = regretnet_table.main([str(tmp_path / "a")])  # a row of the run under the audit's protocol
+    assert "| additive_2x2 | regretnet (audited apart) |" in table and "| 10 | " in table
+    assert f"| {m['train_seconds']:.0f} s |" in table  # the run is here: its train time is read from it
 
 
 @pytest.mark.slow
 def test_regretformer_trained_on_a_mixture_is_audited_on_a_size_it_never_saw(tmp_path):
+    from experiments import regretnet_table
+
     m = regretnet.main(["--setting", "additive_2x2", "--model", "regretformer", "--mixture", "additive_1x2",
                         "additive_2x3", "--iterations", "10", "--log-every", "5", "--batch", "16", "--train-size",
                         "64", "--hidden-units", "8", "--attention-units", "4", "--misreport-steps", "2", *TINY_ATTACK,
@@ -121,6 +128,9 @@ def test_regretformer_trained_on_a_mixture_is_audited_on_a_size_it_never_saw(tmp
     assert audit["setting"] == "additive_2x5" and audit["trained_on"] == ["additive_2x2", "additive_1x2",
                                                                           "additive_2x3"]  # fmt: skip
     assert len(audit["regret_per_bidder"]) == 2 and audit["ir_violation_rate"] == 0.0 and audit["revenue"] > 0
+    table = regretnet_table.main([str(tmp_path / "a")])
+    assert "| additive_2x5 | regretformer (audited apart, trained on additive_2x2 + additive_1x2 + additive_2x3) |" \
+        in table
     resumed = regretnet.main(["--resume", str(tmp_path / "rf"), "--iterations", "15", "--no-progress"])
     assert resumed["iterations"] == 15  # the mixture's tuple state checkpoints and resumes
 

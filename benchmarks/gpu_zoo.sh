@@ -9,7 +9,11 @@
 #    ms per audited profile).
 # 2. experiments.zoo over CELLS (default: its own list) in RUNS: a cell stopped by its share resumes from its
 #    checkpoint on the next call with the same RUNS (on one machine; the checkpoints of the regret-trained cells
-#    hold their 640,000 training profiles and stay there). metrics.json of every cell and zoo_table.md come back.
+#    hold their 640,000 training profiles and stay there). Each cell's metrics.json, rounds.csv and params (the
+#    checkpoint's arrays under 1,000,000 elements, params_<cell>.npz) and zoo_table.md come back.
+#    CELLS (model:setting words) replaces experiments.zoo's own list: a 15-minute lease trains one cell usefully,
+#    not fourteen (each cell's compile and audit come out of its share; EquivariantNet 2x2 trained 89,800
+#    iterations in 231 s on the H200), e.g. BUDGET=568 CELLS=equivariantnet:additive_2x2.
 # All matmuls at float32 ("highest"): the GPU default rounds float32 matmuls through TF32.
 BUDGET=${BUDGET:-560}
 # shellcheck source=benchmarks/gpu_common.sh
@@ -23,15 +27,28 @@ if [[ "${DRY_RUN:-0}" == 1 ]]; then
     "--flags=--batch 32 --menu-size 8 --profiles 64 --revenue-profiles 0 --no-interim --lines 2")
   RESERVE=40
 else
-  BENCH="--iterations 20 --repeats 3 --audit-profiles 1000"
-  ZOO=(--audit strong --audit-seconds 60)
+  # Audits search 4,096 profiles at once (the CPU default is 256): on the H200 (2026-12-04) the strong audit of
+  # EquivariantNet 2x2 took 59 s, where at 256 a cell's ran past 110 s unfinished. The bench's eight rows did
+  # not fit 180 s at 256 (one row at 1,000 audit profiles; three at 256 profiles in 130 s): BENCH_SECONDS=240
+  # is a guess for 4,096, not a measurement.
+  BENCH="--iterations 20 --repeats 3 --audit-profiles 1000 --profile-chunk 4096"
+  ZOO=(--audit strong --audit-seconds "${AUDIT_SECONDS:-90}" "--flags=--profile-chunk 4096")
   RESERVE=20
 fi
+[[ -n "${CELLS:-}" ]] && read -ra cells <<<"$CELLS" && ZOO+=(--cells "${cells[@]}")
 
 device_step
 # shellcheck disable=SC2086  # BENCH is a word list
-step zoo_bench 150 python3 -m benchmarks.regretnet --zoo $BENCH --out "$OUT/zoo_bench.json"
+step zoo_bench "${BENCH_SECONDS:-240}" python3 -m benchmarks.regretnet --zoo $BENCH --out "$OUT/zoo_bench.json"
 step zoo $(($(seconds_left) - RESERVE)) python3 -m experiments.zoo --runs "$RUNS" \
   --budget $(($(seconds_left) - RESERVE - 10)) "${ZOO[@]}" --out "$OUT/zoo_table.md"
-for f in "$RUNS"/*/metrics.json; do [[ -f "$f" ]] && cp "$f" "$OUT/$(basename "$(dirname "$f")")_metrics.json"; done
+for run in "$RUNS"/*/; do # each cell's metrics, training curve and params (the checkpoint, with its cached
+  name=$(basename "$run") #   training profiles, is too large to come back)
+  for f in metrics.json rounds.csv; do [[ -f "$run/$f" ]] && cp "$run/$f" "$OUT/${name}_$f"; done
+  [[ -f "$run/checkpoint.npz" ]] && python3 -c "
+import sys, numpy as np
+z = np.load(sys.argv[1])
+np.savez(sys.argv[2], **{k: z[k] for k in z.files if z[k].size < 1_000_000})
+" "$run/checkpoint.npz" "$OUT/params_$name.npz"
+done
 pack

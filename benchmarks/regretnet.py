@@ -71,7 +71,8 @@ def zoo(args, peak: float) -> dict:
         step = jax.jit(trainer.step)
         seconds = median_seconds(lambda step=step, state=state: step(state), args.repeats) / args.iterations
         s = config.the_setting
-        protocol = Protocol(profiles=args.audit_profiles, revenue_profiles=args.audit_profiles, interim=False)
+        protocol = Protocol(profiles=args.audit_profiles, revenue_profiles=args.audit_profiles, interim=False,
+                            profile_chunk=args.profile_chunk)  # fmt: skip
         audit = median_seconds(lambda t=trainer, st=state, s=s, p=protocol: evaluate(
             t.mechanism, st.params, s.prior, jax.random.key(1), p, utility=s.utility()).revenue, args.repeats)
         row = {"model": model, "setting": name, "batch": config.resolved("batch"), "ms_per_iteration": seconds * 1e3,
@@ -95,6 +96,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--zoo", action="store_true", help="time every architecture's iteration and audit instead")
     parser.add_argument("--pairs", type=str_list, default=ZOO, help="--zoo: model:setting pairs")
     parser.add_argument("--audit-profiles", type=int, default=1_000, help="--zoo: profiles per timed audit")
+    parser.add_argument("--profile-chunk", type=int, default=Protocol.profile_chunk,
+                        help="--zoo: the audit's profiles at once (a GPU wants thousands: one search step each)")
     args = parser.parse_args(argv)
     peak = matmul_gflops("float32")
     if args.zoo:

@@ -102,7 +102,8 @@ def test_gpu_script_dry_run_on_cpu(script, tmp_path):
     if script == "gpu_regretnet.sh":
         assert {"3x10_metrics.json", "5x10_metrics.json", "params_3x10.npz", "regretnet_unrolled.json"} <= names
     if script == "gpu_zoo.sh":  # both cells trained through their 200 iterations, audited and tabled
-        assert {"zoo_bench.json", "zoo_table.md", "rochetnet_additive_1x2_metrics.json"} <= names
+        assert {"zoo_bench.json", "zoo_table.md", "rochetnet_additive_1x2_metrics.json",
+                "params_rochetnet_additive_1x2.npz"} <= names
     if script == "gpu_dynamic.sh":  # the table, the sweep, the designs and the one-buyer cells, all finished
         assert {"metrics.json", "design.json", "horizon1000-hedge.json", "single-hedge-natural_format_lp.json"} <= names
 

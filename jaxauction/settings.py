@@ -48,8 +48,9 @@ result (a target, not a truth). Values are independent across bidders
   RegretNet's reference code (lower bounds), published RegretNet (targets).
 
 The names are one vocabulary: RegretNet trains on them (``--setting``), and a
-market takes its prior and items from one (``PriorSpec(setting=...)``, the
-market experiments' ``--setting``).
+market takes its prior and items from an additive one (``PriorSpec(setting=...)``,
+the market experiments' ``--setting``; a market adds up the values of the items
+a bidder wins, so it refuses the unit-demand and combinatorial settings).
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ class PriorSpec:
     setting: str | None = None
     """a named setting (jaxauction.settings, the RegretNet presets' names: seed3, single2, additive_1x2, ...): its
     prior and items replace --prior, --value-low, --value-high and --items; the market's bidders must be its
-    bidders"""
+    bidders, and its values additive (unit-demand and combinatorial settings are the regret experiments')"""
 
     def __post_init__(self) -> None:
         check_choice(self.prior, PRIORS, "prior")
@@ -174,9 +174,12 @@ class PriorSpec:
             if isinstance(getattr(self, name), list):
                 object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.setting is not None:  # it gives the prior and items (the command line refuses both spelled out)
-            if setting(self.setting).demand == "combinatorial":
-                raise ValueError(f"setting {self.setting!r} is combinatorial (two items and their bundle): a market "
-                                 "sells each item by its own rule, so only the regret experiments take it")  # fmt: skip
+            demand = setting(self.setting).demand
+            if demand != "additive":  # a market's bidders value what they win item by item, added up
+                what = "combinatorial (two items and their bundle)" if demand == "combinatorial" else (
+                    "unit-demand (a bidder values at most one item)")  # fmt: skip
+                raise ValueError(f"setting {self.setting!r} is {what}: a market sells each item by its own rule to "
+                                 "bidders whose values add up, so only the regret experiments take it")  # fmt: skip
             object.__setattr__(self, "n_items", setting(self.setting).n_items)
         self.build()  # validates the range
 

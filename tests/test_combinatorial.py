@@ -76,6 +76,8 @@ def test_combinatorial_shapes_are_refused_by_name():
         regret_audit.main(["--setting", "ca_2x2_sym", "--mechanism", "second_price"])
     with pytest.raises(ValueError, match="only the regret experiments take it"):
         ja.PriorSpec(setting="ca_2x2_sym")
+    with pytest.raises(ValueError, match="'unit_1x2' is unit-demand .* only the regret experiments take it"):
+        ja.PriorSpec(setting="unit_1x2")  # a market would add up the values of the items a bidder wins
     with pytest.raises(ValueError, match="combinatorial demand goes with a ComplementsPrior"):
         Setting("bad", 2, 2, ja.UniformPrior(), demand="combinatorial")
 

@@ -9,8 +9,9 @@
 #    ms per audited profile).
 # 2. experiments.zoo over CELLS (default: its own list) in RUNS: a cell stopped by its share resumes from its
 #    checkpoint on the next call with the same RUNS (on one machine; the checkpoints of the regret-trained cells
-#    hold their 640,000 training profiles and stay there). Each cell's metrics.json, rounds.csv and params (the
-#    checkpoint's arrays under 1,000,000 elements, params_<cell>.npz) and zoo_table.md come back.
+#    hold their 640,000 training profiles), or on a later lease when RUNS comes back (below) and travels again.
+#    Each cell's metrics.json, rounds.csv and params (the checkpoint's arrays under 1,000,000 elements,
+#    params_<cell>.npz) and zoo_table.md come back, and RUNS itself in parts (zoo_runs.tar.gz.partNN) when it fits.
 #    CELLS (model:setting words) replaces experiments.zoo's own list: a 15-minute lease trains one cell usefully,
 #    not fourteen (each cell's compile and audit come out of its share; EquivariantNet 2x2 trained 89,800
 #    iterations in 231 s on the H200), e.g. BUDGET=568 CELLS=equivariantnet:additive_2x2.
@@ -42,8 +43,8 @@ device_step
 step zoo_bench "${BENCH_SECONDS:-240}" python3 -m benchmarks.regretnet --zoo $BENCH --out "$OUT/zoo_bench.json"
 step zoo $(($(seconds_left) - RESERVE)) python3 -m experiments.zoo --runs "$RUNS" \
   --budget $(($(seconds_left) - RESERVE - 10)) "${ZOO[@]}" --out "$OUT/zoo_table.md"
-for run in "$RUNS"/*/; do # each cell's metrics, training curve and params (the checkpoint, with its cached
-  name=$(basename "$run") #   training profiles, is too large to come back)
+for run in "$RUNS"/*/; do # each cell's metrics, training curve and params, in the results archive
+  name=$(basename "$run")
   for f in metrics.json rounds.csv; do [[ -f "$run/$f" ]] && cp "$run/$f" "$OUT/${name}_$f"; done
   [[ -f "$run/checkpoint.npz" ]] && python3 -c "
 import sys, numpy as np
@@ -52,3 +53,17 @@ np.savez(sys.argv[2], **{k: z[k] for k in z.files if z[k].size < 1_000_000})
 " "$run/checkpoint.npz" "$OUT/params_$name.npz"
 done
 pack
+packed=$?
+# The whole RUNS folder (checkpoints with their cached training profiles: about 21 MB a 2x2 cell) comes back in
+# 15 MiB parts when it fits what the device tool returns (7 files beside the results archive, 64 MiB in all), so
+# that a later lease resumes the cells: RUNS=.zoo_runs with .zoo_runs carried (benchmarks/README.md).
+runs_archive=$(mktemp -d)/zoo_runs.tar.gz
+if compgen -G "$RUNS/*/checkpoint.npz" >/dev/null && tar -czf "$runs_archive" -C "$RUNS" .; then
+  size=$(stat -c %s "$runs_archive")
+  if ((size <= 7 * 15 * 1024 * 1024 && size + $(stat -c %s "$OUT/gpu_results.tar.gz") < 63 * 1024 * 1024)); then
+    split -b 15M -d "$runs_archive" "$OUT/zoo_runs.tar.gz.part" && echo "RUNS back in $(ls "$OUT" | grep -c part) part(s)"
+  else
+    echo "RUNS is $((size >> 20)) MiB compressed: too large to come back; the params of each cell are in the archive"
+  fi
+fi
+exit $packed

@@ -1,5 +1,6 @@
 """The benchmark scripts run (tiny sizes) and write their JSON; ``benchmarks/gpu.sh`` parses and dry-runs on CPU."""
 
+import io
 import json
 import os
 import subprocess
@@ -91,12 +92,13 @@ def test_gpu_script_parses(script):
 @pytest.mark.slow
 @pytest.mark.parametrize("script", ["gpu.sh", "gpu_regretnet.sh", "gpu_dynamic.sh", "gpu_zoo.sh"])
 def test_gpu_script_dry_run_on_cpu(script, tmp_path):
-    env = {**os.environ, "DRY_RUN": "1", "OUT": str(tmp_path), "RUNS": str(tmp_path / "runs")}
+    out = tmp_path / "out"  # beside RUNS, as on the GPU machine (packing empties OUT)
+    env = {**os.environ, "DRY_RUN": "1", "OUT": str(out), "RUNS": str(tmp_path / "runs")}
     env.pop("XLA_FLAGS", None)
     done = subprocess.run(["bash", f"benchmarks/{script}"], cwd=ROOT, env=env, timeout=900, capture_output=True,
                           text=True)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    with tarfile.open(tmp_path / "gpu_results.tar.gz") as archive:
+    with tarfile.open(out / "gpu_results.tar.gz") as archive:
         names = {Path(n).name for n in archive.getnames()}
     assert "summary.log" in names and "device.json" in names
     if script == "gpu_regretnet.sh":
@@ -104,6 +106,13 @@ def test_gpu_script_dry_run_on_cpu(script, tmp_path):
     if script == "gpu_zoo.sh":  # both cells trained through their 200 iterations, audited and tabled
         assert {"zoo_bench.json", "zoo_table.md", "rochetnet_additive_1x2_metrics.json",
                 "params_rochetnet_additive_1x2.npz"} <= names
+        parts = sorted(out.glob("zoo_runs.tar.gz.part*"))  # RUNS itself, for a later lease to resume from
+        assert parts and all(p.stat().st_size <= 15 * 2**20 for p in parts)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(p.read_bytes() for p in parts))) as archive:
+            archive.extractall(tmp_path / "back", filter="data")
+        for cell in ("rochetnet_additive_1x2", "myersonnet_single3"):
+            assert (tmp_path / "back" / cell / "checkpoint.npz").read_bytes() == \
+                (tmp_path / "runs" / cell / "checkpoint.npz").read_bytes()
     if script == "gpu_dynamic.sh":  # the table, the sweep, the designs and the one-buyer cells, all finished
         assert {"metrics.json", "design.json", "horizon1000-hedge.json", "single-hedge-natural_format_lp.json"} <= names
 

@@ -12,6 +12,7 @@
 #    hold their 640,000 training profiles), or on a later lease when RUNS comes back (below) and travels again.
 #    Each cell's metrics.json, rounds.csv and params (the checkpoint's arrays under 1,000,000 elements,
 #    params_<cell>.npz) and zoo_table.md come back, and RUNS itself in parts (zoo_runs.tar.gz.partNN) when it fits.
+# 3. experiments.regretnet_table over RUNS: the table of every finished cell, also when step 2 was cut short.
 #    CELLS (model:setting words) replaces experiments.zoo's own list: a 15-minute lease trains one cell usefully,
 #    not fourteen (each cell's compile and audit come out of its share; EquivariantNet 2x2 trained 89,800
 #    iterations in 231 s on the H200), e.g. BUDGET=568 CELLS=equivariantnet:additive_2x2.
@@ -34,7 +35,7 @@ else
   # is a guess for 4,096, not a measurement.
   BENCH="--iterations 20 --repeats 3 --audit-profiles 1000 --profile-chunk 4096"
   ZOO=(--audit strong --audit-seconds "${AUDIT_SECONDS:-90}" "--flags=--profile-chunk 4096")
-  RESERVE=20
+  RESERVE=30
 fi
 [[ -n "${CELLS:-}" ]] && read -ra cells <<<"$CELLS" && ZOO+=(--cells "${cells[@]}")
 
@@ -42,7 +43,9 @@ device_step
 # shellcheck disable=SC2086  # BENCH is a word list
 step zoo_bench "${BENCH_SECONDS:-240}" python3 -m benchmarks.regretnet --zoo $BENCH --out "$OUT/zoo_bench.json"
 step zoo $(($(seconds_left) - RESERVE)) python3 -m experiments.zoo --runs "$RUNS" \
-  --budget $(($(seconds_left) - RESERVE - 10)) "${ZOO[@]}" --out "$OUT/zoo_table.md"
+  --budget $(($(seconds_left) - RESERVE - 10)) "${ZOO[@]}"
+# The table of every finished cell, also when the zoo step was cut short (a cell's audit past the budget)
+step zoo_table 25 python3 -m experiments.regretnet_table "$RUNS"/* --out "$OUT/zoo_table.md"
 for run in "$RUNS"/*/; do # each cell's metrics, training curve and params, in the results archive
   name=$(basename "$run")
   for f in metrics.json rounds.csv; do [[ -f "$run/$f" ]] && cp "$run/$f" "$OUT/${name}_$f"; done

@@ -145,6 +145,7 @@ def test_hand_set_virtual_values_reach_each_settings_optimum():
     assert abs(shared - 2.3433) < 4 * se and setting("single3_irregular").optimum - shared > 0.025
 
 
+@pytest.mark.slow  # a learning run, about 13 s
 def test_the_shared_trainer_beats_second_price_and_the_audit_finds_no_regret():
     """single3_exp on the shared trainer, 300 iterations at batch 256: above second price's 2.5 by many
     standard errors, with no regret terms, and the audit (each bidder's two-entry menu and a 101-point grid) finds

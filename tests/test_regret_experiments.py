@@ -41,6 +41,7 @@ def test_audit_refuses_what_it_cannot_judge(tmp_path, capsys):
         regret_audit.main(["--regretnet-run", str(tmp_path / "nothing"), "--out", str(tmp_path / "c")])
 
 
+@pytest.mark.slow  # an audit end to end, about 25 s (the importer itself: test_optimaler.py, default suite)
 def test_a_network_shipped_by_optimaler_is_audited_and_tabled(tmp_path, capsys):
     """experiments.regret_audit --optimaler imports the file (jaxauction.optimaler, tested against the reference's
     forward pass in test_optimaler.py) and audits it; its folder makes a row of the results table, named as

@@ -1,4 +1,4 @@
-# Sourced by the GPU scripts (gpu.sh, gpu_regretnet.sh): the budgeted step runner and the packing of results.
+# Sourced by the GPU scripts: the budgeted step runner, the small arrays of a checkpoint and the packing of results.
 # Needs OUT (the results folder) and BUDGET (seconds for the whole script).
 set -uo pipefail
 : "${OUT:?set OUT to the results folder}"
@@ -38,6 +38,15 @@ import json, jax
 from benchmarks.common import device_info
 print(json.dumps({**device_info(), \"devices\": [str(d) for d in jax.devices()]}))
 " | tee "$OUT/device.json"'
+}
+
+small_arrays() { # small_arrays CHECKPOINT NPZ: a checkpoint's arrays under 1,000,000 elements (params and optimiser
+  # state, not the cached training profiles, which are too large to come back)
+  python3 -c "
+import sys, numpy as np
+z = np.load(sys.argv[1])
+np.savez(sys.argv[2], **{k: z[k] for k in z.files if z[k].size < 1_000_000})
+" "$1" "$2"
 }
 
 pack() { # the device tool returns a limited number of files: everything goes into one archive

@@ -46,11 +46,7 @@ train() { # train NAME SETTING: the reference schedule, stopped by --time-limit,
     --no-progress --out "$RUNS/$name" >"$OUT/train_$name.log" 2>&1
   rc=$?
   for f in metrics.json rounds.csv training.png; do [[ -f "$RUNS/$name/$f" ]] && cp "$RUNS/$name/$f" "$OUT/${name}_$f"; done
-  python3 -c "
-import sys, numpy as np
-z = np.load(sys.argv[1])
-np.savez(sys.argv[2], **{k: z[k] for k in z.files if z[k].size < 1_000_000})
-" "$RUNS/$name/checkpoint.npz" "$OUT/params_$name.npz"
+  small_arrays "$RUNS/$name/checkpoint.npz" "$OUT/params_$name.npz"
   tail -n 8 "$OUT/train_$name.log"
   echo "== train_$name: rc $rc after $(($(date +%s) - START))s" | tee -a "$OUT/summary.log"
   return $rc

@@ -49,11 +49,7 @@ step zoo_table 25 python3 -m experiments.regretnet_table "$RUNS"/* --out "$OUT/z
 for run in "$RUNS"/*/; do # each cell's metrics, training curve and params, in the results archive
   name=$(basename "$run")
   for f in metrics.json rounds.csv; do [[ -f "$run/$f" ]] && cp "$run/$f" "$OUT/${name}_$f"; done
-  [[ -f "$run/checkpoint.npz" ]] && python3 -c "
-import sys, numpy as np
-z = np.load(sys.argv[1])
-np.savez(sys.argv[2], **{k: z[k] for k in z.files if z[k].size < 1_000_000})
-" "$run/checkpoint.npz" "$OUT/params_$name.npz"
+  [[ -f "$run/checkpoint.npz" ]] && small_arrays "$run/checkpoint.npz" "$OUT/params_$name.npz"
 done
 pack
 packed=$?

@@ -20,7 +20,6 @@ prints it.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
@@ -49,11 +48,9 @@ class TableArgs:
     """write the table here (Markdown; a .csv beside it)"""
 
 
-def iterations(metrics: dict) -> str:
-    """Iterations trained, and of how many planned (how far through its schedule) when ``--time-limit`` stopped
-    the run."""
-    done, planned = metrics["iterations"], metrics.get("iterations_planned", metrics["iterations"])
-    return f"{done:,}" if done == planned else f"{done:,} of {planned:,} ({done / planned:.1%}; --time-limit)"
+def iterations(done: int, planned: int, why: str = "") -> str:
+    """Iterations trained, and of how many planned (how far through its schedule, and ``why``) when fewer."""
+    return f"{done:,}" if done == planned else f"{done:,} of {planned:,} ({done / planned:.1%}{why})"
 
 
 def protocol(metrics: dict) -> str:
@@ -104,14 +101,15 @@ def imported(metrics: dict) -> dict:
 def audited_run(metrics: dict) -> dict:
     """An ``experiments.regret_audit --regretnet-run RUN`` audit as a row's fields: the run's model and how far
     through its schedule it was, its train time from RUN's own metrics when RUN is here and has them."""
-    train, done = metrics["train"], metrics["iterations"]
-    planned = train["iterations"]
-    run = Path(metrics["regretnet_run"]) / "metrics.json"
-    seconds = json.loads(run.read_text()).get("train_seconds") if run.is_file() else None
+    train = metrics["train"]
+    try:
+        seconds = runs.finished_metrics(metrics["regretnet_run"]).get("train_seconds")
+    except RunError:  # the run is elsewhere, or was never evaluated
+        seconds = None
     trained_on = metrics.get("trained_on", [train["setting"]])
     on = "" if trained_on == [metrics["setting"]] else f", trained on {' + '.join(trained_on)}"
     return {"setting": metrics["setting"], "model": train["model"], "label": f"{train['model']} (audited apart{on})",
-            "iterations": f"{done:,}" if done == planned else f"{done:,} of {planned:,} ({done / planned:.1%})",
+            "iterations": iterations(metrics["iterations"], train["iterations"]),
             "train time": "not in the audit" if seconds is None else f"{seconds:.0f} s"}  # fmt: skip
 
 
@@ -122,7 +120,9 @@ def row(metrics: dict) -> tuple[str, ...]:
         this_call = metrics.get("iterations_this_call", metrics["iterations"])
         last = "" if this_call == metrics["iterations"] else f" (the last {this_call:,} iterations)"
         fields = {"setting": metrics["config"]["train"]["setting"], "model": metrics["model"],
-                  "label": model_label(metrics), "iterations": iterations(metrics),
+                  "label": model_label(metrics),
+                  "iterations": iterations(metrics["iterations"], metrics.get("iterations_planned",
+                                                                              metrics["iterations"]), "; --time-limit"),
                   "train time": f"{metrics['train_seconds']:.0f} s{last}"}  # fmt: skip
     s = get_setting(fields["setting"])
     optimum = "" if s.optimum is None else f"{s.optimum:.4f}" + ("" if s.optimum_exact else " (reported)")

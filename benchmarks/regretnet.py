@@ -63,23 +63,28 @@ def zoo(args, peak: float) -> dict:
     """Every architecture's training iteration and audit, per ``model:setting`` pair (module docstring)."""
     result = {"benchmark": "zoo", **device_info(), "matmul_gflops": peak, "rows": []}
     for pair in args.pairs:
-        model, name = pair.split(":")
+        model, names = pair.split(":")
+        name, *mixture = names.split("+")  # model:setting+other+...: a size-free network on a mixture of sizes
         config = RegretNetConfig(setting=name, model=model, iterations=args.iterations, log_every=args.iterations,
-                                 train_size=4096)  # fmt: skip
+                                 train_size=4096, mixture=tuple(mixture))  # fmt: skip
         trainer = make_regretnet(config)
         state = jax.jit(trainer.init)(jax.random.key(0))
         step = jax.jit(trainer.step)
         seconds = median_seconds(lambda step=step, state=state: step(state), args.repeats) / args.iterations
-        s = config.the_setting
-        protocol = Protocol(profiles=args.audit_profiles, revenue_profiles=args.audit_profiles, interim=False,
-                            profile_chunk=args.profile_chunk)  # fmt: skip
-        audit = median_seconds(lambda t=trainer, st=state, s=s, p=protocol: evaluate(
-            t.mechanism, st.params, s.prior, jax.random.key(1), p, utility=s.utility()).revenue, args.repeats)
-        row = {"model": model, "setting": name, "batch": config.resolved("batch"), "ms_per_iteration": seconds * 1e3,
-               "audit_ms_per_profile": audit / args.audit_profiles * 1e3}  # fmt: skip
+        row = {"model": model, "setting": "+".join((name, *mixture)), "batch": config.resolved("batch"),
+               "ms_per_iteration": seconds * 1e3, "audit_ms_per_profile": None}  # fmt: skip
+        if args.audit_profiles:
+            s = config.the_setting
+            protocol = Protocol(profiles=args.audit_profiles, revenue_profiles=args.audit_profiles, interim=False,
+                                profile_chunk=args.profile_chunk)  # fmt: skip
+            audit = median_seconds(lambda t=trainer, st=state, s=s, p=protocol: evaluate(
+                t.mechanism, st.params, s.prior, jax.random.key(1), p, utility=s.utility()).revenue, args.repeats)
+            row["audit_ms_per_profile"] = audit / args.audit_profiles * 1e3
+        audit_ms = row["audit_ms_per_profile"]
+        audited = "not timed" if audit_ms is None else f"{audit_ms:.3f} ms/profile"
         result["rows"].append(row)
-        print(f"{model:>17} {name:>14} batch {row['batch']:>5}: {row['ms_per_iteration']:8.2f} ms/iteration, "
-              f"audit {row['audit_ms_per_profile']:.3f} ms/profile")  # fmt: skip
+        print(f"{model:>17} {row['setting']:>14} batch {row['batch']:>5}: {row['ms_per_iteration']:8.2f} ms/iteration, "
+              f"audit {audited}")  # fmt: skip
         if args.out:
             io.write_json(args.out, result)
     return result
@@ -94,8 +99,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--zoo", action="store_true", help="time every architecture's iteration and audit instead")
-    parser.add_argument("--pairs", type=str_list, default=ZOO, help="--zoo: model:setting pairs")
-    parser.add_argument("--audit-profiles", type=int, default=1_000, help="--zoo: profiles per timed audit")
+    parser.add_argument("--pairs", type=str_list, default=ZOO,
+                        help="--zoo: model:setting pairs (model:setting+other+...: trained on a mixture of sizes)")
+    parser.add_argument("--audit-profiles", type=int, default=1_000,
+                        help="--zoo: profiles per timed audit (0: no audit timed)")
     parser.add_argument("--profile-chunk", type=int, default=Protocol.profile_chunk,
                         help="--zoo: the audit's profiles at once (a GPU wants thousands: one search step each)")
     args = parser.parse_args(argv)

@@ -37,6 +37,13 @@ HEADER = ("setting", "model", "revenue", "regret (mean per bidder, max)", "IR vi
           "train time", "device")  # fmt: skip
 # the published figure a model's row is set beside: its own family's, else RegretNet's
 FAMILY = {"affine_maximizer": "AMenuNet", "regretformer": "RegretFormer"}
+# Iterations a row is measured against: the method's reference schedule where its public code fixes one
+# (RegretNet: Duetting et al., 400,000; EquivariantNet and RegretFormer: the 200,000-iteration networks shipped
+# by dimonenka/optimaler), else this project's (20,000 for the exactly DSIC ones, where their revenue is flat
+# on CPU runs: docs/incentive_compatibility.md; MyersonNet 40,000: on the irregular prior it still gains between
+# 20,000 and 40,000, tests/test_myersonnet.py).
+SCHEDULES = {"regretnet": 400_000, "equivariantnet": 200_000, "regretformer": 200_000, "rochetnet": 20_000,
+             "affine_maximizer": 20_000, "myersonnet": 40_000}  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,9 +55,13 @@ class TableArgs:
     """write the table here (Markdown; a .csv beside it)"""
 
 
-def iterations(done: int, planned: int, why: str = "") -> str:
-    """Iterations trained, and of how many planned (how far through its schedule, and ``why``) when fewer."""
-    return f"{done:,}" if done == planned else f"{done:,} of {planned:,} ({done / planned:.1%}{why})"
+def iterations(done: int, planned: int, model: str, why: str = "") -> str:
+    """Iterations trained, and of how many planned (how far through its schedule, and ``why``) when fewer; and of
+    the method's reference schedule when it was planned shorter."""
+    out = f"{done:,}" if done == planned else f"{done:,} of {planned:,} ({done / planned:.1%}{why})"
+    reference = SCHEDULES.get(model, planned)
+    short = f"; planned short: {done / reference:.1%} of the reference {reference:,}"
+    return out if planned >= reference else out + short
 
 
 def protocol(metrics: dict) -> str:
@@ -79,11 +90,14 @@ def convergence(metrics: dict) -> str:
 
 
 def model_label(metrics: dict) -> str:
-    """The model, with what tells its rows apart: the affine maximizer's deterministic menu, restarts chosen from."""
+    """The model, with what tells its rows apart: the affine maximizer's deterministic menu, restarts chosen from,
+    the other sizes of a mixture."""
     train = metrics["config"]["train"]
     label = metrics["model"] + (" (deterministic menu)" if metrics["model"] == "affine_maximizer"
                                 and train.get("ama_menu") == "deterministic" else "")  # fmt: skip
-    return label + (f" (best of {metrics['seeds']} restarts)" if metrics.get("select") == "best" else "")
+    mixture = train.get("mixture") or ()
+    return (label + (f" (best of {metrics['seeds']} restarts)" if metrics.get("select") == "best" else "")
+            + (f" (trained on {' + '.join((train['setting'], *mixture))})" if mixture else ""))  # fmt: skip
 
 
 def imported(metrics: dict) -> dict:
@@ -109,7 +123,7 @@ def audited_run(metrics: dict) -> dict:
     trained_on = metrics.get("trained_on", [train["setting"]])
     on = "" if trained_on == [metrics["setting"]] else f", trained on {' + '.join(trained_on)}"
     return {"setting": metrics["setting"], "model": train["model"], "label": f"{train['model']} (audited apart{on})",
-            "iterations": iterations(metrics["iterations"], train["iterations"]),
+            "iterations": iterations(metrics["iterations"], train["iterations"], train["model"]),
             "train time": "not in the audit" if seconds is None else f"{seconds:.0f} s"}  # fmt: skip
 
 
@@ -117,12 +131,12 @@ def row(metrics: dict) -> tuple[str, ...]:
     if metrics["experiment"] == "regret_audit":
         fields = imported(metrics) if metrics.get("optimaler") else audited_run(metrics)
     else:
-        this_call = metrics.get("iterations_this_call", metrics["iterations"])
+        this_call, planned = (metrics.get(k, metrics["iterations"]) for k in ("iterations_this_call",
+                                                                             "iterations_planned"))
         last = "" if this_call == metrics["iterations"] else f" (the last {this_call:,} iterations)"
         fields = {"setting": metrics["config"]["train"]["setting"], "model": metrics["model"],
                   "label": model_label(metrics),
-                  "iterations": iterations(metrics["iterations"], metrics.get("iterations_planned",
-                                                                              metrics["iterations"]), "; --time-limit"),
+                  "iterations": iterations(metrics["iterations"], planned, metrics["model"], "; --time-limit"),
                   "train time": f"{metrics['train_seconds']:.0f} s{last}"}  # fmt: skip
     s = get_setting(fields["setting"])
     optimum = "" if s.optimum is None else f"{s.optimum:.4f}" + ("" if s.optimum_exact else " (reported)")

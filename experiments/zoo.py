@@ -5,7 +5,7 @@ chunks under a time budget, resumable, and written as one table.
 
 Each cell (``model:setting``) is one ``experiments.regretnet`` run in
 ``RUNS/<model>_<setting>``, planned for its method's reference schedule
-(``SCHEDULES``) and stopped by ``--time-limit`` after its share of the budget
+(``regretnet_table.SCHEDULES``) and stopped by ``--time-limit`` after its share of the budget
 (what is left, split evenly over the unfinished cells, less ``--audit-seconds``
 for its audit). Calling again with the same ``--runs`` resumes every
 unfinished cell from its checkpoint and skips the finished ones, so a long
@@ -29,15 +29,8 @@ from jaxauction import checkpoint, cli, runs
 from jaxauction._checks import check_choice
 from jaxauction.driver import RunError
 from jaxauction.settings import setting as get_setting
-from jaxauction.train.regretnet import ARCHITECTURES
+from jaxauction.train.regretnet import ARCHITECTURES, RegretNetConfig
 
-# Iterations a row is measured against: the method's reference schedule where its public code fixes one
-# (RegretNet: Duetting et al., 400,000; EquivariantNet and RegretFormer: the 200,000-iteration networks shipped
-# by dimonenka/optimaler), else this project's (20,000 for the exactly DSIC ones, where their revenue is flat
-# on CPU runs: docs/incentive_compatibility.md; MyersonNet 40,000: on the irregular prior it still gains between
-# 20,000 and 40,000, tests/test_myersonnet.py).
-SCHEDULES = {"regretnet": 400_000, "equivariantnet": 200_000, "regretformer": 200_000, "rochetnet": 20_000,
-             "affine_maximizer": 20_000, "myersonnet": 40_000}  # fmt: skip
 # Per-method flags of a new cell. MyersonNet: 4 random restarts, the best on validation profiles audited (on the
 # irregular prior about one key in three reaches the optimum within 0.01: docs/incentive_compatibility.md), and
 # the revenue on 1,000,000 profiles, the resolution its rows are judged at (an exact optimum within 0.01).
@@ -57,7 +50,8 @@ class ZooArgs:
     runs: Path = Path("results/zoo")
     """the cells' run folders (RUNS/<model>_<setting>); an existing one is resumed or, finished, skipped"""
     cells: tuple[str, ...] = CELLS
-    """model:setting pairs, one run each"""
+    """model:setting pairs, one run each; model:setting+other+... trains a size-free network (equivariantnet,
+    regretformer) on the setting and the other sizes together (--mixture), in RUNS/<model>_<setting>_and_<other>"""
     audit: Literal["quick", "standard", "strong"] = "quick"
     """the audit preset of every new cell: the table states it per row"""
     audit_seconds: float = 60.0
@@ -70,18 +64,23 @@ class ZooArgs:
     """write the table here (Markdown; a .csv beside it)"""
 
 
-def parse_cell(cell: str) -> tuple[str, str]:
-    """``model:setting`` checked against the registries; a clear error names what is wrong."""
-    model, sep, name = cell.partition(":")
+def parse_cell(cell: str) -> tuple[str, str, tuple[str, ...]]:
+    """``model:setting`` or ``model:setting+other+...`` (a size-free network trained on a mixture of sizes:
+    ``--mixture other ...``), checked against the registries; a clear error names what is wrong."""
+    model, sep, names = cell.partition(":")
     if not sep:
         raise ValueError(f"cell {cell!r}: expected model:setting, for example regretnet:additive_2x2")
     check_choice(model, ARCHITECTURES, "model")
-    get_setting(name)
-    return model, name
+    name, *mixture = names.split("+")
+    for each in (name, *mixture):
+        get_setting(each)
+    if mixture:  # the trainer's own checks (a size-free model; same prior and demand; no repeats), before anything
+        RegretNetConfig(setting=name, model=model, mixture=tuple(mixture))
+    return model, name, tuple(mixture)
 
 
-def folder(args: ZooArgs, model: str, name: str) -> Path:
-    return args.runs / f"{model}_{name}"
+def folder(args: ZooArgs, model: str, name: str, mixture: tuple[str, ...] = ()) -> Path:
+    return args.runs / "_and_".join((f"{model}_{name}", *mixture))
 
 
 def finished(path: Path) -> bool:
@@ -93,18 +92,19 @@ def finished(path: Path) -> bool:
     return m["iterations"] >= m["iterations_planned"]
 
 
-def train_cell(args: ZooArgs, model: str, name: str, seconds: float) -> None:
+def train_cell(args: ZooArgs, model: str, name: str, mixture: tuple[str, ...], seconds: float) -> None:
     """One call of the cell's run: a new one, or its checkpoint resumed, stopped after ``seconds`` of training."""
-    path = folder(args, model, name)
+    path = folder(args, model, name, mixture)
     common = ["--time-limit", f"{seconds:.3g}", "--no-progress", "--no-plots"]
     if checkpoint.exists(path):
         argv = ["--resume", str(path), *common]
     else:
-        planned = args.iterations or SCHEDULES[model]
+        planned = args.iterations or regretnet_table.SCHEDULES[model]
         argv = ["--setting", name, "--model", model, "--iterations", str(planned), "--log-every", str(LOG_EVERY),
-                "--audit", args.audit, "--out", str(path), *METHOD_FLAGS.get(model, ()), *shlex.split(args.flags),
+                "--audit", args.audit, "--out", str(path), *(["--mixture", *mixture] if mixture else []),
+                *METHOD_FLAGS.get(model, ()), *shlex.split(args.flags),
                 *common]  # fmt: skip
-    print(f"== {model}:{name}: {seconds:.0f} s of training ({' '.join(argv)})", flush=True)
+    print(f"== {model}:{'+'.join((name, *mixture))}: {seconds:.0f} s of training ({' '.join(argv)})", flush=True)
     regretnet.run(argv)
 
 
@@ -120,13 +120,13 @@ def run(argv: list[str] | None) -> str:
         raise ValueError(f"cells repeat: {', '.join(args.cells)}")
     start = time.perf_counter()
     todo = [c for c in cells if not finished(folder(args, *c))]
-    for k, (model, name) in enumerate(todo):
+    for k, (model, name, mixture) in enumerate(todo):
         left = args.budget - (time.perf_counter() - start)
         share = left / (len(todo) - k) - args.audit_seconds
         if share <= 0:
-            print(f"== {model}:{name}: skipped, {left:.0f} s of the budget left", flush=True)
+            print(f"== {model}:{'+'.join((name, *mixture))}: skipped, {left:.0f} s of the budget left", flush=True)
             continue
-        train_cell(args, model, name, share)
+        train_cell(args, model, name, mixture, share)
     done = [str(folder(args, *c)) for c in cells]
     return regretnet_table.run([*done, *(["--out", str(args.out)] if args.out else [])])
 

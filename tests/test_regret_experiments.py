@@ -242,11 +242,25 @@ def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path):
     assert "100 of 200" not in zoo.main(argv) and (tmp_path / "z.csv").exists()
 
 
+def test_table_says_how_far_through_its_plan_and_the_reference_schedule_a_row_got():
+    from experiments.regretnet_table import iterations
+
+    assert iterations(89_800, 200_000, "equivariantnet") == "89,800 of 200,000 (44.9%)"
+    assert iterations(19_600, 19_600, "regretformer") == "19,600; planned short: 9.8% of the reference 200,000"
+    assert iterations(100, 200, "rochetnet", "; --time-limit") == (
+        "100 of 200 (50.0%; --time-limit); planned short: 0.5% of the reference 20,000")
+    assert iterations(500_000, 500_000, "regretnet") == "500,000"  # planned past the reference
+
+
 @pytest.mark.parametrize(("argv", "message"), [
     (["--cells", "regretnet"], "expected model:setting"),
     (["--cells", "nope:additive_2x2"], "unknown model 'nope'"),
     (["--cells", "regretnet:nope"], "unknown setting 'nope'"),
     (["--cells", "regretnet:additive_2x2", "regretnet:additive_2x2"], "cells repeat"),
+    (["--cells", "regretnet:additive_2x2+additive_2x3"], "mixture needs a size-independent network"),
+    (["--cells", "regretformer:additive_2x2+nope"], "unknown setting 'nope'"),
+    (["--cells", "regretformer:additive_2x2+additive_2x2"], "mixture repeats setting 'additive_2x2'"),
+    (["--cells", "regretformer:additive_2x2+unit_1x2"], "another prior or demand"),
     (["--iterations", "150"], "positive multiple of 100"),
     (["--budget", "0"], "budget must be positive"),
 ])  # fmt: skip

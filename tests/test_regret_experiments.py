@@ -111,7 +111,8 @@ def test_regretnet_run_on_two_bidders(tmp_path):
     assert audit["ir_violation_rate"] == 0.0 and audit["regret_mean"] >= 0.0
     assert abs(audit["revenue"] - m["revenue"]) < 0.1  # the same rule on other profiles
     table = regretnet_table.main([str(tmp_path / "a")])  # a row of the run under the audit's protocol
-    assert "| additive_2x2 | regretnet (audited apart) |" in table and "| 10 | " in table
+    assert "| additive_2x2 | regretnet (audited apart) |" in table
+    assert "| 10; planned short: 0.0% of the reference 400,000 | " in table
     assert f"| {m['train_seconds']:.0f} s |" in table  # the run is here: its train time is read from it
 
 

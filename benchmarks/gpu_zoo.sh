@@ -79,10 +79,11 @@ ZOO+=(--audit-seconds "$audit_seconds")
 step zoo $(($(seconds_left) - RESERVE - on_seconds)) python3 -m experiments.zoo --runs "$RUNS" \
   --budget $(($(seconds_left) - RESERVE - on_seconds - 10)) "${ZOO[@]}"
 if [[ -n "${ON_SETTING:-}" ]]; then # ON_SETTING: each size-free cell audited on a size it may never have seen
+  size_free=$(python3 -c "from jaxauction.train.regretnet import SIZE_FREE; print('|'.join(SIZE_FREE))")
   for run in "$RUNS"/*/; do
     name=$(basename "$run")
     audit="$RUNS/${name}_on_$ON_SETTING"
-    [[ -f "$run/metrics.json" && $name =~ ^(equivariantnet|regretformer)_ && $name != *_on_* ]] || continue
+    [[ -f "$run/metrics.json" && $name =~ ^($size_free)_ && $name != *_on_* ]] || continue
     [[ -f "$audit/metrics.json" ]] && continue # audited by an earlier call
     # shellcheck disable=SC2086  # ON_FLAGS is a word list
     step "on_$name" $(($(seconds_left) - RESERVE)) python3 -m experiments.regret_audit --regretnet-run "$run" \

@@ -29,6 +29,7 @@ from pathlib import Path
 import jax
 
 from benchmarks.common import device_info, int_list, matmul_gflops, median_seconds, str_list
+from experiments.zoo import parse_cell
 from jaxauction import io
 from jaxauction.regret import Protocol, evaluate
 from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
@@ -63,15 +64,14 @@ def zoo(args, peak: float) -> dict:
     """Every architecture's training iteration and audit, per ``model:setting`` pair (module docstring)."""
     result = {"benchmark": "zoo", **device_info(), "matmul_gflops": peak, "rows": []}
     for pair in args.pairs:
-        model, names = pair.split(":")
-        name, *mixture = names.split("+")  # model:setting+other+...: a size-free network on a mixture of sizes
+        model, name, mixture = parse_cell(pair)  # model:setting+other+...: a size-free network on a mixture of sizes
         config = RegretNetConfig(setting=name, model=model, iterations=args.iterations, log_every=args.iterations,
-                                 train_size=4096, mixture=tuple(mixture))  # fmt: skip
+                                 train_size=4096, mixture=mixture)  # fmt: skip
         trainer = make_regretnet(config)
         state = jax.jit(trainer.init)(jax.random.key(0))
         step = jax.jit(trainer.step)
         seconds = median_seconds(lambda step=step, state=state: step(state), args.repeats) / args.iterations
-        row = {"model": model, "setting": "+".join((name, *mixture)), "batch": config.resolved("batch"),
+        row = {"model": model, "setting": pair.partition(":")[2], "batch": config.resolved("batch"),
                "ms_per_iteration": seconds * 1e3, "audit_ms_per_profile": None}  # fmt: skip
         if args.audit_profiles:
             s = config.the_setting

@@ -131,8 +131,8 @@ def row(metrics: dict) -> tuple[str, ...]:
     if metrics["experiment"] == "regret_audit":
         fields = imported(metrics) if metrics.get("optimaler") else audited_run(metrics)
     else:
-        this_call, planned = (metrics.get(k, metrics["iterations"]) for k in ("iterations_this_call",
-                                                                             "iterations_planned"))
+        this_call = metrics.get("iterations_this_call", metrics["iterations"])
+        planned = metrics.get("iterations_planned", metrics["iterations"])
         last = "" if this_call == metrics["iterations"] else f" (the last {this_call:,} iterations)"
         fields = {"setting": metrics["config"]["train"]["setting"], "model": metrics["model"],
                   "label": model_label(metrics),

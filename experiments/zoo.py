@@ -79,6 +79,11 @@ def parse_cell(cell: str) -> tuple[str, str, tuple[str, ...]]:
     return model, name, tuple(mixture)
 
 
+def label(model: str, name: str, mixture: tuple[str, ...] = ()) -> str:
+    """The cell as the user wrote it: ``model:setting+other+...``."""
+    return f"{model}:{'+'.join((name, *mixture))}"
+
+
 def folder(args: ZooArgs, model: str, name: str, mixture: tuple[str, ...] = ()) -> Path:
     return args.runs / "_and_".join((f"{model}_{name}", *mixture))
 
@@ -104,7 +109,7 @@ def train_cell(args: ZooArgs, model: str, name: str, mixture: tuple[str, ...], s
                 "--audit", args.audit, "--out", str(path), *(["--mixture", *mixture] if mixture else []),
                 *METHOD_FLAGS.get(model, ()), *shlex.split(args.flags),
                 *common]  # fmt: skip
-    print(f"== {model}:{'+'.join((name, *mixture))}: {seconds:.0f} s of training ({' '.join(argv)})", flush=True)
+    print(f"== {label(model, name, mixture)}: {seconds:.0f} s of training ({' '.join(argv)})", flush=True)
     regretnet.run(argv)
 
 
@@ -124,7 +129,7 @@ def run(argv: list[str] | None) -> str:
         left = args.budget - (time.perf_counter() - start)
         share = left / (len(todo) - k) - args.audit_seconds
         if share <= 0:
-            print(f"== {model}:{'+'.join((name, *mixture))}: skipped, {left:.0f} s of the budget left", flush=True)
+            print(f"== {label(model, name, mixture)}: skipped, {left:.0f} s of the budget left", flush=True)
             continue
         train_cell(args, model, name, mixture, share)
     done = [str(folder(args, *c)) for c in cells]

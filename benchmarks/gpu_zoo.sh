@@ -21,7 +21,8 @@
 #    fit what is left (85%, less AUDIT_SECONDS for its audit, default 90) instead of its method's schedule: a
 #    schedule's shape (RegretFormer's regret budget decays over 2/3 of the plan) then completes in one lease.
 # AUDIT: the cells' audit preset (strong). ON_SETTING=S: every finished EquivariantNet or RegretFormer cell is
-#    then also audited on setting S (experiments.regret_audit --on-setting; ON_AUDIT, default quick), with
+#    then also audited on setting S (experiments.regret_audit --on-setting; ON_AUDIT, default quick, on
+#    ON_PROFILES profiles when set: a 3x10 transformer costs about 11 s a profile on 2 CPU cores), with
 #    ON_SECONDS (60) kept back from the zoo step; the table gets its row.
 # All matmuls at float32 ("highest"): the GPU default rounds float32 matmuls through TF32.
 BUDGET=${BUDGET:-560}
@@ -44,7 +45,7 @@ else
   # is a guess for 4,096, not a measurement.
   BENCH="--iterations 20 --repeats 3 --audit-profiles 1000 --profile-chunk 4096"
   ZOO=(--audit "${AUDIT:-strong}" "--flags=--profile-chunk 4096")
-  ON_FLAGS="--audit ${ON_AUDIT:-quick} --profile-chunk 4096"
+  ON_FLAGS="--audit ${ON_AUDIT:-quick} --profile-chunk 4096${ON_PROFILES:+ --profiles $ON_PROFILES --check-profiles $ON_PROFILES}"
   RESERVE=30
 fi
 read -ra cells <<<"${CELLS:-}"

@@ -587,25 +587,65 @@ def refine_misreports(
     steps: int,
     step_size: float,
     unroll: int = 1,
+    keep_best: bool = False,
 ) -> Array:
     """``steps`` projected Adam steps (a fresh Adam state, step ``step_size`` x the support's width) that raise
     every bidder's deviation utility from its misreport, for a batch ``values, misreports [D, n, m]``, keys ``[D]``.
     The mechanism's params are constants here. This is RegretNet's training-time search (one start per profile,
-    cached between calls by the caller); ``evaluate`` runs the stronger protocol. ``unroll``: steps per
-    iteration of the compiled loop (the same computation, equal up to float rounding; on a GPU, unrolling
-    saves a loop round trip per step)."""
+    cached between calls by the caller), which returns the last step's reports; ``keep_best``: the best report
+    each bidder met on the way instead (the start included), as the audit keeps its best, so that a fixed step
+    size circling a narrow peak does not hand back a worse report than it started from. ``evaluate`` runs the
+    stronger protocol. ``unroll``: steps per iteration of the compiled loop (the same computation, equal up to
+    float rounding; on a GPU, unrolling saves a loop round trip per step)."""
     params = jax.lax.stop_gradient(params)
     optimizer = optax.adam(step_size)
     batch = jax.vmap(deviation_utilities, (None, None, 0, 0, 0))
+    utility_and_grad = jax.value_and_grad(lambda r: (lambda u: (jnp.sum(u), u))(batch(mechanism, params, values, r,
+                                                                                      keys)), has_aux=True)
 
     def step(carry, _):
-        reports, opt_state = carry
-        grad = jax.grad(lambda r: jnp.sum(batch(mechanism, params, values, r, keys)))(reports)
+        reports, opt_state, best, best_utility = carry
+        (_, utility), grad = utility_and_grad(reports)
+        if keep_best:
+            wins = utility > best_utility
+            best, best_utility = jnp.where(wins[..., None], reports, best), jnp.where(wins, utility, best_utility)
         updates, opt_state = optimizer.update(-grad, opt_state)
-        return (jnp.clip(reports + updates * (high - low), low, high), opt_state), None
+        return (jnp.clip(reports + updates * (high - low), low, high), opt_state, best, best_utility), None
 
-    (reports, _), _ = jax.lax.scan(step, (misreports, optimizer.init(misreports)), None, length=steps, unroll=unroll)
-    return reports
+    best_utility = jnp.full(misreports.shape[:2], -jnp.inf)
+    init = (misreports, optimizer.init(misreports), misreports, best_utility)
+    (reports, _, best, best_utility), _ = jax.lax.scan(step, init, None, length=steps, unroll=unroll)
+    if not keep_best:
+        return reports
+    last = batch(mechanism, params, values, reports, keys)
+    return jnp.where((last > best_utility)[..., None], reports, best)
+
+
+def best_misreports(
+    mechanism: Mechanism,
+    params: Params,
+    values: Array,
+    misreports: Array,
+    keys: PRNGKey,
+    low: Array,
+    high: Array,
+    key: PRNGKey,
+    candidates: int,
+    chunk: int = 64,
+) -> Array:
+    """``[D, n, m]``: per profile and bidder, the best of its misreport and ``candidates`` fresh uniform reports
+    on the support (one draw per key of ``split(key, candidates)``), by that bidder's deviation utility (the
+    first best wins: the misreport on a tie). Forward passes only, ``chunk`` candidates at a time. The
+    training-time search's random restarts: a gradient search from one cached start misses deviations across a
+    jump of the allocation, which a random report can land beyond (``--misreport-candidates``)."""
+    params = jax.lax.stop_gradient(params)
+    utilities = jax.vmap(deviation_utilities, (None, None, 0, 0, 0))
+    fresh = jax.vmap(lambda k: jax.random.uniform(k, values.shape) * (high - low) + low)(
+        jax.random.split(key, candidates))  # [C, D, n, m]
+    tried = jnp.concatenate([misreports[None], fresh])
+    scores = jax.lax.map(lambda r: utilities(mechanism, params, values, r, keys), tried, batch_size=chunk)
+    best = jnp.argmax(scores, axis=0)  # [D, n]
+    return jnp.take_along_axis(tried, best[None, :, :, None], axis=0)[0]
 
 
 def batch_regret(mechanism: Mechanism, params: Params, values: Array, misreports: Array, keys: PRNGKey):

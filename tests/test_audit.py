@@ -13,8 +13,9 @@ import pytest
 
 import jaxauction as ja
 from jaxauction.mechanisms.base import Mechanism
-from jaxauction.regret import AUDITS, Protocol, _profiles, _search, evaluate, profile_regret
+from jaxauction.regret import AUDITS, Protocol, _profiles, _search, best_misreports, evaluate, profile_regret
 from jaxauction.types import Outcome
+from tests import reference
 
 U01 = ja.UniformPrior(0.0, 1.0)
 KEY = jax.random.key(0)
@@ -263,3 +264,66 @@ def test_the_convergence_curve_strengthens_the_protocol_on_the_same_profiles():
     assert abs(regret[2] - 0.5) < 4 * rows[2]["regret_se"]  # E sum_j max(0, v_ij - v_-i,j) = 3 x 1/6
     with pytest.raises(ValueError, match="factors must be positive integers"):
         ja.convergence_curve(mechanism, params, U01, KEY, protocol, (0,))
+
+
+def test_the_training_searchs_random_restarts_keep_each_bidders_best_report_as_numpy_scores_them():
+    """``best_misreports`` (the trainer's ``misreport_candidates``): per profile and bidder, the best of the cached
+    misreport and the fresh uniform reports by that bidder's deviation utility, scored here by the numpy reference
+    (simultaneous first price, 3 bidders x 2 items on U[0, 2]); the cached one is kept unless a candidate beats it,
+    so the deviation utility never falls; the same key gives the same reports, another key others."""
+    n, m, d, count = 3, 2, 6, 5
+    mechanism = ja.make_mechanism("first_price", n, m)
+    params = mechanism.init(KEY)
+    rng = np.random.default_rng(3)
+    values = rng.uniform(0, 2, (d, n, m)).astype(np.float32)
+    cached = rng.uniform(0, 2, (d, n, m)).astype(np.float32)
+    cached[0] = values[0]  # truthful: a first-price bidder gains by shading, so a candidate should win here
+    low, high = np.zeros((n, m), np.float32), np.full((n, m), 2.0, np.float32)
+    keys = jnp.broadcast_to(KEY, (d,))
+    key = jax.random.key(11)
+    best = np.asarray(best_misreports(mechanism, params, jnp.asarray(values), jnp.asarray(cached), keys, low, high,
+                                      key, count))  # fmt: skip
+    fresh = [np.asarray(jax.random.uniform(k, values.shape)) * 2.0 for k in jax.random.split(key, count)]
+
+    def deviation(p: int, i: int, report: np.ndarray) -> float:
+        bids = values[p].astype(np.float64).copy()
+        bids[i] = report
+        allocation, payments = reference.expectation(reference.simultaneous(bids, [reference.first_price] * m))
+        return float(reference.utility("quasi_linear", values[p], allocation, payments)[i])
+
+    chosen = 0
+    for p in range(d):
+        for i in range(n):
+            tried = [cached[p, i], *(f[p, i] for f in fresh)]
+            scores = [deviation(p, i, r) for r in tried]
+            winner = int(np.argmax(scores))  # the first of equal scores: the cached one on a tie
+            np.testing.assert_allclose(best[p, i], tried[winner], atol=1e-6)
+            assert deviation(p, i, best[p, i]) >= scores[0] - 1e-6
+            chosen += winner > 0
+    assert chosen > 0  # some candidate beat some cached report (else the test would not exercise the choice)
+    again = best_misreports(mechanism, params, jnp.asarray(values), jnp.asarray(cached), keys, low, high, key, count)
+    other = best_misreports(mechanism, params, jnp.asarray(values), jnp.asarray(cached), keys, low, high,
+                            jax.random.key(12), count)  # fmt: skip
+    assert np.array_equal(np.asarray(again), best) and not np.array_equal(np.asarray(other), best)
+
+
+def test_the_training_refinement_keeping_its_best_is_at_least_its_start_and_its_last_step():
+    """``refine_misreports(keep_best=True)`` hands back, per profile and bidder, a report whose deviation utility
+    is at least the start's and the last step's (which ``keep_best=False`` returns, as the reference trains).
+    Simultaneous first price from truthful reports: a winner's gradient says bid less, and the fixed-size Adam
+    steps walk its bids below the other's, where it loses everything; the best kept is a winning shaded bid."""
+    from jaxauction.regret import deviation_utilities, refine_misreports
+
+    mechanism = ja.make_mechanism("first_price", 2, 2)
+    params = mechanism.init(KEY)
+    values = jax.random.uniform(jax.random.key(4), (64, 2, 2))
+    keys = jnp.broadcast_to(KEY, (64,))
+    low, high = jnp.zeros((2, 2)), jnp.ones((2, 2))
+    utility = jax.vmap(deviation_utilities, (None, None, 0, 0, 0))
+    last = refine_misreports(mechanism, params, values, values, keys, low, high, 30, 0.1)
+    kept = refine_misreports(mechanism, params, values, values, keys, low, high, 30, 0.1, keep_best=True)
+    u_start, u_last, u_kept = (np.asarray(utility(mechanism, params, values, r, keys)) for r in (values, last, kept))
+    assert np.all(u_kept >= u_start - 1e-6) and np.all(u_kept >= u_last - 1e-6)
+    assert np.mean(u_kept > u_last + 1e-3) > 0.2  # the last step is often not the best: the option matters
+    none = refine_misreports(mechanism, params, values, values, keys, low, high, 0, 0.1, keep_best=True)
+    np.testing.assert_array_equal(none, values)

@@ -10,7 +10,7 @@ from jax.test_util import check_grads
 
 import jaxauction as ja
 from jaxauction.mechanisms.regretnet import regretnet, rochetnet, rochetnet_soft
-from jaxauction.regret import Protocol, evaluate
+from jaxauction.regret import Protocol, best_misreports, evaluate
 from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
 
 KEY = jax.random.key(0)
@@ -33,6 +33,29 @@ def test_allocations_are_feasible_and_payments_individually_rational(demand):
     value = jnp.sum(out.allocation * bids, axis=-1)
     assert bool(jnp.all(out.payments >= 0)) and bool(jnp.all(out.payments <= value + 1e-6))  # IR for truthful bids
 
+
+
+def test_random_restarts_seed_the_training_search_from_the_runs_key():
+    """``misreport_candidates``: with no gradient steps, one iteration's cached misreports of its batch are exactly
+    ``best_misreports`` of the cached ones under the key the trainer derives (the run's key folded with the
+    iteration and the size); the other batches are untouched; the same key repeats the step bit for bit; the
+    exactly DSIC models refuse the option (they train without misreports)."""
+    config = RegretNetConfig(setting="additive_2x2", iterations=10, log_every=1, train_size=128, batch=64,
+                             hidden_units=8, misreport_steps=0, misreport_candidates=7)  # fmt: skip
+    trainer = make_regretnet(config)
+    state = jax.jit(trainer.init)(KEY)
+    step = jax.jit(trainer.step)
+    after, _ = step(state)
+    keys = jnp.broadcast_to(jax.random.key(0), (64,))
+    low, high = trainer.support
+    expected = best_misreports(trainer.mechanism, state.params, state.values[:64], state.misreports[:64], keys, low,
+                               high, jax.random.fold_in(jax.random.fold_in(state.key, 0), 0), 7)  # fmt: skip
+    np.testing.assert_array_equal(after.misreports[:64], expected)
+    np.testing.assert_array_equal(after.misreports[64:], state.misreports[64:])
+    assert not np.array_equal(expected, state.misreports[:64])
+    jax.tree.map(np.testing.assert_array_equal, step(state)[0]._replace(key=None), after._replace(key=None))
+    with pytest.raises(ValueError, match="exactly DSIC"):
+        RegretNetConfig(setting="additive_2x2", model="affine_maximizer", misreport_candidates=4)
 
 @pytest.mark.slow
 def test_gradients_are_right_and_finite_at_ties():

@@ -13,7 +13,12 @@ Two losses, chosen by the mechanism, not by a flag:
   RegretNet's augmented Lagrangian (Dütting et al. 2019): ``-revenue +
   sum_i lambda_i rgt_i + (rho / 2) sum_i rgt_i^2`` over a fixed training set of
   ``train_size`` profiles, each with one cached misreport per bidder refined by
-  ``misreport_steps`` projected Adam steps whenever its batch comes round;
+  ``misreport_steps`` projected Adam steps whenever its batch comes round
+  (from the best of the cached misreport and ``misreport_candidates`` fresh
+  uniform reports, when that is set: random restarts that can land beyond a
+  jump of the allocation a gradient step does not cross; and with
+  ``misreport_keep_best``, the refinement hands back each bidder's best
+  report on its way rather than its last step's);
   ``lambda_i += rho * rgt_i`` every ``lambda_every`` iterations; ``rho +=
   rho_increment`` every ``rho_every``;
 * an exactly incentive-compatible mechanism (RochetNet, the affine
@@ -52,7 +57,7 @@ import optax
 from jaxauction._checks import check_choice, check_finite, check_positive_int
 from jaxauction.mechanisms.base import Mechanism
 from jaxauction.priors import Prior
-from jaxauction.regret import batch_regret, refine_misreports
+from jaxauction.regret import batch_regret, best_misreports, refine_misreports
 from jaxauction.train import make_update
 from jaxauction.types import Array, Outcome, Params, PRNGKey
 
@@ -76,6 +81,11 @@ class Schedule:
     misreport_lr: float = 0.1
     """the misreports' step size, as a fraction of the support's width"""
     misreport_unroll: int = 1
+    misreport_candidates: int = 0
+    """fresh uniform reports per profile and bidder each iteration; the best of them and the cached misreport
+    starts the refinement (0: the cached one alone, as RegretNet)"""
+    misreport_keep_best: bool = False
+    """the refinement returns each bidder's best report on its way (the start included), not its last step's"""
     lambda_init: float = 5.0
     lambda_every: int = 100
     rho_init: float = 1.0
@@ -95,6 +105,7 @@ class Schedule:
                      "budget_decay"):  # fmt: skip
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.misreport_steps, "misreport_steps", minimum=0)
+        check_positive_int(self.misreport_candidates, "misreport_candidates", minimum=0)
         check_choice(self.dual, DUALS, "dual")
         for name in ("learning_rate", "misreport_lr", "budget_start", "budget_end", "budget_lr"):
             check_finite(getattr(self, name), name, positive=True)
@@ -233,13 +244,18 @@ def make_lagrangian_trainer(
         t = state.iteration
         start = (t % n_batches) * batch
         values, refined = [], []
-        for mk, v_all, cached_all, (lo, hi) in zip(mechanisms, unpack(state.values), unpack(state.misreports),
-                                                   supports, strict=True):  # fmt: skip
+        for k, (mk, v_all, cached_all, (lo, hi)) in enumerate(zip(mechanisms, unpack(state.values),
+                                                                  unpack(state.misreports), supports, strict=True)):
             v = jax.lax.dynamic_slice_in_dim(v_all, start, batch)
             cached = jax.lax.dynamic_slice_in_dim(cached_all, start, batch)
+            if schedule.misreport_candidates:  # random restarts: a key per iteration and size, from the run's key
+                cached = best_misreports(mk, state.params, v, cached, keys, lo, hi,
+                                         jax.random.fold_in(jax.random.fold_in(state.key, t), k),
+                                         schedule.misreport_candidates)  # fmt: skip
             values.append(v)
             refined.append(refine_misreports(mk, state.params, v, cached, keys, lo, hi, schedule.misreport_steps,
-                                             schedule.misreport_lr, schedule.misreport_unroll))  # fmt: skip
+                                             schedule.misreport_lr, schedule.misreport_unroll,
+                                             schedule.misreport_keep_best))  # fmt: skip
         result = update(state.params, state.opt_state, values, refined, unpack(state.lambdas), state.rho)
         revenues, regrets = result.aux
         t1 = t + 1

@@ -110,6 +110,13 @@ class RegretNetConfig:
     (25; regretformer 50)"""
     misreport_lr: float = 0.1
     """regretnet, equivariantnet: their step size, as a fraction of the support's width"""
+    misreport_candidates: int = 0
+    """regretnet, equivariantnet, regretformer: fresh uniform reports per profile and bidder each iteration, the
+    best of them and the cached misreport starting the refinement (0: RegretNet's cached start alone; a stronger
+    training attack, not the reference)"""
+    misreport_keep_best: bool = False
+    """regretnet, equivariantnet, regretformer: the refinement keeps each bidder's best report on its way (the start
+    included), as the audit does, instead of the last step's (the reference's; a stronger training attack)"""
     misreport_unroll: int = 1
     """regretnet, equivariantnet: refinement steps per iteration of the compiled loop (speed only: the same computation;
     on a GPU, unrolling all of them saves a loop round trip per step)"""
@@ -172,6 +179,10 @@ class RegretNetConfig:
             check_positive_int(getattr(self, name), name)
         if self.misreport_steps is not None:
             check_positive_int(self.misreport_steps, "misreport_steps", minimum=0)
+        check_positive_int(self.misreport_candidates, "misreport_candidates", minimum=0)
+        if (self.misreport_candidates or self.misreport_keep_best) and self.model not in REGRET_TRAINED:
+            raise ValueError(f"misreport_candidates and misreport_keep_best strengthen the misreport search of "
+                             f"{REGRET_TRAINED}; {self.model} is exactly DSIC: no misreports")  # fmt: skip
         for name in ("batch", "hidden_layers", "hidden_units", "heads", "attention_units", "rho_every",
                      "budget_decay"):
             if getattr(self, name) is not None:
@@ -241,7 +252,9 @@ class RegretNetConfig:
                                                       "rho_increment", "rho_every", "misreport_steps", "dual",
                                                       "clip_norm", "budget_decay")},
             **{name: getattr(self, name) for name in ("log_every", "train_size", "misreport_lr", "misreport_unroll",
-                                                      "lambda_every", "budget_start", "budget_end", "budget_lr")},
+                                                      "misreport_candidates", "misreport_keep_best",
+                                                      "lambda_every", "budget_start",
+                                                      "budget_end", "budget_lr")},
         }  # fmt: skip
 
     def schedule(self) -> Schedule:

@@ -24,16 +24,19 @@
 #    then also audited on setting S (experiments.regret_audit --on-setting; ON_AUDIT, default quick, on
 #    ON_PROFILES profiles when set: a 3x10 transformer costs about 11 s a profile on 2 CPU cores), with
 #    ON_SECONDS (60) kept back from the zoo step; the table gets its row.
+# ATTACK: the training attack's flags for the regret-trained cells, e.g. "--misreport-candidates 256
+#    --misreport-keep-best" (experiments.regretnet; FIT's bench times the iteration with them).
 # All matmuls at float32 ("highest"): the GPU default rounds float32 matmuls through TF32.
 BUDGET=${BUDGET:-560}
 # shellcheck source=benchmarks/gpu_common.sh
 source benchmarks/gpu_common.sh
 export JAX_DEFAULT_MATMUL_PRECISION=highest
 RUNS=${RUNS:-/tmp/zoo_runs}
+attack=${ATTACK:+ $ATTACK}
 if [[ "${DRY_RUN:-0}" == 1 ]]; then
   export JAX_PLATFORMS=cpu
   BENCH="--pairs myersonnet:single3 --iterations 2 --repeats 1 --audit-profiles 16"
-  ZOO=(--audit quick "--flags=--batch 32 --menu-size 8 --profiles 64 --revenue-profiles 0 --no-interim --lines 2")
+  ZOO=(--audit quick "--flags=--batch 32 --menu-size 8 --profiles 64 --revenue-profiles 0 --no-interim --lines 2$attack")
   [[ -z "${CELLS:-}" ]] && ZOO+=(--cells rochetnet:additive_1x2 myersonnet:single3 --iterations 200)
   AUDIT_SECONDS=${AUDIT_SECONDS:-20}
   ON_FLAGS="--audit quick --profiles 64 --check-profiles 64 --revenue-profiles 0 --no-interim"
@@ -44,7 +47,7 @@ else
   # not fit 180 s at 256 (one row at 1,000 audit profiles; three at 256 profiles in 130 s): BENCH_SECONDS=240
   # is a guess for 4,096, not a measurement.
   BENCH="--iterations 20 --repeats 3 --audit-profiles 1000 --profile-chunk 4096"
-  ZOO=(--audit "${AUDIT:-strong}" "--flags=--profile-chunk 4096")
+  ZOO=(--audit "${AUDIT:-strong}" "--flags=--profile-chunk 4096$attack")
   ON_FLAGS="--audit ${ON_AUDIT:-quick} --profile-chunk 4096${ON_PROFILES:+ --profiles $ON_PROFILES --check-profiles $ON_PROFILES}"
   RESERVE=30
 fi
@@ -53,6 +56,7 @@ read -ra cells <<<"${CELLS:-}"
 if [[ "${FIT:-0}" == 1 ]]; then # FIT=1: one cell, planned for the iterations its share fits at the bench's speed
   ((${#cells[@]} == 1)) || { echo "FIT=1 plans one cell: set CELLS to one model:setting" >&2; exit 2; }
   BENCH="$BENCH --pairs ${cells[0]} --iterations 20 --repeats 1 --audit-profiles 0" # its iteration, not its audit
+  BENCH="$BENCH$attack" # timed as it will train
 fi
 audit_seconds=${AUDIT_SECONDS:-90}
 on_seconds=0

@@ -66,13 +66,17 @@ def zoo(args, peak: float) -> dict:
     for pair in args.pairs:
         model, name, mixture = parse_cell(pair)  # model:setting+other+...: a size-free network on a mixture of sizes
         config = RegretNetConfig(setting=name, model=model, iterations=args.iterations, log_every=args.iterations,
-                                 train_size=4096, mixture=mixture)  # fmt: skip
+                                 train_size=4096, mixture=mixture,
+                                 misreport_candidates=args.misreport_candidates,
+                                 misreport_keep_best=args.misreport_keep_best)  # fmt: skip
         trainer = make_regretnet(config)
         state = jax.jit(trainer.init)(jax.random.key(0))
         step = jax.jit(trainer.step)
         seconds = median_seconds(lambda step=step, state=state: step(state), args.repeats) / args.iterations
         row = {"model": model, "setting": pair.partition(":")[2], "batch": config.resolved("batch"),
-               "ms_per_iteration": seconds * 1e3, "audit_ms_per_profile": None}  # fmt: skip
+               "ms_per_iteration": seconds * 1e3, "audit_ms_per_profile": None,
+               "misreport_candidates": args.misreport_candidates,
+               "misreport_keep_best": args.misreport_keep_best}  # fmt: skip
         if args.audit_profiles:
             s = config.the_setting
             protocol = Protocol(profiles=args.audit_profiles, revenue_profiles=args.audit_profiles, interim=False,
@@ -103,6 +107,10 @@ def main(argv=None) -> dict:
                         help="--zoo: model:setting pairs (model:setting+other+...: trained on a mixture of sizes)")
     parser.add_argument("--audit-profiles", type=int, default=1_000,
                         help="--zoo: profiles per timed audit (0: no audit timed)")
+    parser.add_argument("--misreport-candidates", type=int, default=0,
+                        help="--zoo: the training search's random restarts (experiments.regretnet's flag)")
+    parser.add_argument("--misreport-keep-best", action="store_true",
+                        help="--zoo: the training search keeps its best reports (experiments.regretnet's flag)")
     parser.add_argument("--profile-chunk", type=int, default=Protocol.profile_chunk,
                         help="--zoo: the audit's profiles at once (a GPU wants thousands: one search step each)")
     args = parser.parse_args(argv)

@@ -100,14 +100,15 @@ def finished(path: Path) -> bool:
 def train_cell(args: ZooArgs, model: str, name: str, mixture: tuple[str, ...], seconds: float) -> None:
     """One call of the cell's run: a new one, or its checkpoint resumed, stopped after ``seconds`` of training."""
     path = folder(args, model, name, mixture)
-    common = ["--time-limit", f"{seconds:.3g}", "--no-progress", "--no-plots"]
+    # the method's and the user's flags also on a resume, where the run refuses any that differ from its own
+    common = [*METHOD_FLAGS.get(model, ()), *shlex.split(args.flags), "--time-limit", f"{seconds:.3g}",
+              "--no-progress", "--no-plots"]  # fmt: skip
     if checkpoint.exists(path):
         argv = ["--resume", str(path), *common]
     else:
         planned = args.iterations or regretnet_table.SCHEDULES[model]
         argv = ["--setting", name, "--model", model, "--iterations", str(planned), "--log-every", str(LOG_EVERY),
                 "--audit", args.audit, "--out", str(path), *(["--mixture", *mixture] if mixture else []),
-                *METHOD_FLAGS.get(model, ()), *shlex.split(args.flags),
                 *common]  # fmt: skip
     print(f"== {label(model, name, mixture)}: {seconds:.0f} s of training ({' '.join(argv)})", flush=True)
     regretnet.run(argv)

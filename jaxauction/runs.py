@@ -52,15 +52,8 @@ def _template(init, seeds: int) -> Any:
     return jax.jit(jax.vmap(init))(jax.random.split(jax.random.key(0), seeds))
 
 
-def load_rule(folder: str | Path, seed: int = 0, expect: str | None = None, flag: str = "run") -> Rule:
-    """The trained rule of seed ``seed`` of the run in ``folder``. ``RunError``, naming ``flag`` and the folder,
-    when it is not a run of a training experiment (of ``expect``, when given), or has no such seed."""
-    from jaxauction.market import init_params
-    from jaxauction.train.dmo import DMOConfig, make_dmo
-    from jaxauction.train.learning_aware import LearningAwareConfig, make_learning_aware
-    from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
-
-    folder = Path(folder)
+def _checked(folder: Path, seed: int, expect: str | None, flag: str) -> dict[str, Any]:
+    """The checkpoint header of the run in ``folder``, after the checks ``load_rule`` documents."""
     if not checkpoint.exists(folder):
         raise RunError(f"{flag} {folder}: no checkpoint there (not a run of {', '.join(TRAINING_EXPERIMENTS)})")
     meta = checkpoint.read_meta(folder)
@@ -73,14 +66,39 @@ def load_rule(folder: str | Path, seed: int = 0, expect: str | None = None, flag
     seeds = meta["run"]["seeds"]
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < seeds:
         raise RunError(f"{flag} {folder}: seed {seed!r} asked for; the run has seeds 0..{seeds - 1}")
+    return meta
+
+
+def load_regretnet_state(folder: str | Path, seed: int = 0, flag: str = "run") -> tuple[Any, Any, Any]:
+    """``(config, trainer, state)`` of seed ``seed`` of the ``experiments.regretnet`` run in ``folder``: its
+    ``RegretNetConfig``, the shared trainer it builds, and the whole training state of its checkpoint (params,
+    optimizer state, training profiles and their cached misreports, multipliers), as ``trainer.step`` takes it."""
+    from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
+
+    folder = Path(folder)
+    meta = _checked(folder, seed, "regretnet", flag)
+    config = cli.from_dict(RegretNetConfig, meta["config"]["train"])
+    trainer = make_regretnet(config)
+    state, _ = checkpoint.load(folder, _template(trainer.init, meta["run"]["seeds"]))
+    return config, trainer, jax.tree.map(lambda x: x[seed], state)
+
+
+def load_rule(folder: str | Path, seed: int = 0, expect: str | None = None, flag: str = "run") -> Rule:
+    """The trained rule of seed ``seed`` of the run in ``folder``. ``RunError``, naming ``flag`` and the folder,
+    when it is not a run of a training experiment (of ``expect``, when given), or has no such seed."""
+    from jaxauction.market import init_params
+    from jaxauction.train.dmo import DMOConfig, make_dmo
+    from jaxauction.train.learning_aware import LearningAwareConfig, make_learning_aware
+
+    folder = Path(folder)
+    meta = _checked(folder, seed, expect, flag)
+    experiment, seeds = meta["experiment"], meta["run"]["seeds"]
     pick = lambda tree: jax.tree.map(lambda x: x[seed], tree)  # noqa: E731
     if experiment == "regretnet":
-        config = cli.from_dict(RegretNetConfig, meta["config"]["train"])
-        trainer = make_regretnet(config)
-        state, _ = checkpoint.load(folder, _template(trainer.init, seeds))
+        config, trainer, state = load_regretnet_state(folder, seed, flag)
         s = config.the_setting
-        return Rule(trainer.mechanism, pick(state.params), s.prior, s.prior.init_params(s.n_bidders, s.n_items),
-                    s.utility(), experiment, config, int(state.iteration[seed]))  # fmt: skip
+        return Rule(trainer.mechanism, state.params, s.prior, s.prior.init_params(s.n_bidders, s.n_items),
+                    s.utility(), experiment, config, int(state.iteration))  # fmt: skip
     if experiment == "deep_mechanism_optimization":
         config = cli.from_dict(DMOConfig, meta["config"])
         dmo = make_dmo(config)

@@ -119,12 +119,13 @@ def test_gpu_script_dry_run_on_cpu(script, tmp_path):
 
 @pytest.mark.slow
 def test_gpu_zoo_fits_one_mixture_cell_and_audits_it_on_a_size_it_never_saw(tmp_path):
-    """FIT=1 plans its one cell from the bench's timing of that cell; a model:setting+other cell trains on both
-    sizes; ON_SETTING audits it on a third, and the table names the mixture in both rows."""
+    """FIT=1 plans its one cell from the bench's timing of that cell (with the ATTACK it trains with); a
+    model:setting+other cell trains on both sizes; ON_SETTING audits it on a third, and the table names the
+    mixture in both rows."""
     out = tmp_path / "out"
     env = {**os.environ, "DRY_RUN": "1", "FIT": "1", "OUT": str(out), "RUNS": str(tmp_path / "runs"),
            "BUDGET": "220", "CELLS": "equivariantnet:additive_1x2+additive_2x2", "ON_SETTING": "additive_2x3",
-           "ON_SECONDS": "60"}  # fmt: skip
+           "ON_SECONDS": "60", "ATTACK": "--misreport-candidates 4 --misreport-keep-best"}  # fmt: skip
     env.pop("XLA_FLAGS", None)
     done = subprocess.run(["bash", "benchmarks/gpu_zoo.sh"], cwd=ROOT, env=env, timeout=900, capture_output=True,
                           text=True)  # fmt: skip
@@ -134,11 +135,13 @@ def test_gpu_zoo_fits_one_mixture_cell_and_audits_it_on_a_size_it_never_saw(tmp_
         bench = json.loads(read["zoo_bench.json"].read())
         summary = read["summary.log"].read().decode()
         table = read["zoo_table.md"].read().decode()
-    assert [(r["setting"], r["audit_ms_per_profile"]) for r in bench["rows"]] == [("additive_1x2+additive_2x2", None)]
+    assert [(r["setting"], r["audit_ms_per_profile"], r["misreport_candidates"], r["misreport_keep_best"])
+            for r in bench["rows"]] == [("additive_1x2+additive_2x2", None, 4, True)]
     planned = int(summary.split("planned for ")[1].split()[0])
     cell = tmp_path / "runs" / "equivariantnet_additive_1x2_and_additive_2x2"
     metrics = json.loads((cell / "metrics.json").read_text())
     assert metrics["iterations_planned"] == planned and metrics["config"]["train"]["mixture"] == ["additive_2x2"]
+    assert metrics["config"]["train"]["misreport_candidates"] == 4 and metrics["config"]["train"]["misreport_keep_best"]
     audit = json.loads((tmp_path / "runs" / f"{cell.name}_on_additive_2x3" / "metrics.json").read_text())
     assert audit["setting"] == "additive_2x3" and audit["trained_on"] == ["additive_1x2", "additive_2x2"]
     assert "equivariantnet (trained on additive_1x2 + additive_2x2)" in table

@@ -116,6 +116,34 @@ def test_regretnet_run_on_two_bidders(tmp_path):
     assert f"| {m['train_seconds']:.0f} s |" in table  # the run is here: its train time is read from it
 
 
+
+def test_training_attack_reads_a_runs_cached_misreports_and_each_kept_best_is_at_least_its_start(tmp_path, capsys):
+    """experiments.training_attack on a tiny RegretNet run: every attack's row; a refinement that keeps the best
+    report is at least its start (per profile and bidder, so in the mean), and the best of the cached misreport
+    and random reports at least the cached one; fixed keys: a second call gives the same table; a folder that is
+    not a regret-trained run is refused with its reason."""
+    from experiments import training_attack
+
+    regretnet.main(["--setting", "additive_2x2", "--iterations", "10", "--log-every", "5", "--batch", "16",
+                    "--train-size", "64", "--hidden-units", "8", "--misreport-steps", "3", *TINY_ATTACK,
+                    "--no-plots", "--out", str(tmp_path / "rn")])  # fmt: skip
+    argv = [str(tmp_path / "rn"), "--candidates", "4", "32", "--batches", "2", "--out", str(tmp_path / "ta")]
+    result = training_attack.main(argv)
+    r = result["regret_mean"]
+    assert len(r) == 3 + 3 * 2 and result["iterations"] == 10 and result["batches"] == 2
+    assert r["cached + 3 steps, best kept"] >= r["cached"] - 1e-9
+    for c in (4, 32):
+        seeded = r[f"best of cached and {c} random"]
+        kept = r[f"best of cached and {c} random + 3 steps, best kept"]
+        assert seeded >= r["cached"] - 1e-9 and kept >= seeded - 1e-9
+    assert json.loads((tmp_path / "ta" / "metrics.json").read_text())["regret_mean"] == r
+    assert "| cached + 3 steps | " in (tmp_path / "ta" / "table.md").read_text()
+    assert training_attack.main(argv)["regret_mean"] == r
+    assert "best of cached and 32 random + 3 steps, best kept" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        training_attack.main([str(tmp_path / "ta")])
+    assert "no checkpoint there" in capsys.readouterr().err
+
 @pytest.mark.slow
 def test_regretformer_trained_on_a_mixture_is_audited_on_a_size_it_never_saw(tmp_path):
     from experiments import regretnet_table
@@ -221,10 +249,11 @@ def test_table_collects_finished_runs(tmp_path):
 
 
 @pytest.mark.slow
-def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path):
+def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path, capsys):
     """Two cells planned for 200 iterations: the first's share (1 ms) stops it after one chunk (100), the
-    second (what is left) finishes; both are audited and tabled. A second call resumes the first from its
-    checkpoint to 200 and skips the finished second (its metrics.json untouched); a third only writes the table.
+    second (what is left) finishes; both are audited and tabled. A call whose --flags differ from the first
+    cell's run is refused (its resume names the flag); a second call resumes the first from its checkpoint to
+    200 and skips the finished second (its metrics.json untouched); a third only writes the table.
     MyersonNet's cell takes its method's flags (4 restarts, the best audited), --flags after them."""
     from experiments import zoo
 
@@ -237,6 +266,10 @@ def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path):
     assert "100 of 200 (50.0%; --time-limit)" in table and "| quick: 200 profiles, grid+menu |" in table
     assert "| myersonnet (best of 4 restarts) |" in table and runs.finished_metrics(myerson)["seeds"] == 4
     stamp = (myerson / "metrics.json").stat().st_mtime_ns
+    other = [a.replace("--batch 32", "--batch 64") for a in argv]  # a resume refuses flags its run did not have
+    with pytest.raises(SystemExit):
+        zoo.main(other)
+    assert "batch: 64 (the run has 32)" in capsys.readouterr().err
     zoo.main(argv)
     assert runs.finished_metrics(rochet)["iterations"] == 200 and zoo.finished(rochet)
     assert (myerson / "metrics.json").stat().st_mtime_ns == stamp

@@ -600,15 +600,23 @@ def refine_misreports(
     params = jax.lax.stop_gradient(params)
     optimizer = optax.adam(step_size)
     batch = jax.vmap(deviation_utilities, (None, None, 0, 0, 0))
-    utility_and_grad = jax.value_and_grad(lambda r: (lambda u: (jnp.sum(u), u))(batch(mechanism, params, values, r,
-                                                                                      keys)), has_aux=True)
+    def utilities(reports: Array) -> Array:
+        return batch(mechanism, params, values, reports, keys)  # [D, n]
+
+    def total(reports: Array) -> tuple[Array, Array]:
+        u = utilities(reports)
+        return jnp.sum(u), u
+
+    utility_and_grad = jax.value_and_grad(total, has_aux=True)
 
     def step(carry, _):
         reports, opt_state, best, best_utility = carry
-        (_, utility), grad = utility_and_grad(reports)
         if keep_best:
+            (_, utility), grad = utility_and_grad(reports)
             wins = utility > best_utility
             best, best_utility = jnp.where(wins[..., None], reports, best), jnp.where(wins, utility, best_utility)
+        else:  # the reference's step, exactly as before the option existed
+            grad = jax.grad(lambda r: total(r)[0])(reports)
         updates, opt_state = optimizer.update(-grad, opt_state)
         return (jnp.clip(reports + updates * (high - low), low, high), opt_state, best, best_utility), None
 
@@ -617,7 +625,7 @@ def refine_misreports(
     (reports, _, best, best_utility), _ = jax.lax.scan(step, init, None, length=steps, unroll=unroll)
     if not keep_best:
         return reports
-    last = batch(mechanism, params, values, reports, keys)
+    last = utilities(reports)
     return jnp.where((last > best_utility)[..., None], reports, best)
 
 

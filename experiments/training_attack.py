@@ -53,7 +53,7 @@ class AttackArgs:
     batches: int = 2
     """training batches measured (the run's batch size each), spread over its training profiles"""
     out: Path | None = None
-    """write metrics.json into this folder"""
+    """write table.md, table.csv and metrics.json into this folder"""
 
 
 def run(argv: list[str] | None) -> dict:

@@ -600,6 +600,7 @@ def refine_misreports(
     params = jax.lax.stop_gradient(params)
     optimizer = optax.adam(step_size)
     batch = jax.vmap(deviation_utilities, (None, None, 0, 0, 0))
+
     def utilities(reports: Array) -> Array:
         return batch(mechanism, params, values, reports, keys)  # [D, n]
 

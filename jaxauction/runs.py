@@ -73,10 +73,14 @@ def load_regretnet_state(folder: str | Path, seed: int = 0, flag: str = "run") -
     """``(config, trainer, state)`` of seed ``seed`` of the ``experiments.regretnet`` run in ``folder``: its
     ``RegretNetConfig``, the shared trainer it builds, and the whole training state of its checkpoint (params,
     optimizer state, training profiles and their cached misreports, multipliers), as ``trainer.step`` takes it."""
+    folder = Path(folder)
+    return _regretnet_state(folder, _checked(folder, seed, "regretnet", flag), seed)
+
+
+def _regretnet_state(folder: Path, meta: dict[str, Any], seed: int) -> tuple[Any, Any, Any]:
+    """``load_regretnet_state`` from the run's checked header ``meta``."""
     from jaxauction.train.regretnet import RegretNetConfig, make_regretnet
 
-    folder = Path(folder)
-    meta = _checked(folder, seed, "regretnet", flag)
     config = cli.from_dict(RegretNetConfig, meta["config"]["train"])
     trainer = make_regretnet(config)
     state, _ = checkpoint.load(folder, _template(trainer.init, meta["run"]["seeds"]))
@@ -95,7 +99,7 @@ def load_rule(folder: str | Path, seed: int = 0, expect: str | None = None, flag
     experiment, seeds = meta["experiment"], meta["run"]["seeds"]
     pick = lambda tree: jax.tree.map(lambda x: x[seed], tree)  # noqa: E731
     if experiment == "regretnet":
-        config, trainer, state = load_regretnet_state(folder, seed, flag)
+        config, trainer, state = _regretnet_state(folder, meta, seed)
         s = config.the_setting
         return Rule(trainer.mechanism, state.params, s.prior, s.prior.init_params(s.n_bidders, s.n_items),
                     s.utility(), experiment, config, int(state.iteration))  # fmt: skip

@@ -252,9 +252,8 @@ class RegretNetConfig:
                                                       "rho_increment", "rho_every", "misreport_steps", "dual",
                                                       "clip_norm", "budget_decay")},
             **{name: getattr(self, name) for name in ("log_every", "train_size", "misreport_lr", "misreport_unroll",
-                                                      "misreport_candidates", "misreport_keep_best",
-                                                      "lambda_every", "budget_start",
-                                                      "budget_end", "budget_lr")},
+                                                      "misreport_candidates", "misreport_keep_best", "lambda_every",
+                                                      "budget_start", "budget_end", "budget_lr")},
         }  # fmt: skip
 
     def schedule(self) -> Schedule:

@@ -630,6 +630,18 @@ def affine_maximizer_revenue(values: np.ndarray, allocations, weights, boosts) -
     return ((without.max(axis=1) - chosen) / weights).sum(-1)
 
 
+def affine_maximizer_unused(values: np.ndarray, allocations, weights, boosts) -> np.ndarray:
+    """``[K]`` bool: the menu entries that no profile of ``values [P, n, m]`` chooses (the first entry of largest
+    affine welfare, by loops over profiles): what ``revive`` replaces."""
+    allocations, weights = np.asarray(allocations, np.float64), np.asarray(weights, np.float64)
+    unused = np.ones(len(boosts), bool)
+    for v in np.asarray(values, np.float64):
+        welfare = [sum(weights[i] * float(np.sum(a[i] * v[i])) for i in range(len(v))) + float(b)
+                   for a, b in zip(allocations, boosts, strict=True)]  # fmt: skip
+        unused[welfare.index(max(welfare))] = False
+    return unused
+
+
 # --- the networks shipped by dimonenka/optimaler (jaxauction.optimaler) -----------------------------------------
 # Their forward passes transcribed from the reference's PyTorch modules (core/nets, layers/), on its state dict's
 # own names, float64, one profile [n, m] at a time.

@@ -1,6 +1,7 @@
 """Affine maximizers: exact DSIC by grid deviations, IR and feasibility, the relaxation's gradients, training on
 the shared trainer, and the regret audit's zero."""
 
+import dataclasses
 import itertools
 
 import jax
@@ -144,7 +145,6 @@ def test_the_audit_enumerates_each_bidders_menu_and_catches_a_wrong_price():
     """3 bidders, 10 items: the audit enumerates every bidder's menu (no gradient search, no stronger attack,
     said in the report) and finds no gain; the same mechanism charging 10% above its pivot prices is caught
     (its truthful outcome is no longer the best entry of its bidder menu)."""
-    import dataclasses
 
     mechanism = ja.affine_maximizer(3, 10, menu_size=64, logit_scale=2.0)
     params = wide_params(mechanism, 7)
@@ -183,3 +183,86 @@ def test_value_low_starts_as_vcg_above_the_support_bottom(n, m, demand, low):
     assert not np.any(np.asarray(zero))
     with pytest.raises(ValueError, match="value_low"):
         ja.affine_maximizer(n, m, demand=demand, value_low=-1.0)
+
+
+@pytest.mark.parametrize(("n", "m", "demand"), [(3, 4, "additive"), (2, 3, "unit"), (2, 3, "combinatorial")])
+def test_revive_replaces_exactly_the_unused_entries_by_perturbed_copies_and_keeps_the_rule_dsic(n, m, demand):
+    """``revive``: the entries no profile chooses (the numpy reference, by loops) get a chosen entry's boost less
+    0.02 * value_scale and its logits plus standard normal noise; the chosen entries are untouched; the same key
+    gives the same params bit for bit, another key others; the revived rule's audit (each bidder's menu
+    enumerated) finds no gain. The deterministic menu has no ``revive``."""
+    mechanism = ja.affine_maximizer(n, m, menu_size=64, demand=demand, logit_scale=2.0, value_scale=2.0)
+    params = wide_params(mechanism, 11)
+    bids = jax.random.uniform(jax.random.key(4), (40, n, m))
+    allocations, weights, boosts = (np.asarray(x, np.float64) for x in ja.affine_maximizer_menu(params, n, demand))
+    unused = ref.affine_maximizer_unused(np.asarray(bids), allocations, weights, boosts)
+    assert 0 < unused.sum() < len(unused)
+    new = jax.jit(mechanism.revive)(params, bids, jax.random.key(5))
+    logits, new_logits = np.asarray(params["logits"]), np.asarray(new["logits"])
+    np.testing.assert_array_equal(new_logits[~unused], logits[~unused])
+    np.testing.assert_array_equal(np.asarray(new["boosts"])[~unused], boosts[~unused].astype(np.float32))
+    np.testing.assert_array_equal(np.asarray(new["log_weights"]), np.asarray(params["log_weights"]))
+    noise = []
+    for k in np.flatnonzero(unused):  # its source: the chosen entry whose boost it took, less 0.04
+        source = np.flatnonzero(~unused & np.isclose(boosts - 0.04, float(new["boosts"][k]), atol=1e-6))
+        assert len(source) == 1, f"entry {k} is no copy of one chosen entry"
+        noise.append(new_logits[k] - logits[source[0]])
+    assert abs(np.std(noise) - 1.0) < 0.1 and abs(np.mean(noise)) < 0.1
+    again = mechanism.revive(params, bids, jax.random.key(5))
+    assert jax.tree.all(jax.tree.map(lambda a, b: bool(np.array_equal(a, b)), again, new))
+    assert not np.array_equal(np.asarray(mechanism.revive(params, bids, jax.random.key(6))["logits"]), new_logits)
+    if demand == "additive":
+        protocol = Protocol(audit="quick", profiles=200, revenue_profiles=200)
+        assert evaluate(mechanism, new, ja.UniformPrior(0.0, 1.0), KEY, protocol).regret_max < 1e-5
+    assert ja.affine_maximizer(n, m, "deterministic", demand=demand).revive is None
+    with pytest.raises(ValueError, match="value_scale"):
+        ja.affine_maximizer(n, m, demand=demand, value_scale=0.0)
+
+
+def test_the_trainer_revives_at_multiples_of_revive_every_and_restarts_adam():
+    """``revive_every=200`` with steps of 100 iterations: the third step starts with a revival (Adam's step count
+    restarts: 100 after it, against 300 without), the first two do not; with 150, the steps from 200 (a multiple
+    in 101..200) and from 300 (one in 201..300) do. Bad configurations are refused, by name."""
+    config = RegretNetConfig(setting="additive_2x2", model="affine_maximizer", iterations=400, log_every=100,
+                             menu_size=64, batch=256, revive_every=200)  # fmt: skip
+    trainer, plain = make_regretnet(config), make_regretnet(dataclasses.replace(config, revive_every=0))
+    count = lambda state: int(state.opt_state[0].count)  # noqa: E731  optax's ScaleByAdamState
+    state, plain_state = trainer.init(KEY), plain.init(KEY)
+    for expected in (100, 200, 100):
+        state, _ = jax.jit(trainer.step)(state)
+        plain_state, _ = jax.jit(plain.step)(plain_state)
+        assert count(state) == expected
+    assert count(plain_state) == 300
+    odd = make_regretnet(dataclasses.replace(config, revive_every=150))  # due at the steps from 200 and 300
+    state = odd.init(KEY)
+    for expected in (100, 200, 100, 100):
+        state, _ = jax.jit(odd.step)(state)
+        assert count(state) == expected
+    with pytest.raises(ValueError, match="revive_every revives a learned lottery menu"):
+        RegretNetConfig(setting="additive_2x2", model="regretnet", revive_every=1000)
+    with pytest.raises(ValueError, match="revive_every revives a learned lottery menu"):
+        dataclasses.replace(config, ama_menu="deterministic")
+    with pytest.raises(ValueError, match="revive_every needs an exactly incentive-compatible mechanism"):
+        ja.train.lagrangian.make_lagrangian_trainer(ja.regretnet(2, 2), config.schedule())
+
+
+@pytest.mark.slow
+def test_revival_lifts_the_3x10_lottery_menu_above_item_wise_myerson():
+    """3 bidders, 10 uniform items, a menu of 1,000 lotteries at softness 100 for 1,000 iterations: reviving
+    unused entries every 500 earns more than item-wise Myerson's 5.3125 (theory: the best rule selling each
+    item on its own) by 10 standard errors, and more than the same run without revivals by 10 of them (revenue
+    by the numpy reference on 20,000 fresh profiles, the same for both; measured 5.452 against 5.217, s.e. 0.005)."""
+    config = RegretNetConfig(setting="additive_3x10", model="affine_maximizer", iterations=1000, log_every=500,
+                             softness=100.0, revive_every=500)  # fmt: skip
+    values = np.asarray(jax.random.uniform(jax.random.key(99), (20_000, 3, 10)), np.float64)
+    revenues = {}
+    for every in (500, 0):
+        trainer = make_regretnet(dataclasses.replace(config, revive_every=every))
+        state, step = trainer.init(KEY), jax.jit(trainer.step)
+        for _ in range(2):
+            state, _ = step(state)
+        menu = [np.asarray(x, np.float64) for x in ja.affine_maximizer_menu(state.params, 3)]
+        revenues[every] = ref.affine_maximizer_revenue(values, *menu)
+    se = max(r.std() for r in revenues.values()) / np.sqrt(len(values))
+    assert revenues[500].mean() > 5.3125 + 10 * se, revenues[500].mean()
+    assert revenues[500].mean() > revenues[0].mean() + 10 * se, (revenues[500].mean(), revenues[0].mean())

@@ -47,6 +47,10 @@ class Mechanism:
     # Exactly dominant-strategy incentive compatible for every params (RochetNet, affine maximizers): the shared
     # trainer (``train.lagrangian``) trains its revenue alone, with no regret terms.
     incentive_compatible: bool = False
+    # Learned menus (the lottery affine maximizer): ``(params, bids [B, n, m], key) -> params`` with the menu
+    # entries that no profile of ``bids`` chooses replaced by perturbed copies of chosen ones; the shared trainer
+    # calls it every ``Schedule.revive_every`` iterations. It must keep the mechanism's guarantees.
+    revive: Callable[[Params, Array, PRNGKey], Params] | None = None
 
 
 def checked(mechanism: Mechanism) -> Mechanism:

@@ -40,6 +40,14 @@ The regret-trained loss has two duals, chosen by ``schedule.dual``:
   its step; here the step's own regret moves it for the next iteration (one
   iteration later, no second forward pass).
 
+``revive_every``: an exactly incentive-compatible mechanism with a learned menu
+(``mechanism.revive``: the lottery affine maximizer) has the entries that no
+profile of ``4 * batch`` fresh ones chooses replaced by perturbed copies of
+chosen ones at the start of the first step at or after each multiple of it (a
+step is ``log_every`` iterations, so every logged step ends ``log_every``
+updates after any revival), and Adam's moments and step count restart (0:
+never).
+
 ``clip_norm``: clip the gradient's global norm before Adam (RegretFormer's
 reference clips at 1); ``None``: no clipping.
 """
@@ -99,6 +107,8 @@ class Schedule:
     """iterations over which the budget target decays from budget_start to budget_end"""
     budget_lr: float = 0.5
     clip_norm: float | None = None
+    revive_every: int = 0
+    """iterations between revivals of a learned menu's unused entries, at step starts (0: never)"""
 
     def __post_init__(self) -> None:
         for name in ("batch", "log_every", "train_size", "misreport_unroll", "lambda_every", "rho_every",
@@ -106,6 +116,7 @@ class Schedule:
             check_positive_int(getattr(self, name), name)
         check_positive_int(self.misreport_steps, "misreport_steps", minimum=0)
         check_positive_int(self.misreport_candidates, "misreport_candidates", minimum=0)
+        check_positive_int(self.revive_every, "revive_every", minimum=0)
         check_choice(self.dual, DUALS, "dual")
         for name in ("learning_rate", "misreport_lr", "budget_start", "budget_end", "budget_lr"):
             check_finite(getattr(self, name), name, positive=True)
@@ -178,6 +189,9 @@ def make_lagrangian_trainer(
         if exact or any(mk.incentive_compatible for mk in mixture) or len(shapes) > 1:
             raise ValueError("a mixture of sizes needs regret-trained mechanisms with the same params (one "
                              f"size-independent network); got {[mk.name for mk in mechanisms]}")  # fmt: skip
+    if schedule.revive_every and (not exact or mechanism.revive is None):
+        raise ValueError(f"revive_every needs an exactly incentive-compatible mechanism with a learned menu to revive "
+                         f"(the lottery affine maximizer); {mechanism.name!r} has none")  # fmt: skip
     if not exact and schedule.train_size < schedule.batch:
         raise ValueError(f"train_size ({schedule.train_size}) must be at least the batch ({schedule.batch})")
     n = mechanism.n_bidders
@@ -287,7 +301,20 @@ def make_lagrangian_trainer(
         log = LagrangianLog(revenues[0], jnp.mean(regrets[0]), result.loss, jnp.mean(unpack(state.lambdas)[0]), logged)
         return new, log
 
+    def revive(state: LagrangianState) -> LagrangianState:
+        """The revival due at the start of this step, if one is (computed every step and selected: under a
+        ``vmap`` over seeds the iteration is batched, and a ``cond`` would run both branches anyway)."""
+        k_values, k_menu = jax.random.split(jax.random.fold_in(state.key, 1))  # the iterations split state.key
+        params = mechanism.revive(state.params, draw(jax.random.split(k_values, 4 * batch)), k_menu)
+        t, every = state.iteration, schedule.revive_every
+        due = (t > 0) & (t // every > (t - schedule.log_every) // every)  # a multiple of it in (t - log_every, t]
+        pick = lambda new, old: jax.tree.map(lambda a, b: jnp.where(due, a, b), new, old)  # noqa: E731
+        return state._replace(params=pick(params, state.params), opt_state=pick(optimizer.init(params),
+                                                                                 state.opt_state))  # fmt: skip
+
     def step(state: LagrangianState) -> tuple[LagrangianState, LagrangianLog]:
+        if schedule.revive_every:
+            state = revive(state)
         iteration = revenue_iteration if exact else regret_iteration
         state, logs = jax.lax.scan(iteration, state, None, length=schedule.log_every)
         return state, jax.tree.map(lambda x: jnp.mean(x, axis=0), logs)

@@ -163,6 +163,9 @@ class RegretNetConfig:
     softness: float = 1_000.0
     """rochetnet, affine_maximizer, myersonnet: inverse temperature of the training softmax, per unit of the
     support's top value"""
+    revive_every: int = 0
+    """affine_maximizer (lottery menu): iterations between revivals of the menu's unused entries (perturbed copies
+    of chosen ones replace them, at the start of the first step at or after each multiple; 0: never)"""
 
     def __post_init__(self) -> None:
         s = setting(self.setting)
@@ -204,6 +207,9 @@ class RegretNetConfig:
         if self.model in REGRET_TRAINED and self.train_size < self.resolved("batch"):
             raise ValueError(f"train_size ({self.train_size}) must be at least the batch ({self.resolved('batch')})")
         check_finite(self.softness, "softness", positive=True)
+        if self.revive_every and (self.model != "affine_maximizer" or self.ama_menu != "lottery"):
+            raise ValueError(f"revive_every revives a learned lottery menu (model affine_maximizer, ama_menu "
+                             f"lottery), not {self.model} with ama_menu {self.ama_menu}")  # fmt: skip
         if self.dual is not None and self.model not in REGRET_TRAINED:
             raise ValueError(f"dual applies to the regret-trained models {REGRET_TRAINED}, not {self.model}")
         Schedule(prior=s.prior, **self._schedule_fields())  # the trainer's own checks, before anything runs
@@ -253,7 +259,8 @@ class RegretNetConfig:
                                                       "clip_norm", "budget_decay")},
             **{name: getattr(self, name) for name in ("log_every", "train_size", "misreport_lr", "misreport_unroll",
                                                       "misreport_candidates", "misreport_keep_best", "lambda_every",
-                                                      "budget_start", "budget_end", "budget_lr")},
+                                                      "budget_start", "budget_end", "budget_lr",
+                                                      "revive_every")},
         }  # fmt: skip
 
     def schedule(self) -> Schedule:
@@ -301,7 +308,8 @@ def _rochetnet_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], O
 def _affine_maximizer(config: RegretNetConfig) -> Mechanism:
     s = config.the_setting
     low = default_support(s.prior, s.n_bidders, s.n_items)[0]
-    return affine_maximizer(s.n_bidders, s.n_items, config.ama_menu, config.menu_size, s.demand, value_low=low)
+    return affine_maximizer(s.n_bidders, s.n_items, config.ama_menu, config.menu_size, s.demand, value_low=low,
+                            value_scale=top_value(s.prior, s.n_bidders, s.n_items))  # fmt: skip
 
 
 def _affine_maximizer_surrogate(config: RegretNetConfig) -> Callable[[Params, Array], Outcome]:

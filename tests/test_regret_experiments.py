@@ -276,6 +276,19 @@ def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path, c
     assert "100 of 200" not in zoo.main(argv) and (tmp_path / "z.csv").exists()
 
 
+def test_every_zoo_cell_parses_with_its_methods_flags():
+    """Each default cell's setting, model and method flags make a valid configuration (refusals happen before
+    anything runs, not a lease later); the affine maximizer's cells revive their menus every 500 iterations."""
+    from experiments import regretnet, zoo
+    from jaxauction import cli
+
+    for cell in zoo.CELLS:
+        model, name = cell.split(":")
+        config, _ = cli.parse(regretnet.Config, ["--setting", name, "--model", model, *zoo.METHOD_FLAGS.get(model, ())],
+                              experiment="regretnet")  # fmt: skip
+        assert config.train.revive_every == (500 if model == "affine_maximizer" else 0)
+
+
 def test_table_says_how_far_through_its_plan_and_the_reference_schedule_a_row_got():
     from experiments.regretnet_table import iterations
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxauction import cli, io
 from jaxauction._checks import check_choice, check_positive_int
-from jaxauction.driver import Session
+from jaxauction.driver import RunError, Session
 from jaxauction.regret import Protocol, check_words, evaluate, sampled_revenue
 from jaxauction.train.regretnet import REGRET_TRAINED, RegretNetConfig, RegretNetLog, make_regretnet
 
@@ -134,6 +134,13 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
 
     def seed_params(s: int) -> Any:
         return jax.tree.map(lambda x: x[s], result.state.params)
+
+    diverged = [s for s in range(spec.seeds) if not all(bool(jnp.all(jnp.isfinite(x)))
+                                                         for x in jax.tree.leaves(seed_params(s)))]  # fmt: skip
+    if diverged:  # nothing to audit: say so, not a NaN table
+        raise RunError(f"training diverged: seed(s) {diverged} of the run in {session.out} have non-finite params "
+                       f"after {(result.done_before + result.steps_run) * train.log_every} iterations (its "
+                       "rounds.csv shows where the logged revenue left the feasible range); nothing was audited")
 
     audited, selection = list(range(spec.seeds)), {}
     if config.select == "best":

@@ -2,6 +2,8 @@
 
 import json
 
+import jax
+import jax.numpy as jnp
 import pytest
 
 from experiments import deep_mechanism_optimization as dmo_experiment
@@ -277,16 +279,17 @@ def test_zoo_fills_its_table_over_calls_and_resumes_unfinished_cells(tmp_path, c
 
 
 def test_every_zoo_cell_parses_with_its_methods_flags():
-    """Each default cell's setting, model and method flags make a valid configuration (refusals happen before
-    anything runs, not a lease later); the affine maximizer's cells revive their menus every 500 iterations."""
+    """Each default cell's setting, model, method and cell flags make a valid configuration (refusals happen before
+    anything runs, not a lease later); the affine maximizer's 3x10 cell alone revives its menu, at softness 100."""
     from experiments import regretnet, zoo
     from jaxauction import cli
 
     for cell in zoo.CELLS:
         model, name = cell.split(":")
-        config, _ = cli.parse(regretnet.Config, ["--setting", name, "--model", model, *zoo.METHOD_FLAGS.get(model, ())],
-                              experiment="regretnet")  # fmt: skip
-        assert config.train.revive_every == (500 if model == "affine_maximizer" else 0)
+        flags = [*zoo.METHOD_FLAGS.get(model, ()), *zoo.CELL_FLAGS.get(cell, ())]
+        config, _ = cli.parse(regretnet.Config, ["--setting", name, "--model", model, *flags], experiment="regretnet")
+        revived = cell == "affine_maximizer:additive_3x10"
+        assert (config.train.revive_every, config.train.softness) == ((500, 100.0) if revived else (0, 1000.0))
 
 
 def test_table_says_how_far_through_its_plan_and_the_reference_schedule_a_row_got():
@@ -317,3 +320,27 @@ def test_zoo_refuses_bad_cells_and_budgets_before_anything_runs(argv, message, t
     with pytest.raises(SystemExit):
         zoo.main(["--runs", str(tmp_path / "zoo"), *argv])
     assert message in capsys.readouterr().err and not (tmp_path / "zoo").exists()
+
+
+def test_a_diverged_run_is_refused_by_name_before_any_audit(tmp_path, capsys, monkeypatch):
+    """Training that leaves the params non-finite (here a step that multiplies them by NaN) ends in an error that
+    says so, names the seed and the iteration, and writes no metrics, instead of a table of NaN."""
+    real = regretnet.make_regretnet
+
+    def poisoned(config):
+        trainer = real(config)
+
+        def step(state):
+            state, log = trainer.step(state)
+            return state._replace(params=jax.tree.map(lambda x: x * jnp.nan, state.params)), log
+
+        return trainer._replace(step=step)
+
+    monkeypatch.setattr(regretnet, "make_regretnet", poisoned)
+    with pytest.raises(SystemExit):
+        regretnet.main(["--setting", "additive_1x2", "--model", "rochetnet", "--iterations", "20", "--log-every",
+                        "10", "--menu-size", "8", "--batch", "16", "--out", str(tmp_path / "run"), "--no-progress",
+                        "--no-plots"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "training diverged: seed(s) [0]" in err and "after 20 iterations" in err
+    assert not (tmp_path / "run" / "metrics.json").exists()

@@ -135,9 +135,10 @@ def run(argv: list[str] | None) -> dict[str, Any] | None:
     def seed_params(s: int) -> Any:
         return jax.tree.map(lambda x: x[s], result.state.params)
 
-    diverged = [s for s in range(spec.seeds) if not all(bool(jnp.all(jnp.isfinite(x)))
-                                                         for x in jax.tree.leaves(seed_params(s)))]  # fmt: skip
-    if diverged:  # nothing to audit: say so, not a NaN table
+    finite = np.all([np.isfinite(np.asarray(x)).reshape(spec.seeds, -1).all(axis=1)
+                     for x in jax.tree.leaves(result.state.params)], axis=0)  # [seeds]  # fmt: skip
+    if not finite.all():  # nothing to audit: say so, not a NaN table
+        diverged = np.flatnonzero(~finite).tolist()
         raise RunError(f"training diverged: seed(s) {diverged} of the run in {session.out} have non-finite params "
                        f"after {(result.done_before + result.steps_run) * train.log_every} iterations (its "
                        "rounds.csv shows where the logged revenue left the feasible range); nothing was audited")

@@ -105,7 +105,7 @@ def train_cell(args: ZooArgs, model: str, name: str, mixture: tuple[str, ...], s
     """One call of the cell's run: a new one, or its checkpoint resumed, stopped after ``seconds`` of training."""
     path = folder(args, model, name, mixture)
     # the method's and the user's flags also on a resume, where the run refuses any that differ from its own
-    common = [*METHOD_FLAGS.get(model, ()), *CELL_FLAGS.get(f"{model}:{name}", ()), *shlex.split(args.flags),
+    common = [*METHOD_FLAGS.get(model, ()), *CELL_FLAGS.get(label(model, name, mixture), ()), *shlex.split(args.flags),
               "--time-limit", f"{seconds:.3g}",
               "--no-progress", "--no-plots"]  # fmt: skip
     if checkpoint.exists(path):

@@ -285,8 +285,8 @@ def test_every_zoo_cell_parses_with_its_methods_flags():
     from jaxauction import cli
 
     for cell in zoo.CELLS:
-        model, name = cell.split(":")
-        flags = [*zoo.METHOD_FLAGS.get(model, ()), *zoo.CELL_FLAGS.get(cell, ())]
+        model, name, mixture = zoo.parse_cell(cell)
+        flags = [*zoo.METHOD_FLAGS.get(model, ()), *zoo.CELL_FLAGS.get(zoo.label(model, name, mixture), ())]
         config, _ = cli.parse(regretnet.Config, ["--setting", name, "--model", model, *flags], experiment="regretnet")
         revived = cell == "affine_maximizer:additive_3x10"
         assert (config.train.revive_every, config.train.softness) == ((500, 100.0) if revived else (0, 1000.0))

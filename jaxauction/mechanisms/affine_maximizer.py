@@ -198,7 +198,7 @@ def affine_maximizer(
         """``params`` with every entry that no profile of ``bids [B, n, m]`` chooses replaced by a perturbed
         copy of a chosen one (module docstring)."""
         allocations, weights, boosts = affine_maximizer_menu(params, n, demand)
-        totals = jnp.einsum("knm,bnm->bk", allocations * weights[:, None], bids) + boosts
+        totals = jax.vmap(lambda b: _welfare(allocations, weights, boosts, b)[0])(bids)  # [B, K]
         counts = jnp.zeros((size,), jnp.float32).at[jnp.argmax(totals, axis=1)].add(1.0)
         k_source, k_noise = jax.random.split(key)
         source = jax.random.categorical(k_source, jnp.log(counts), shape=(size,))  # log 0: never drawn

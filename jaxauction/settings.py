@@ -37,9 +37,12 @@ result (a target, not a truth). Values are independent across bidders
   (Pavlov);
 * ``additive_1x2_416_47``: 1 bidder, additive, v1 ~ U[4,16], v2 ~ U[4,7];
   optimum 9.777778 exact;
-* ``additive_2x2``, ``_2x3``, ``_2x5``, ``_3x10``, ``_5x10``: n bidders, m
-  items, additive U[0,1]; optimum unknown: item-wise Myerson and the best
-  simple mechanisms (lower bounds), published RegretNet (targets);
+* ``additive_2x2``, ``_2x3``, ``_2x5``, ``_3x10``, ``_4x5``, ``_5x10``: n
+  bidders, m items, additive U[0,1]; optimum unknown: item-wise Myerson and
+  the best simple mechanisms (lower bounds), published RegretNet (targets).
+  ``additive_4x5`` is this project's own (no published figure): with
+  ``additive_2x5`` it brackets 3 bidders, so a size-free network trained on
+  a mixture of sizes sees bidder counts on both sides of ``additive_3x10``'s;
 * ``ca_2x2_sym``, ``ca_2x2_asym``: 2 bidders, 2 items and their bundle
   (RegretNet's combinatorial settings, ``demand="combinatorial"``, values
   ``[n, 3]``: item 1, item 2, the bundle ``v_1 + v_2 + C``, ``C`` uniform on
@@ -221,6 +224,7 @@ SETTINGS: dict[str, Setting] = {
         _additive(2, 3, 1.2500, (("bundle with reserve", 1.2778),), None),
         _additive(2, 5, 2.0833, (("bundle with reserve", 2.1884),), None, 2.28),
         _additive(3, 10, 5.3125, (), 5.541, 5.59, 6.121),
+        _additive(4, 5, 3.0625, (("second price", 3.0),), None),
         _additive(5, 10, 6.7188, (), 6.778),
         _combinatorial("ca_2x2_sym", ComplementsPrior(1.0, 2.0), 2.7512, 2.7766, 2.871),
         _combinatorial("ca_2x2_asym", ComplementsPrior((1.0, 1.0), (2.0, 5.0)), 4.2080, 3.7468, 4.270),

@@ -19,7 +19,7 @@ def test_single_item_optimum_is_myerson(name, optimum):
 
 
 def test_every_setting_builds_its_prior():
-    assert len(SETTINGS) == 19
+    assert len(SETTINGS) == 20
     for s in SETTINGS.values():
         params = s.prior.init_params(s.n_bidders, s.n_items)
         low, high = s.prior.support(params)
@@ -154,3 +154,19 @@ def test_bundle_baselines_are_myersons_auction_of_the_grand_bundle(name, label):
     assert dict(s.baselines)[label] == pytest.approx(revenue.max(), abs=6e-5)
     if n == 1:  # the posted price the label names
         assert float(x[revenue.argmax()]) == pytest.approx(3.92916, abs=2e-4)  # the revenue is flat at its top
+
+
+@pytest.mark.parametrize("name", ["additive_2x2", "additive_2x3", "additive_2x5", "additive_3x10", "additive_4x5",
+                                  "additive_5x10"])  # fmt: skip
+def test_itemwise_myerson_is_m_single_item_optima(name):
+    """Item-wise Myerson sells each item alone by second price with reserve 1/2: m E[max(0, max_i 2 v_i - 1)], with
+    E[max(0, max_i 2 v_i - 1)] = int_{1/2}^1 (2x - 1) n x^(n-1) dx on a 200,001-point grid (trapezoid rule): the
+    setting's figure to its 4 decimals. ``additive_4x5``'s second price is 5 (n-1)/(n+1) = 3 exactly."""
+    s = setting(name)
+    n, m = s.n_bidders, s.n_items
+    x = np.linspace(0.5, 1.0, 200_001)
+    integrand = (2 * x - 1) * n * x ** (n - 1)
+    per_item = float(np.sum((integrand[1:] + integrand[:-1]) / 2 * np.diff(x)))
+    assert dict(s.baselines)["item-wise Myerson"] == pytest.approx(m * per_item, abs=6e-5)
+    if name == "additive_4x5":
+        assert dict(s.baselines)["second price"] == pytest.approx(m * (n - 1) / (n + 1), abs=1e-12)

@@ -79,7 +79,7 @@ class RegretNetConfig:
     setting: str = "additive_2x2"
     """the setting (jaxauction.settings): single2, single3, single5, seed3, single3_exp, single3_irregular,
     single5_asym, additive_1x2, unit_1x2, unit_1x2_23, additive_1x2_416_47, additive_2x2, additive_2x3,
-    additive_2x5, additive_3x10, additive_5x10"""
+    additive_2x5, additive_3x10, additive_4x5, additive_5x10, ca_2x2_sym, ca_2x2_asym"""
     model: Literal["regretnet", "equivariantnet", "regretformer", "rochetnet", "affine_maximizer", "myersonnet"] = (
         "regretnet"
     )
